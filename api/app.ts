@@ -1,0 +1,65 @@
+// buildApp(deps): the fastify application, assembled from what the composition root hands in.
+// It never listens and never connects; the caller owns every resource.
+import type { Queue } from 'bullmq';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
+import type { Config } from '../contract/config.ts';
+import type { EngineName } from '../contract/profile.ts';
+import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
+import type { AgentStore } from '../guard/identity/agent-store.ts';
+import type { TokenService } from '../guard/identity/tokens.ts';
+import type { ExecutionEvents } from '../store/execution-events.ts';
+import type { ExecutionStore } from '../store/execution-store.ts';
+import type { ProfileSet } from '../store/profiles.ts';
+import { installAuth } from './auth.ts';
+import { installErrorHandling } from './error-handler.ts';
+import { registerOpenApi } from './openapi.ts';
+import { registerQueueDashboard } from './queue-dashboard.ts';
+import { registerQueueMetrics } from './queue-metrics.ts';
+import { agentRoutes } from './routes/agents.ts';
+import { executionRoutes } from './routes/executions.ts';
+import { type ReadinessChecks, serviceRoutes } from './routes/service.ts';
+
+export interface ApiDeps {
+  config: Config;
+  logger: FastifyBaseLogger;
+  redis: Redis;
+  queues: ReadonlyMap<EngineName, Queue>;
+  store: ExecutionStore;
+  events: ExecutionEvents;
+  agents: AgentStore;
+  tokens: TokenService;
+  admin: AdminTokenCheck;
+  profiles: ProfileSet;
+  registry: Registry;
+  readiness: ReadinessChecks;
+  availableEngines: () => ReadonlySet<string>;
+}
+
+export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: deps.config.SANDGATE_BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app);
+  installAuth(app, deps);
+  await registerOpenApi(app);
+
+  const queues = [...deps.queues.values()];
+  registerQueueMetrics(deps.registry, queues);
+  await app.register(serviceRoutes, deps);
+  await app.register(agentRoutes, deps);
+  await app.register(executionRoutes, {
+    ...deps,
+    redisPrefix: deps.config.SANDGATE_PREFIX,
+    waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
+  });
+  await registerQueueDashboard(app, queues);
+  return app;
+}

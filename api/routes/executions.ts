@@ -1,0 +1,178 @@
+// POST/GET/DELETE /v1/executions: admit a run (authenticated, validated, authorized, within the
+// profile's ceiling), queue it, and optionally wait for its end.
+import type { Queue } from 'bullmq';
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import {
+  Execution,
+  ExecutionAccepted,
+  ExecutionId,
+  type ExecutionJob,
+  ExecutionQuery,
+  ExecutionRequest,
+  isFinal,
+} from '../../contract/execution.ts';
+import type { Principal } from '../../contract/principal.ts';
+import type { EngineName, Profile } from '../../contract/profile.ts';
+import { assertProfileAllowed } from '../../guard/policy/profile-grants.ts';
+import { publishCancel } from '../../store/cancel-channel.ts';
+import type { ExecutionEvents } from '../../store/execution-events.ts';
+import type { ExecutionStore } from '../../store/execution-store.ts';
+import type { ProfileSet } from '../../store/profiles.ts';
+import type { Redis } from 'ioredis';
+
+export interface ExecutionRouteDeps {
+  profiles: ProfileSet;
+  queues: ReadonlyMap<EngineName, Queue>;
+  store: ExecutionStore;
+  events: ExecutionEvents;
+  redis: Redis;
+  redisPrefix: string;
+  waitGraceMs: number;
+}
+
+const IdParams = z.strictObject({ id: ExecutionId });
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 503: ErrorBody };
+
+/** The profile is the ceiling: a request may lower a limit, never raise it. */
+function limitsFor(req: ExecutionRequest, profile: Profile): ExecutionJob['limits'] {
+  const { timeoutMs, memoryMb, outputBytes, codeBytes } = profile.limits;
+  const check = (name: string, asked: number | undefined, ceiling: number, unit: string) => {
+    if (asked !== undefined && asked > ceiling) {
+      throw new SandgateError('limit_exceeds_profile', `${name} ${asked} is above the ceiling of profile "${profile.name}": at most ${ceiling} ${unit}`);
+    }
+  };
+  check('timeoutMs', req.timeoutMs, timeoutMs, 'ms');
+  check('memoryMb', req.memoryMb, memoryMb, 'MB');
+  const size = Buffer.byteLength(req.code);
+  if (size > codeBytes) {
+    throw new SandgateError('code_too_large', `code is ${size} bytes; profile "${profile.name}" accepts at most ${codeBytes}`);
+  }
+  return { timeoutMs: req.timeoutMs ?? timeoutMs, memoryMb: req.memoryMb ?? memoryMb, outputBytes };
+}
+
+function taskIdFor(principal: Principal, asked: string | undefined): string | null {
+  if (principal.role !== 'agent' || !principal.taskId) return asked ?? null;
+  if (asked && asked !== principal.taskId) {
+    throw new SandgateError('forbidden', `this token is bound to task ${principal.taskId}`);
+  }
+  return principal.taskId;
+}
+
+export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async (app, deps) => {
+  const { profiles, queues, store, events } = deps;
+
+  /** Agents see only their own executions; anything else is "not found", so ids leak nothing. */
+  const loadOwned = async (principal: Principal, id: string) => {
+    const record = await store.get(id);
+    if (!record || (principal.role === 'agent' && record.agentId !== principal.agentId)) {
+      throw new SandgateError('not_found', `no execution ${id}`);
+    }
+    const { starts: _starts, ...execution } = record;
+    return execution;
+  };
+
+  app.post(
+    '/v1/executions',
+    {
+      config: { roles: ['agent'] },
+      schema: {
+        summary: 'Run code in a sandbox profile',
+        tags: ['executions'],
+        body: ExecutionRequest,
+        querystring: ExecutionQuery,
+        response: { 200: Execution, 202: ExecutionAccepted, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = request.principal!;
+      const body = request.body;
+      const profile = profiles.get(body.profile);
+      if (!profile) throw new SandgateError('unknown_profile', `no profile "${body.profile}"; GET /v1/profiles lists them`);
+      assertProfileAllowed(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile.name);
+      if (body.language && body.language !== profile.language) {
+        throw new SandgateError('language_mismatch', `profile "${profile.name}" runs ${profile.language}, not ${body.language}`);
+      }
+      if (profile.engine === 'isolate' && (body.files?.length || body.stdin)) {
+        throw new SandgateError('unsupported_input', `profile "${profile.name}" has no filesystem or stdin: send code only`);
+      }
+      const limits = limitsFor(body, profile);
+      const taskId = taskIdFor(principal, body.taskId);
+      const queue = queues.get(profile.engine);
+      if (!queue) throw new SandgateError('engine_unavailable', `engine "${profile.engine}" is not served here`);
+
+      const id = `ex_${randomBytes(15).toString('base64url')}`;
+      const job: ExecutionJob = {
+        id,
+        agentId: request.agent!.id,
+        profile: profile.name,
+        language: profile.language,
+        code: body.code,
+        stdin: body.stdin ?? '',
+        files: body.files ?? [],
+        limits,
+      };
+      await store.create({
+        id,
+        profile: profile.name,
+        language: profile.language,
+        agentId: job.agentId,
+        taskId,
+        createdAt: new Date().toISOString(),
+      });
+      // Subscribe before enqueueing, so a run that ends at once is not missed.
+      const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
+      try {
+        await queue.add('run', job, { jobId: id });
+      } catch (e) {
+        waiter?.cancel();
+        await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the queue refused the job' } }).catch(() => {});
+        throw e;
+      }
+      if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
+
+      request.raw.once('close', () => waiter.cancel());
+      await waiter.done;
+      const execution = await loadOwned(principal, id);
+      if (!isFinal(execution.status)) return reply.code(202).send({ id, status: execution.status });
+      return reply.code(200).send(execution);
+    },
+  );
+
+  app.get(
+    '/v1/executions/:id',
+    {
+      config: { roles: ['agent', 'admin'] },
+      schema: { summary: 'Read an execution', tags: ['executions'], params: IdParams, response: { 200: Execution, ...errors } },
+    },
+    async (request) => loadOwned(request.principal!, request.params.id),
+  );
+
+  app.delete(
+    '/v1/executions/:id',
+    {
+      config: { roles: ['agent', 'admin'] },
+      schema: {
+        summary: 'Cancel a queued or running execution',
+        tags: ['executions'],
+        params: IdParams,
+        response: { 200: Execution, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const before = await loadOwned(request.principal!, id);
+      const outcome = await store.cancel(id, { code: 'cancelled', message: `cancelled by ${request.principal!.role}` });
+      if (outcome !== 'done') {
+        throw new SandgateError('invalid_state', `execution ${id} has already ended (${(await store.get(id))?.status ?? before.status})`);
+      }
+      // Take it off the queue if still waiting; if a runner holds it, tell the runner to stop.
+      const engine = profiles.get(before.profile)?.engine;
+      await (engine && queues.get(engine))?.remove(id).catch(() => 0);
+      await publishCancel(deps.redis, deps.redisPrefix, id);
+      return loadOwned(request.principal!, id);
+    },
+  );
+};

@@ -1,0 +1,90 @@
+// Liveness, readiness, metrics and the profile catalogue.
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { Registry } from 'prom-client';
+import { ErrorBody, errorBody } from '../../contract/errors.ts';
+import { ProfileView } from '../../contract/profile.ts';
+import type { ProfileSet } from '../../store/profiles.ts';
+
+export type ReadinessChecks = Readonly<Record<string, () => Promise<void>>>;
+
+export interface ServiceRouteDeps {
+  registry: Registry;
+  profiles: ProfileSet;
+  readiness: ReadinessChecks;
+  /** Engines that can run here; profiles of other engines are listed as unavailable. */
+  availableEngines: () => ReadonlySet<string>;
+}
+
+const Readiness = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
+
+const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
+  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+
+export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app, deps) => {
+  app.get(
+    '/healthz',
+    { schema: { summary: 'The process is up', tags: ['service'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    async () => ({ status: 'ok' as const }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        summary: 'Redis and every engine a loaded profile needs answer',
+        tags: ['service'],
+        response: { 200: Readiness, 503: Readiness },
+      },
+    },
+    async (_request, reply) => {
+      const entries = await Promise.all(
+        Object.entries(deps.readiness).map(async ([name, check]) => {
+          try {
+            await withTimeout(check(), 2000);
+            return [name, 'ok'] as const;
+          } catch (e) {
+            return [name, (e as Error).message || 'failed'] as const;
+          }
+        }),
+      );
+      const checks = Object.fromEntries(entries);
+      const ok = entries.every(([, v]) => v === 'ok');
+      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks });
+    },
+  );
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['service'] } }, async (_request, reply) => {
+    try {
+      const text = await deps.registry.metrics();
+      return reply.type(deps.registry.contentType).send(text);
+    } catch (e) {
+      return reply.code(503).send(errorBody('dependency_unavailable', `metrics could not be collected: ${(e as Error).message}`));
+    }
+  });
+
+  app.get(
+    '/v1/profiles',
+    {
+      config: { roles: ['agent', 'admin', 'approver', 'auditor'] },
+      schema: {
+        summary: 'Sandbox profiles and their ceilings',
+        tags: ['service'],
+        response: { 200: z.object({ profiles: z.array(ProfileView) }), 401: ErrorBody },
+      },
+    },
+    async () => {
+      const available = deps.availableEngines();
+      return {
+        profiles: [...deps.profiles.values()].map((p) => ({
+          name: p.name,
+          description: p.description,
+          engine: p.engine,
+          language: p.language,
+          limits: p.limits,
+          available: available.has(p.engine),
+        })),
+      };
+    },
+  );
+};

@@ -1,0 +1,142 @@
+// The composition root: the one place that connects to Redis, loads profiles and keys, and wires
+// the API and/or the runner together. `bin/sandgate.ts` calls it; so do the integration tests.
+import { Queue } from 'bullmq';
+import type { FastifyInstance } from 'fastify';
+import { Redis, type RedisOptions } from 'ioredis';
+import pino, { type Logger } from 'pino';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { buildApp } from '../api/app.ts';
+import type { Config } from '../contract/config.ts';
+import type { EngineName } from '../contract/profile.ts';
+import { executionQueueName } from '../contract/queues.ts';
+import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
+import { createAgentStore } from '../guard/identity/agent-store.ts';
+import { loadKeyRing } from '../guard/identity/signing-keys.ts';
+import { createTokenService } from '../guard/identity/tokens.ts';
+import type { Engine } from '../runner/engines/engine.ts';
+import { createIsolateEngine } from '../runner/engines/isolate/isolate-engine.ts';
+import { createRunMetrics } from '../runner/run-metrics.ts';
+import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
+import { createExecutionEvents } from '../store/execution-events.ts';
+import { createExecutionStore } from '../store/execution-store.ts';
+import { loadProfiles } from '../store/profiles.ts';
+
+export type Mode = 'all' | 'api' | 'runner';
+
+export interface Sandgate {
+  app: FastifyInstance | undefined;
+  runner: RunnerHandle | undefined;
+  registry: Registry;
+  adminToken: string;
+  /** Graceful: stop taking requests and jobs, let in-flight runs finish (or cancel them), disconnect. */
+  close(): Promise<void>;
+}
+
+export interface ComposeOptions {
+  config: Config;
+  mode: Mode;
+  logger?: Logger;
+  /** Process-wide default metrics (event loop, memory): on for the real service, off in tests. */
+  defaultMetrics?: boolean;
+}
+
+async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, connectionName: name, ...extra });
+  redis.on('error', () => {}); // reported through failing commands and /readyz, not as crashes
+  await redis.connect();
+  return redis;
+}
+
+function makeEngines(logger: Logger): Partial<Record<EngineName, Engine>> {
+  return {
+    isolate: createIsolateEngine({
+      onCatastrophicError: (message) => {
+        logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
+        process.abort();
+      },
+    }),
+  };
+}
+
+export async function composeSandgate({ config, mode, logger, defaultMetrics = false }: ComposeOptions): Promise<Sandgate> {
+  const log = logger ?? pino({ level: config.SANDGATE_LOG_LEVEL, name: 'sandgate' });
+  const profiles = await loadProfiles(config.SANDGATE_PROFILES_DIR);
+  const registry = new Registry();
+  if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'sandgate_' });
+
+  // Requests fail fast (503) rather than queue up while Redis is away.
+  const redis = await connect(config.REDIS_URL, 'sandgate-cmd', { maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  const prefix = config.SANDGATE_PREFIX;
+  const store = createExecutionStore(redis, prefix, config.SANDGATE_RECORD_TTL_S);
+  const neededEngines = new Set([...profiles.values()].map((p) => p.engine));
+  const closers: Array<() => Promise<unknown>> = [];
+
+  let runner: RunnerHandle | undefined;
+  let engines: Partial<Record<EngineName, Engine>> = {};
+  if (mode !== 'api') {
+    engines = makeEngines(log);
+    runner = await buildWorker({
+      config,
+      connection: await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null }),
+      subscriber: await connect(config.REDIS_URL, 'sandgate-cancel-sub'),
+      store,
+      profiles,
+      engines,
+      metrics: createRunMetrics(registry),
+      logger: log.child({ part: 'runner' }),
+    });
+  }
+
+  let app: FastifyInstance | undefined;
+  let adminToken = '';
+  if (mode !== 'runner') {
+    adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
+    const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
+    const queues = new Map<EngineName, Queue>(
+      [...neededEngines].map((e) => [e, new Queue(executionQueueName(e), { connection: redis, prefix })]),
+    );
+    const events = await createExecutionEvents(await connect(config.REDIS_URL, 'sandgate-events-sub'), store.doneChannel);
+    const readiness: Record<string, () => Promise<void>> = {
+      redis: async () => {
+        await redis.ping();
+      },
+    };
+    for (const [name, queue] of queues) {
+      const local = engines[name];
+      readiness[`engine:${name}`] = local
+        ? () => local.check()
+        : async () => {
+            if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
+          };
+    }
+    app = await buildApp({
+      config,
+      logger: log,
+      redis,
+      queues,
+      store,
+      events,
+      agents: createAgentStore(redis, prefix),
+      tokens: createTokenService(keys),
+      admin: adminTokenCheck(adminToken),
+      profiles,
+      registry,
+      readiness,
+      availableEngines: () => (mode === 'all' ? new Set(Object.keys(engines)) : neededEngines),
+    });
+    closers.push(() => events.close(), ...[...queues.values()].map((q) => () => q.close()));
+  }
+
+  return {
+    app,
+    runner,
+    registry,
+    adminToken,
+    async close() {
+      await app?.close();
+      await runner?.close();
+      for (const c of closers) await c().catch(() => {});
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

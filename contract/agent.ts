@@ -1,0 +1,72 @@
+// Agents, their grants and their short-lived tokens.
+import { z } from 'zod';
+import { ProfileName } from './profile.ts';
+import { TaskId } from './execution.ts';
+
+const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'letters, digits, space . _ - (at most 64)');
+const NameList = z.array(z.string().min(1).max(253)).max(256);
+
+export const Grants = z
+  .strictObject({
+    profiles: z.array(ProfileName).max(64).default([]),
+    tools: NameList.default([]),
+    destinations: NameList.default([]),
+  })
+  .meta({ id: 'Grants' });
+export type Grants = z.infer<typeof Grants>;
+
+export const AgentLimits = z
+  .strictObject({
+    runsPerMinute: z.number().int().positive().max(100_000).default(60),
+    toolCallsPerMinute: z.number().int().positive().max(100_000).default(60),
+    spendPerDay: z.number().positive().max(1e9).default(10),
+  })
+  .meta({ id: 'AgentLimits' });
+export type AgentLimits = z.infer<typeof AgentLimits>;
+
+export const CreateAgentRequest = z
+  .strictObject({
+    name: Name,
+    grants: Grants,
+    limits: AgentLimits.optional(),
+  })
+  .meta({ id: 'CreateAgentRequest' });
+
+export const Agent = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    grants: Grants,
+    limits: AgentLimits,
+    createdAt: z.string(),
+    revokedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Agent' });
+export type Agent = z.infer<typeof Agent>;
+
+export const MAX_TOKEN_TTL_S = 3600;
+export const DEFAULT_TOKEN_TTL_S = 900;
+
+/** Scopes narrow a token below the agent's grants; a scope naming anything not granted is refused. */
+export const Scopes = z
+  .strictObject({
+    profiles: z.array(ProfileName).max(64).optional(),
+    tools: NameList.optional(),
+    destinations: NameList.optional(),
+  })
+  .meta({ id: 'Scopes' });
+export type Scopes = z.infer<typeof Scopes>;
+
+export const CreateTokenRequest = z
+  .strictObject({
+    ttlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_S).default(DEFAULT_TOKEN_TTL_S),
+    scopes: Scopes.optional(),
+    taskId: TaskId.optional(),
+  })
+  .meta({ id: 'CreateTokenRequest' });
+
+export const TokenResponse = z
+  .object({ token: z.string(), expiresAt: z.string() })
+  .meta({ id: 'TokenResponse' });
+
+export const AgentId = z.string().regex(/^ag_[A-Za-z0-9_-]{10,64}$/, 'an agent id (ag_…)');

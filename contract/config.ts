@@ -1,0 +1,50 @@
+// Configuration, parsed once from the environment at the composition root, frozen, passed in.
+import { z } from 'zod';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+export const ConfigSchema = z.object({
+  PORT: port.default(8080),
+  HOST: z.string().min(1).default('127.0.0.1'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  SANDGATE_ADMIN_TOKEN: z.string().min(24, 'SANDGATE_ADMIN_TOKEN must be at least 24 characters').optional(),
+  SANDGATE_DATA_DIR: z.string().min(1).default('./data'),
+  SANDGATE_PREFIX: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'SANDGATE_PREFIX: lowercase letters, digits, _ and - only')
+    .default('sandgate'),
+  SANDGATE_PROFILES_DIR: z.string().min(1).default('./sandbox-profiles'),
+  SANDGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Largest request body accepted, bytes (code + stdin + files). */
+  SANDGATE_BODY_LIMIT: positiveInt.default(1024 * 1024),
+  /** How long `?wait=true` holds the request beyond the run's own timeout before answering 202. */
+  SANDGATE_WAIT_GRACE_MS: positiveInt.default(30_000),
+  /** Parallel runs per runner process and engine. */
+  SANDGATE_ISOLATE_CONCURRENCY: positiveInt.default(8),
+  /** BullMQ lock: a runner that stops renewing it for this long is considered crashed. */
+  SANDGATE_LOCK_MS: positiveInt.default(30_000),
+  /** How often runners look for jobs whose runner crashed. */
+  SANDGATE_STALLED_CHECK_MS: positiveInt.default(30_000),
+  /** SIGTERM: in-flight runs get this long to finish before they are cancelled. */
+  SANDGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
+  /** How long execution records stay readable after they finish. */
+  SANDGATE_RECORD_TTL_S: positiveInt.default(7 * 24 * 3600),
+  /** Runner-only processes serve /metrics here (0 = off). */
+  SANDGATE_RUNNER_METRICS_PORT: port.default(9464),
+});
+
+export type Config = Readonly<z.infer<typeof ConfigSchema>>;
+
+/** Parses the environment; throws one message listing every bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = ConfigSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(parsed.data);
+}

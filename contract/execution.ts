@@ -1,0 +1,136 @@
+// Executions: the request an agent sends, the job a runner takes, the record it reads back.
+import { z } from 'zod';
+import { Language, ProfileName } from './profile.ts';
+
+export const ExecutionStatus = z.enum([
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'timed_out',
+  'memory_exceeded',
+  'cancelled',
+  'rejected',
+]);
+export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
+export const FINAL_STATUSES: readonly ExecutionStatus[] = [
+  'succeeded',
+  'failed',
+  'timed_out',
+  'memory_exceeded',
+  'cancelled',
+  'rejected',
+];
+export const isFinal = (s: ExecutionStatus): boolean => FINAL_STATUSES.includes(s);
+
+export const ExecutionId = z.string().regex(/^ex_[A-Za-z0-9_-]{10,64}$/, 'an execution id (ex_…)');
+export const TaskId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a task id');
+
+export const InputFile = z.strictObject({
+  path: z.string().min(1).max(255),
+  content: z.string(),
+  encoding: z.enum(['utf8', 'base64']).default('utf8'),
+});
+
+export const ExecutionRequest = z
+  .strictObject({
+    profile: ProfileName,
+    code: z.string().min(1, 'code must not be empty'),
+    language: Language.optional(),
+    stdin: z.string().optional(),
+    files: z.array(InputFile).max(64).optional(),
+    timeoutMs: z.number().int().positive().optional().describe('lower than the profile ceiling, never higher'),
+    memoryMb: z.number().int().positive().optional().describe('lower than the profile ceiling, never higher'),
+    taskId: TaskId.optional(),
+    reasoning: z.string().max(8000).optional().describe('why the agent runs this; kept for the audit trail'),
+  })
+  .meta({ id: 'ExecutionRequest' });
+export type ExecutionRequest = z.infer<typeof ExecutionRequest>;
+
+export const ExecutionQuery = z.strictObject({
+  wait: z
+    .enum(['true', 'false', '1', '0'])
+    .optional()
+    .transform((v) => v === 'true' || v === '1'),
+});
+
+export const RunLimits = z.strictObject({
+  timeoutMs: z.number().int().positive(),
+  memoryMb: z.number().int().positive(),
+  outputBytes: z.number().int().positive(),
+});
+export type RunLimits = z.infer<typeof RunLimits>;
+
+/** What travels on the queue: everything a runner needs, nothing it must look up. */
+export const ExecutionJob = z.strictObject({
+  id: ExecutionId,
+  agentId: z.string(),
+  profile: ProfileName,
+  language: Language,
+  code: z.string(),
+  stdin: z.string().default(''),
+  files: z.array(InputFile).default([]),
+  limits: RunLimits,
+});
+export type ExecutionJob = z.infer<typeof ExecutionJob>;
+
+export const Usage = z
+  .strictObject({
+    cpuMs: z.number().min(0),
+    wallMs: z.number().min(0),
+    memoryBytes: z.number().int().min(0),
+    cost: z.number().min(0),
+  })
+  .meta({ id: 'Usage' });
+export type Usage = z.infer<typeof Usage>;
+
+export const OutputFile = z.strictObject({
+  path: z.string(),
+  content: z.string(),
+  encoding: z.enum(['utf8', 'base64']),
+});
+
+export const RunError = z.strictObject({ code: z.string(), message: z.string() });
+export type RunError = z.infer<typeof RunError>;
+
+/** What an engine hands back: a failure of user code is a status here, not an exception. */
+export const EngineResult = z.strictObject({
+  status: z.enum(['succeeded', 'failed', 'timed_out', 'memory_exceeded', 'cancelled']),
+  exitCode: z.number().int().nullable(),
+  stdout: z.string(),
+  stderr: z.string(),
+  result: z.unknown().optional(),
+  files: z.array(OutputFile).optional(),
+  truncated: z.boolean(),
+  usage: Usage.omit({ cost: true }),
+  error: RunError.optional(),
+});
+export type EngineResult = z.infer<typeof EngineResult>;
+
+export const Execution = z
+  .object({
+    id: ExecutionId,
+    status: ExecutionStatus,
+    profile: ProfileName,
+    language: Language,
+    agentId: z.string(),
+    taskId: z.string().nullable(),
+    exitCode: z.number().int().nullable(),
+    stdout: z.string(),
+    stderr: z.string(),
+    result: z.unknown().optional().describe('the completion value (js profile), JSON'),
+    files: z.array(OutputFile).optional(),
+    truncated: z.boolean().describe('true when output passed the profile cap and was cut'),
+    usage: Usage,
+    error: RunError.optional(),
+    auditId: z.string().nullable(),
+    createdAt: z.string(),
+    startedAt: z.string().nullable(),
+    finishedAt: z.string().nullable(),
+  })
+  .meta({ id: 'Execution' });
+export type Execution = z.infer<typeof Execution>;
+
+export const ExecutionAccepted = z
+  .object({ id: ExecutionId, status: ExecutionStatus })
+  .meta({ id: 'ExecutionAccepted' });

@@ -1,0 +1,4 @@
+// Queue names are part of the contract: API processes add, runner processes take.
+import type { EngineName } from './profile.ts';
+
+export const executionQueueName = (engine: EngineName): string => `executions-${engine}`;

@@ -1,0 +1,95 @@
+// Agent tokens: EdDSA JWTs, short-lived, bound to one agent and optionally narrowed by scopes
+// and a task. Verification pins the algorithm, issuer, audience and maximum lifetime.
+import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { randomBytes } from 'node:crypto';
+import { MAX_TOKEN_TTL_S, Scopes } from '../../contract/agent.ts';
+import { SandgateError } from '../../contract/errors.ts';
+import type { KeyRing } from './signing-keys.ts';
+
+const ISSUER = 'sandgate';
+const AUDIENCE = 'sandgate-api';
+
+export interface TokenClaims {
+  agentId: string;
+  tokenId: string;
+  scopes: Scopes | undefined;
+  taskId: string | undefined;
+  expiresAt: Date;
+}
+
+export interface MintOptions {
+  ttlSeconds: number;
+  scopes?: Scopes | undefined;
+  taskId?: string | undefined;
+}
+
+export interface TokenService {
+  mint(agentId: string, opts: MintOptions): Promise<{ token: string; expiresAt: string; tokenId: string }>;
+  verify(token: string): Promise<TokenClaims>;
+}
+
+export function createTokenService(keys: KeyRing, now: () => number = Date.now): TokenService {
+  return {
+    async mint(agentId, { ttlSeconds, scopes, taskId }) {
+      if (ttlSeconds > MAX_TOKEN_TTL_S) throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
+      const iat = Math.floor(now() / 1000);
+      const exp = iat + ttlSeconds;
+      const tokenId = `tk_${randomBytes(12).toString('base64url')}`;
+      const claims: JWTPayload = {};
+      if (scopes) claims.scp = scopes;
+      if (taskId) claims.task = taskId;
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid, typ: 'JWT' })
+        .setIssuer(ISSUER)
+        .setAudience(AUDIENCE)
+        .setSubject(agentId)
+        .setJti(tokenId)
+        .setIssuedAt(iat)
+        .setNotBefore(iat)
+        .setExpirationTime(exp)
+        .sign(keys.active.privateKey);
+      return { token, expiresAt: new Date(exp * 1000).toISOString(), tokenId };
+    },
+
+    async verify(token) {
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(
+          token,
+          (header) => {
+            const key = header.kid ? keys.byKid(header.kid) : undefined;
+            if (!key) throw new errors.JWKSNoMatchingKey();
+            return key.publicKey;
+          },
+          {
+            algorithms: ['EdDSA'],
+            issuer: ISSUER,
+            audience: AUDIENCE,
+            maxTokenAge: MAX_TOKEN_TTL_S,
+            requiredClaims: ['exp', 'iat', 'nbf', 'sub', 'jti'],
+            currentDate: new Date(now()),
+          },
+        ));
+      } catch (e) {
+        if (e instanceof errors.JWTExpired) throw new SandgateError('token_expired', 'the token has expired: mint a new one');
+        throw new SandgateError('unauthorized', 'the bearer token is not valid');
+      }
+      // A token whose own lifetime exceeds the maximum was not minted here.
+      if ((payload.exp as number) - (payload.iat as number) > MAX_TOKEN_TTL_S) {
+        throw new SandgateError('unauthorized', 'the bearer token is not valid');
+      }
+      const scopes = payload.scp === undefined ? undefined : Scopes.safeParse(payload.scp);
+      if (scopes && !scopes.success) throw new SandgateError('unauthorized', 'the bearer token is not valid');
+      if (payload.task !== undefined && typeof payload.task !== 'string') {
+        throw new SandgateError('unauthorized', 'the bearer token is not valid');
+      }
+      return {
+        agentId: payload.sub as string,
+        tokenId: payload.jti as string,
+        scopes: scopes?.data,
+        taskId: payload.task as string | undefined,
+        expiresAt: new Date((payload.exp as number) * 1000),
+      };
+    },
+  };
+}

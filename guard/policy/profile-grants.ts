@@ -1,0 +1,32 @@
+// Which profiles a principal may run: the agent's grants, narrowed by the token's scopes.
+// Fail closed: nothing listed means nothing allowed.
+import type { Agent, Scopes } from '../../contract/agent.ts';
+import { SandgateError } from '../../contract/errors.ts';
+
+export function allowedProfiles(agent: Agent, scopes: Scopes | undefined): Set<string> {
+  const granted = new Set(agent.grants.profiles);
+  if (!scopes?.profiles) return granted;
+  return new Set(scopes.profiles.filter((p) => granted.has(p)));
+}
+
+export function assertProfileAllowed(agent: Agent, scopes: Scopes | undefined, profile: string): void {
+  if (!allowedProfiles(agent, scopes).has(profile)) {
+    throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile}"`);
+  }
+}
+
+/** A scope may only name what the agent was granted. */
+export function assertScopesWithinGrants(agent: Agent, scopes: Scopes | undefined): void {
+  if (!scopes) return;
+  const pairs = [
+    ['profiles', scopes.profiles, agent.grants.profiles],
+    ['tools', scopes.tools, agent.grants.tools],
+    ['destinations', scopes.destinations, agent.grants.destinations],
+  ] as const;
+  for (const [kind, asked, granted] of pairs) {
+    const extra = (asked ?? []).filter((x) => !granted.includes(x));
+    if (extra.length) {
+      throw new SandgateError('scope_exceeds_grants', `scopes.${kind} names what the agent is not granted: ${extra.join(', ')}`);
+    }
+  }
+}

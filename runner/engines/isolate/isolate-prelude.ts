@@ -1,0 +1,43 @@
+// Code that runs inside the isolate before and after the user's script. Kept as plain strings so
+// the host never hands the isolate a host object.
+
+/**
+ * $0 is a synchronous host callback (fd, line) → boolean ("keep writing"). The console formats
+ * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
+ */
+export const CONSOLE_SHIM = `
+const write = $0;
+let open = true;
+const fmt = (v) => {
+  if (typeof v === 'string') return v;
+  try {
+    if (v instanceof Error) return v.stack || String(v);
+    const s = JSON.stringify(v);
+    return s === undefined ? String(v) : s;
+  } catch {
+    try { return String(v); } catch { return '[unprintable]'; }
+  }
+};
+const make = (fd) => (...args) => {
+  if (!open) return;
+  open = write(fd, args.map(fmt).join(' ') + '\\n');
+};
+Object.defineProperty(globalThis, 'console', {
+  value: Object.freeze({ log: make(1), info: make(1), debug: make(1), error: make(2), warn: make(2) }),
+  writable: false,
+  configurable: false,
+  enumerable: false,
+});
+`;
+
+/** $0 is the completion value. Returns its JSON text, undefined for undefined, null when it has none. */
+export const RESULT_TO_JSON = `
+const v = $0;
+if (v === undefined) return undefined;
+try {
+  const s = JSON.stringify(v);
+  return s === undefined ? null : s;
+} catch {
+  return null;
+}
+`;

@@ -1,0 +1,155 @@
+// The runner: the only BullMQ Worker. One worker per engine queue takes jobs, moves the record
+// queued → running (exactly once: a job handed out again after a crash finds it running and is
+// failed instead of run twice), runs the engine, prices the usage and writes the final record.
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../contract/config.ts';
+import { type EngineResult, ExecutionJob } from '../contract/execution.ts';
+import type { EngineName, Profile } from '../contract/profile.ts';
+import { executionQueueName } from '../contract/queues.ts';
+import { subscribeCancels } from '../store/cancel-channel.ts';
+import type { ExecutionStore } from '../store/execution-store.ts';
+import type { ProfileSet } from '../store/profiles.ts';
+import type { Engine } from './engines/engine.ts';
+import type { RunMetrics } from './run-metrics.ts';
+
+export interface WorkerDeps {
+  config: Config;
+  /** For BullMQ (needs maxRetriesPerRequest: null); the worker duplicates it for blocking reads. */
+  connection: Redis;
+  /** A connection this worker may put into subscriber mode. */
+  subscriber: Redis;
+  store: ExecutionStore;
+  profiles: ProfileSet;
+  engines: Partial<Record<EngineName, Engine>>;
+  metrics: RunMetrics;
+  logger: Logger;
+}
+
+export interface RunnerHandle {
+  /** Stops taking work; in-flight runs get the grace period, then are cancelled. */
+  close(graceMs?: number): Promise<void>;
+  inFlight(): number;
+}
+
+const RUNNER_LOST = {
+  code: 'runner_lost',
+  message: 'the runner executing this run stopped before it finished; it is not retried, so the code never runs twice',
+};
+
+export function priceOf(profile: Profile, cpuMs: number): number {
+  return Math.round((profile.price.perRun + (cpuMs / 1000) * profile.price.perCpuSecond) * 1e9) / 1e9;
+}
+
+export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
+  const { config, store, profiles, metrics, logger } = deps;
+  const inFlight = new Map<string, AbortController>();
+
+  await subscribeCancels(deps.subscriber, config.SANDGATE_PREFIX, (id) => {
+    inFlight.get(id)?.abort(new Error('cancelled'));
+  });
+
+  const process = async (job: Job): Promise<void> => {
+    const parsed = ExecutionJob.safeParse(job.data);
+    if (!parsed.success) {
+      logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed job');
+      await store.finish(String(job.id), 'failed', { error: { code: 'malformed_job', message: 'the queued job did not match the contract' } });
+      return;
+    }
+    const data = parsed.data;
+    const profile = profiles.get(data.profile);
+    const engine = profile && deps.engines[profile.engine];
+    if (!profile || !engine) {
+      await store.finish(data.id, 'failed', {
+        error: { code: 'engine_unavailable', message: `this runner cannot run profile "${data.profile}"` },
+      });
+      return;
+    }
+    if (!(await store.markRunning(data.id))) {
+      // Cancelled while queued (nothing to do), or started before by a runner that died.
+      await store.finish(data.id, 'failed', { error: RUNNER_LOST });
+      return;
+    }
+    const controller = new AbortController();
+    inFlight.set(data.id, controller);
+    let result: EngineResult;
+    try {
+      result = await engine.run(data, profile, controller.signal);
+    } catch (e) {
+      logger.error({ err: e, id: data.id }, 'engine fault');
+      result = {
+        status: 'failed',
+        exitCode: null,
+        stdout: '',
+        stderr: '',
+        truncated: false,
+        usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+        error: { code: 'engine_fault', message: 'the engine failed to run this job; see the runner log' },
+      };
+    } finally {
+      inFlight.delete(data.id);
+    }
+    if (result.status === 'cancelled' && controller.signal.reason instanceof Error && controller.signal.reason.message === 'shutdown') {
+      result.error = { code: 'runner_shutdown', message: 'the runner shut down before the run finished' };
+    }
+    const usage = { ...result.usage, cost: priceOf(profile, result.usage.cpuMs) };
+    const { status, exitCode, stdout, stderr, truncated } = result;
+    await store.finish(data.id, status, {
+      exitCode,
+      stdout,
+      stderr,
+      truncated,
+      usage,
+      ...(result.result !== undefined && { result: result.result }),
+      ...(result.files && { files: result.files }),
+      ...(result.error && { error: result.error }),
+    });
+    metrics.observe(profile.name, status, usage.wallMs, usage.cpuMs);
+  };
+
+  const concurrency: Record<EngineName, number> = { isolate: config.SANDGATE_ISOLATE_CONCURRENCY };
+  const workers = (Object.keys(deps.engines) as EngineName[]).map((engineName) => {
+    const worker = new Worker(executionQueueName(engineName), process, {
+      connection: deps.connection,
+      prefix: config.SANDGATE_PREFIX,
+      concurrency: concurrency[engineName],
+      // A run must never start twice: a job whose runner died is failed, not retried.
+      maxStalledCount: 0,
+      lockDuration: config.SANDGATE_LOCK_MS,
+      stalledInterval: config.SANDGATE_STALLED_CHECK_MS,
+      autorun: true,
+    });
+    worker.on('failed', (job, err) => {
+      if (!job) return;
+      logger.warn({ id: job.id, reason: err.message }, 'job failed in the queue');
+      // The queue gave up on the job (its runner crashed): the record must not stay "running".
+      store.finish(String(job.id), 'failed', { error: RUNNER_LOST }).catch((e) => logger.error({ err: e }, 'could not settle'));
+    });
+    worker.on('error', (err) => logger.error({ err }, `worker ${engineName} error`));
+    return worker;
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+
+  return {
+    inFlight: () => inFlight.size,
+    async close(graceMs = config.SANDGATE_SHUTDOWN_GRACE_MS) {
+      const closing = Promise.all(workers.map((w) => w.close()));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        closing.then(() => false),
+        new Promise<boolean>((r) => {
+          timer = setTimeout(() => r(true), graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        logger.warn({ inFlight: inFlight.size }, 'grace period over: cancelling in-flight runs');
+        for (const c of inFlight.values()) c.abort(new Error('shutdown'));
+        await closing;
+      }
+      deps.subscriber.disconnect();
+      await Promise.all(Object.values(deps.engines).map((e) => e?.close()));
+    },
+  };
+}

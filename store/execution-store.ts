@@ -1,0 +1,126 @@
+// Execution records in Redis, shared by API and runners. Every status change is one Lua script
+// that checks the current status first, so a cancel racing a finish, or a crashed runner's job
+// handed out again, can never move a record twice or run its code twice.
+import type { Redis } from 'ioredis';
+import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
+
+export interface ExecutionMeta {
+  id: string;
+  profile: string;
+  language: Execution['language'];
+  agentId: string;
+  taskId: string | null;
+  createdAt: string;
+}
+
+/** The part of a record a runner writes when the run ends. */
+export type ExecutionOutcome = Pick<
+  Execution,
+  'exitCode' | 'stdout' | 'stderr' | 'result' | 'files' | 'truncated' | 'usage' | 'error'
+>;
+
+const TRANSITION = `
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return -1 end
+local nfrom = tonumber(ARGV[3])
+for i = 4, 3 + nfrom do
+  if ARGV[i] == cur then
+    redis.call('HSET', KEYS[1], 'status', ARGV[1])
+    for j = 4 + nfrom, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
+    if ARGV[1] == 'running' then redis.call('HINCRBY', KEYS[1], 'starts', 1) end
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+    if ARGV[1] ~= 'running' and ARGV[1] ~= 'queued' then
+      redis.call('PUBLISH', KEYS[2], redis.call('HGET', KEYS[1], 'id') .. ' ' .. ARGV[1])
+    end
+    return 1
+  end
+end
+return 0
+`;
+
+export type TransitionResult = 'done' | 'refused' | 'missing';
+
+export interface ExecutionStore {
+  readonly doneChannel: string;
+  create(meta: ExecutionMeta): Promise<void>;
+  get(id: string): Promise<(Execution & { starts: number }) | undefined>;
+  /** queued → running. False when the record is no longer queued (cancelled, or started before). */
+  markRunning(id: string): Promise<boolean>;
+  /** queued|running → a final status, with the run's outcome. */
+  finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>): Promise<TransitionResult>;
+  /** queued|running → cancelled. */
+  cancel(id: string, reason: RunError): Promise<TransitionResult>;
+}
+
+const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
+
+export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
+  const key = (id: string) => `${prefix}:exec:${id}`;
+  const doneChannel = `${prefix}:exec-done`;
+  const finalFrom = ['queued', 'running'];
+
+  const transition = async (
+    id: string,
+    to: ExecutionStatus,
+    from: readonly string[],
+    fields: Record<string, string>,
+  ): Promise<TransitionResult> => {
+    const args = [to, String(ttlSeconds), String(from.length), ...from, ...Object.entries(fields).flat()];
+    const r = (await redis.eval(TRANSITION, 2, key(id), doneChannel, ...args)) as number;
+    return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
+  };
+
+  return {
+    doneChannel,
+
+    async create(meta) {
+      await redis
+        .multi()
+        .hset(key(meta.id), { id: meta.id, status: 'queued', meta: JSON.stringify(meta), starts: 0 })
+        .expire(key(meta.id), ttlSeconds)
+        .exec();
+    },
+
+    async get(id) {
+      const h = await redis.hgetall(key(id));
+      if (!h.meta || !h.status) return undefined;
+      const meta = JSON.parse(h.meta) as ExecutionMeta;
+      const outcome = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
+      return {
+        ...meta,
+        status: h.status as ExecutionStatus,
+        exitCode: outcome.exitCode ?? null,
+        stdout: outcome.stdout ?? '',
+        stderr: outcome.stderr ?? '',
+        ...(outcome.result !== undefined && { result: outcome.result }),
+        ...(outcome.files !== undefined && { files: outcome.files }),
+        truncated: outcome.truncated ?? false,
+        usage: outcome.usage ?? EMPTY_USAGE,
+        ...(outcome.error !== undefined && { error: outcome.error }),
+        auditId: h.auditId ?? null,
+        startedAt: h.startedAt ?? null,
+        finishedAt: h.finishedAt ?? null,
+        starts: Number(h.starts ?? 0),
+      };
+    },
+
+    async markRunning(id) {
+      return (await transition(id, 'running', ['queued'], { startedAt: new Date().toISOString() })) === 'done';
+    },
+
+    finish(id, status, outcome) {
+      if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
+      return transition(id, status, finalFrom, {
+        outcome: JSON.stringify(outcome),
+        finishedAt: new Date().toISOString(),
+      });
+    },
+
+    cancel(id, reason) {
+      return transition(id, 'cancelled', finalFrom, {
+        outcome: JSON.stringify({ error: reason }),
+        finishedAt: new Date().toISOString(),
+      });
+    },
+  };
+}
