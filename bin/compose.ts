@@ -40,6 +40,17 @@ export interface ComposeOptions {
   defaultMetrics?: boolean;
 }
 
+/** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
+function throttledErrorLog(log: Logger, source: string): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < 10_000) return;
+    last = now;
+    log.error({ err: err.message, source }, 'connection error');
+  };
+}
+
 async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<Redis> {
   const redis = new Redis(url, { lazyConnect: true, connectionName: name, ...extra });
   redis.on('error', () => {}); // reported through failing commands and /readyz, not as crashes
@@ -93,7 +104,11 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
     adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
     const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
     const queues = new Map<EngineName, Queue>(
-      [...neededEngines].map((e) => [e, new Queue(executionQueueName(e), { connection: redis, prefix })]),
+      [...neededEngines].map((e) => {
+        const queue = new Queue(executionQueueName(e), { connection: redis, prefix });
+        queue.on('error', throttledErrorLog(log, `queue:${e}`));
+        return [e, queue];
+      }),
     );
     const events = await createExecutionEvents(await connect(config.REDIS_URL, 'sandgate-events-sub'), store.doneChannel);
     const readiness: Record<string, () => Promise<void>> = {

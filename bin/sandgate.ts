@@ -48,6 +48,12 @@ const stop = async (signal: string) => {
   stopping = true;
   logger.info({ signal }, 'shutting down: finishing in-flight runs');
   metricsServer?.close();
+  // Bounded: a dependency that is down (Redis) must not keep the process from exiting.
+  const hardStop = setTimeout(() => {
+    logger.error('shutdown did not complete in time; exiting');
+    process.exit(1);
+  }, config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
+  hardStop.unref();
   await sandgate.close();
   logger.info('stopped');
   process.exit(0);

@@ -126,7 +126,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       // The queue gave up on the job (its runner crashed): the record must not stay "running".
       store.finish(String(job.id), 'failed', { error: RUNNER_LOST }).catch((e) => logger.error({ err: e }, 'could not settle'));
     });
-    worker.on('error', (err) => logger.error({ err }, `worker ${engineName} error`));
+    let lastError = 0; // a Redis outage repeats the same error per reconnect: log it every 10 s
+    worker.on('error', (err) => {
+      if (Date.now() - lastError < 10_000) return;
+      lastError = Date.now();
+      logger.error({ err: err.message }, `worker ${engineName} error`);
+    });
     return worker;
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));

@@ -11,7 +11,7 @@ import ivm from 'isolated-vm';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { Engine } from '../engine.ts';
 import { OutputCollector } from '../output-collector.ts';
-import { CONSOLE_SHIM, RESULT_TO_JSON } from './isolate-prelude.ts';
+import { PRELUDE, RESULT_TO_JSON } from './isolate-prelude.ts';
 
 export interface IsolateEngineOptions {
   /** Called when V8 loses control of an isolate; the process must not go on serving. */
@@ -58,20 +58,20 @@ async function runInIsolate(
   let ending: Ending | undefined;
   let cpuNs = 0n;
   let memoryBytes = 0;
-  const sample = () => {
+  // Heap statistics need the isolate's lock, which a busy script holds: read them only when the
+  // isolate is idle, never from the watchdog (that would block until the script yields).
+  const sampleHeap = () => {
     if (isolate.isDisposed) return;
-    try {
-      cpuNs = isolate.cpuTime;
-      const heap = isolate.getHeapStatisticsSync();
-      memoryBytes = Math.max(memoryBytes, heap.total_heap_size + heap.externally_allocated_size);
-    } catch {
-      // the isolate went away between the check and the read; keep the last sample
-    }
+    const heap = isolate.getHeapStatisticsSync();
+    memoryBytes = Math.max(memoryBytes, heap.total_heap_size + heap.externally_allocated_size);
+  };
+  const sampleCpu = () => {
+    if (!isolate.isDisposed) cpuNs = isolate.cpuTime;
   };
   const end = (why: Ending) => {
     if (ending || isolate.isDisposed) return;
     ending = why;
-    sample();
+    sampleCpu();
     isolate.dispose();
   };
   const watchdog = setTimeout(() => end('timed_out'), timeoutMs);
@@ -97,9 +97,10 @@ async function runInIsolate(
 
   try {
     const context = await isolate.createContext();
-    await context.evalClosure(CONSOLE_SHIM, [new ivm.Callback((fd: 1 | 2, line: string) => out.write(fd, line))], {
+    await context.evalClosure(PRELUDE, [new ivm.Callback((fd: 1 | 2, line: string) => out.write(fd, line))], {
       timeout: 1000,
     });
+    sampleHeap();
 
     let script: ivm.Script;
     try {
@@ -118,7 +119,8 @@ async function runInIsolate(
       timeout: remaining(),
       result: { copy: true },
     })) as string | undefined | null;
-    sample();
+    sampleCpu();
+    sampleHeap();
 
     let result: unknown;
     if (typeof json === 'string') {
@@ -133,7 +135,10 @@ async function runInIsolate(
     }
     return finish({ status: 'succeeded', exitCode: 0, ...(result !== undefined && { result }) });
   } catch (e) {
-    if (!ending && !isolate.isDisposed) sample();
+    if (!ending && !isolate.isDisposed) {
+      sampleCpu(); // the script has stopped (exception or its own timeout): the isolate is idle
+      sampleHeap();
+    }
     if (ending === 'cancelled') {
       return finish({ status: 'cancelled', exitCode: null, error: { code: 'cancelled', message: 'the run was cancelled' } });
     }
@@ -145,7 +150,8 @@ async function runInIsolate(
         error: { code: 'timed_out', message: `the run passed its ${timeoutMs} ms wall-clock limit` },
       });
     }
-    if (isolate.isDisposed || /memory limit/i.test(message)) {
+    // V8 refuses a large ArrayBuffer under the limit with a RangeError: that too is the memory cap.
+    if (isolate.isDisposed || /memory limit|Array buffer allocation failed/i.test(message)) {
       return finish({
         status: 'memory_exceeded',
         exitCode: null,

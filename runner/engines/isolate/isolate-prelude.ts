@@ -4,8 +4,11 @@
 /**
  * $0 is a synchronous host callback (fd, line) → boolean ("keep writing"). The console formats
  * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
+ * WebAssembly goes: its async compile waits on a platform task that never comes here (a hang,
+ * not an error), and it is attack surface no agent script needs.
  */
-export const CONSOLE_SHIM = `
+export const PRELUDE = `
+delete globalThis.WebAssembly;
 const write = $0;
 let open = true;
 const fmt = (v) => {

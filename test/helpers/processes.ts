@@ -1,0 +1,73 @@
+// Real processes for the tests that are about processes: crashes, signals, a Redis that dies.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+
+export async function freePort(): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1');
+  await once(srv, 'listening');
+  const { port } = srv.address() as { port: number };
+  srv.close();
+  return port;
+}
+
+export interface Child {
+  proc: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export function spawnSandgate(mode: 'all' | 'api' | 'runner', env: Record<string, string>): Child {
+  const proc = spawn(process.execPath, ['bin/sandgate.ts', mode], {
+    env: { ...process.env, ...env, SANDGATE_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  proc.stdout!.on('data', (d) => (output += d));
+  proc.stderr!.on('data', (d) => (output += d));
+  const exited = once(proc, 'exit').then(([code]) => code as number | null);
+  return { proc, output: () => output, exited };
+}
+
+export async function waitForOutput(child: Child, pattern: RegExp, ms = 15_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!pattern.test(child.output())) {
+    if (Date.now() > until || child.proc.exitCode !== null) {
+      throw new Error(`no ${pattern} in the output:\n${child.output()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A throw-away redis-server on its own port, for tests that stop it. */
+export async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  const url = `redis://127.0.0.1:${port}`;
+  const { Redis } = await import('ioredis');
+  for (let i = 0; ; i++) {
+    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.ping();
+      break;
+    } catch (e) {
+      if (i > 100) throw e;
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      probe.disconnect();
+    }
+  }
+  return {
+    url,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGKILL');
+        await once(proc, 'exit');
+      }
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// A runner killed mid-run: the run must end `failed` (runner_lost) and never run a second time.
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { composeSandgate } from '../../bin/compose.ts';
+import { loadConfig } from '../../contract/config.ts';
+import { createExecutionStore } from '../../store/execution-store.ts';
+import { spawnSandgate, waitForOutput } from '../helpers/processes.ts';
+import { eventually, REDIS_URL, startSandgate, testEnv } from '../helpers/sandgate.ts';
+
+const crashEnv = testEnv({ SANDGATE_LOCK_MS: '1000', SANDGATE_STALLED_CHECK_MS: '300', SANDGATE_RUNNER_METRICS_PORT: '0' });
+const cleanup: Array<() => Promise<unknown>> = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c().catch(() => {});
+});
+
+describe('a runner that crashes', () => {
+  it('fails the run with runner_lost and never starts it twice', async () => {
+    const api = await startSandgate(crashEnv, 'api');
+    cleanup.push(() => api.stop());
+    const child = spawnSandgate('runner', crashEnv);
+    cleanup.push(async () => child.proc.kill('SIGKILL'));
+    await waitForOutput(child, /sandgate started/);
+
+    const { auth } = await api.agent({ profiles: ['js'] });
+    const res = await api.app!.inject({
+      method: 'POST',
+      url: '/v1/executions',
+      headers: auth,
+      payload: { profile: 'js', code: 'while (true) {}', timeoutMs: 5000 },
+    });
+    expect(res.statusCode).toBe(202);
+    const { id } = res.json();
+
+    const redis = new Redis(REDIS_URL);
+    cleanup.push(async () => redis.disconnect());
+    const store = createExecutionStore(redis, crashEnv.SANDGATE_PREFIX!, 3600);
+    await eventually(async () => ((await store.get(id))?.status === 'running' ? true : undefined), 10_000, 'running');
+
+    child.proc.kill('SIGKILL');
+    await child.exited;
+
+    // A second runner takes over the queue; it must fail the orphaned job, not run it again.
+    const config = loadConfig({ ...crashEnv, SANDGATE_DATA_DIR: '/tmp' });
+    const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
+    cleanup.push(() => rescuer.close());
+
+    const final = await eventually(async () => {
+      const r = await store.get(id);
+      return r && r.status !== 'running' ? r : undefined;
+    }, 15_000, 'the orphaned run to be settled');
+    expect(final.status).toBe('failed');
+    expect(final.error?.code).toBe('runner_lost');
+    expect(final.starts).toBe(1);
+    expect(rescuer.runner!.inFlight()).toBe(0);
+  });
+});

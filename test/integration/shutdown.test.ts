@@ -1,0 +1,56 @@
+// SIGTERM: in-flight runs finish within the grace period, or end cancelled after it; the
+// process exits 0 having closed Redis.
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createExecutionStore } from '../../store/execution-store.ts';
+import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
+import { dropPrefix, eventually, REDIS_URL, testEnv } from '../helpers/sandgate.ts';
+
+const redis = new Redis(REDIS_URL);
+const prefixes: string[] = [];
+afterAll(async () => {
+  for (const p of prefixes) await dropPrefix(p);
+  redis.disconnect();
+});
+
+async function startAndSubmit(graceMs: number, busyMs: number) {
+  const env = testEnv({ PORT: String(await freePort()), SANDGATE_SHUTDOWN_GRACE_MS: String(graceMs), SANDGATE_DATA_DIR: '/tmp/sandgate-shutdown-test' });
+  prefixes.push(env.SANDGATE_PREFIX!);
+  const child = spawnSandgate('all', env);
+  await waitForOutput(child, /sandgate started/);
+  const base = `http://127.0.0.1:${env.PORT}`;
+  const admin = { authorization: `Bearer ${env.SANDGATE_ADMIN_TOKEN}`, 'content-type': 'application/json' };
+  const agent = (await (await fetch(`${base}/v1/agents`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'a', grants: { profiles: ['js'] } }) })).json()) as { id: string };
+  const { token } = (await (await fetch(`${base}/v1/agents/${agent.id}/tokens`, { method: 'POST', headers: admin, body: '{}' })).json()) as { token: string };
+  const res = await fetch(`${base}/v1/executions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ profile: 'js', code: `const t = Date.now(); while (Date.now() - t < ${busyMs}) {} "finished"` }),
+  });
+  const { id } = (await res.json()) as { id: string };
+  const store = createExecutionStore(redis, env.SANDGATE_PREFIX!, 3600);
+  await eventually(async () => ((await store.get(id))?.status === 'running' ? true : undefined), 10_000, 'running');
+  return { child, store, id };
+}
+
+describe('SIGTERM', () => {
+  it('lets an in-flight run finish within the grace period, then exits 0', async () => {
+    const { child, store, id } = await startAndSubmit(10_000, 1000);
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    const r = await store.get(id);
+    expect(r).toMatchObject({ status: 'succeeded', result: 'finished' });
+    expect(child.output()).toMatch(/"msg":"stopped"/);
+  });
+
+  it('cancels a run still going when the grace period ends', async () => {
+    const { child, store, id } = await startAndSubmit(300, 4000);
+    const t = Date.now();
+    child.proc.kill('SIGTERM');
+    expect(await child.exited).toBe(0);
+    expect(Date.now() - t).toBeLessThan(3000);
+    const r = await store.get(id);
+    expect(r?.status).toBe('cancelled');
+    expect(r?.error?.code).toBe('runner_shutdown');
+  });
+});

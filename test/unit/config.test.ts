@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../contract/config.ts';
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      PORT: 8080,
+      HOST: '127.0.0.1',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+      SANDGATE_DATA_DIR: './data',
+      SANDGATE_PREFIX: 'sandgate',
+    });
+    expect(c.SANDGATE_ADMIN_TOKEN).toBeUndefined();
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(() => {
+      (c as { PORT: number }).PORT = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('names every bad variable in one message', () => {
+    expect(() => loadConfig({ PORT: 'eighty', REDIS_URL: 'http://x', SANDGATE_PREFIX: 'Bad Prefix!' })).toThrow(
+      /PORT[\s\S]*REDIS_URL[\s\S]*SANDGATE_PREFIX/,
+    );
+  });
+
+  it('refuses a short admin token', () => {
+    expect(() => loadConfig({ SANDGATE_ADMIN_TOKEN: 'short' })).toThrow(/SANDGATE_ADMIN_TOKEN/);
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '' }).PORT).toBe(8080);
+  });
+});

@@ -1,0 +1,126 @@
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
+import { mkdtemp, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { SandgateError } from '../../contract/errors.ts';
+import { type KeyRing, loadKeyRing } from '../../guard/identity/signing-keys.ts';
+import { createTokenService } from '../../guard/identity/tokens.ts';
+
+let dir: string;
+let keys: KeyRing;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'keys-'));
+  keys = await loadKeyRing(dir);
+});
+
+async function rejection(p: Promise<unknown>): Promise<SandgateError> {
+  try {
+    await p;
+  } catch (e) {
+    if (e instanceof SandgateError) return e;
+    throw e;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('signing keys', () => {
+  it('are generated once, mode 0600, and reloaded unchanged', async () => {
+    const st = await stat(join(dir, 'keys', 'signing.json'));
+    expect(st.mode & 0o777).toBe(0o600);
+    const again = await loadKeyRing(dir);
+    expect(again.active.kid).toBe(keys.active.kid);
+  });
+});
+
+describe('agent tokens', () => {
+  it('round-trip agent, scopes and task', async () => {
+    const svc = createTokenService(keys);
+    const { token, expiresAt } = await svc.mint('ag_1234567890', { ttlSeconds: 60, scopes: { profiles: ['js'] }, taskId: 't1' });
+    const claims = await svc.verify(token);
+    expect(claims).toMatchObject({ agentId: 'ag_1234567890', scopes: { profiles: ['js'] }, taskId: 't1' });
+    expect(new Date(expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(60_000);
+  });
+
+  it('refuse an expired token with token_expired', async () => {
+    let now = Date.now();
+    const svc = createTokenService(keys, () => now);
+    const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 5 });
+    now += 6_000;
+    expect((await rejection(svc.verify(token))).code).toBe('token_expired');
+  });
+
+  it('refuse a token not yet valid', async () => {
+    let now = Date.now() + 600_000;
+    const svc = createTokenService(keys, () => now);
+    const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 60 });
+    now = Date.now();
+    expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
+  });
+
+  it('refuse alg none', async () => {
+    const svc = createTokenService(keys);
+    const token = new UnsecuredJWT({ sub: 'ag_1234567890' }).setIssuer('sandgate').setAudience('sandgate-api').setExpirationTime('5m').encode();
+    expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
+  });
+
+  it('refuse a token signed by another key with the same kid', async () => {
+    const svc = createTokenService(keys);
+    const other = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
+      .setIssuer('sandgate')
+      .setAudience('sandgate-api')
+      .setSubject('ag_1234567890')
+      .setJti('tk_x')
+      .setIssuedAt()
+      .setNotBefore('0s')
+      .setExpirationTime('5m')
+      .sign(other.privateKey);
+    expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
+  });
+
+  it('refuse a token that lives longer than the maximum', async () => {
+    const svc = createTokenService(keys);
+    const iat = Math.floor(Date.now() / 1000);
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
+      .setIssuer('sandgate')
+      .setAudience('sandgate-api')
+      .setSubject('ag_1234567890')
+      .setJti('tk_x')
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .setExpirationTime(iat + 7200)
+      .sign(keys.active.privateKey);
+    expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
+  });
+
+  it('refuse a wrong audience and a tampered payload', async () => {
+    const svc = createTokenService(keys);
+    const wrongAud = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
+      .setIssuer('sandgate')
+      .setAudience('someone-else')
+      .setSubject('ag_1234567890')
+      .setJti('tk_x')
+      .setIssuedAt()
+      .setNotBefore('0s')
+      .setExpirationTime('5m')
+      .sign(keys.active.privateKey);
+    expect((await rejection(svc.verify(wrongAud))).code).toBe('unauthorized');
+
+    const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 60 });
+    const [h, p, s] = token.split('.');
+    const payload = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    payload.sub = 'ag_someoneelse00';
+    const forged = `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}`;
+    expect((await rejection(svc.verify(forged))).code).toBe('unauthorized');
+  });
+
+  it('refuse to mint past the maximum lifetime', async () => {
+    const svc = createTokenService(keys);
+    expect((await rejection(svc.mint('ag_1234567890', { ttlSeconds: 3601 }))).code).toBe('validation_failed');
+  });
+});

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    pool: 'forks',
+    // Two cores: timing-sensitive runs (timeouts, crashes) stay honest with few files at once.
+    maxWorkers: 2,
+    reporters: ['default', './test/helpers/summary-reporter.ts'],
+  },
+});
