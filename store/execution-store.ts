@@ -54,7 +54,14 @@ export interface ExecutionStore {
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 
+type WithTransition = Redis & {
+  sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
+};
+
 export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
+  // defineCommand sends EVALSHA (the script once, then its hash), not the script every call.
+  if (!('sandgateTransition' in redis)) redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
+  const scripted = redis as WithTransition;
   const key = (id: string) => `${prefix}:exec:${id}`;
   const doneChannel = `${prefix}:exec-done`;
   const finalFrom = ['queued', 'running'];
@@ -66,7 +73,7 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     fields: Record<string, string>,
   ): Promise<TransitionResult> => {
     const args = [to, String(ttlSeconds), String(from.length), ...from, ...Object.entries(fields).flat()];
-    const r = (await redis.eval(TRANSITION, 2, key(id), doneChannel, ...args)) as number;
+    const r = await scripted.sandgateTransition(key(id), doneChannel, ...args);
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
 

@@ -114,7 +114,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         files: body.files ?? [],
         limits,
       };
-      await store.create({
+      // Subscribe before enqueueing, so a run that ends at once is not missed.
+      const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
+      // Sent back to back on one connection, the record first: Redis runs a connection's commands
+      // in order, so no runner can take the job before its record exists.
+      const created = store.create({
         id,
         profile: profile.name,
         language: profile.language,
@@ -122,13 +126,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         taskId,
         createdAt: new Date().toISOString(),
       });
-      // Subscribe before enqueueing, so a run that ends at once is not missed.
-      const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
+      const queued = queue.add('run', job, { jobId: id });
       try {
-        await queue.add('run', job, { jobId: id });
+        await Promise.all([created, queued]);
       } catch (e) {
         waiter?.cancel();
-        await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the queue refused the job' } }).catch(() => {});
+        await queue.remove(id).catch(() => 0);
+        await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }).catch(() => {});
         throw e;
       }
       if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });

@@ -28,7 +28,15 @@ export interface TokenService {
   verify(token: string): Promise<TokenClaims>;
 }
 
+/** Verified signatures are remembered (bounded), so each token pays for EdDSA once. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
 export function createTokenService(keys: KeyRing, now: () => number = Date.now): TokenService {
+  const verified = new Map<string, TokenClaims>();
+  const remember = (token: string, claims: TokenClaims) => {
+    if (verified.size >= VERIFIED_CACHE_SIZE) verified.delete(verified.keys().next().value!);
+    verified.set(token, claims);
+  };
   return {
     async mint(agentId, { ttlSeconds, scopes, taskId }) {
       if (ttlSeconds > MAX_TOKEN_TTL_S) throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
@@ -52,6 +60,15 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
     },
 
     async verify(token) {
+      const known = verified.get(token);
+      if (known) {
+        // The signature was checked; time is not a property of the token, so check it again.
+        if (known.expiresAt.getTime() <= now()) {
+          verified.delete(token);
+          throw new SandgateError('token_expired', 'the token has expired: mint a new one');
+        }
+        return known;
+      }
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(
@@ -83,13 +100,15 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
       if (payload.task !== undefined && typeof payload.task !== 'string') {
         throw new SandgateError('unauthorized', 'the bearer token is not valid');
       }
-      return {
+      const claims: TokenClaims = {
         agentId: payload.sub as string,
         tokenId: payload.jti as string,
         scopes: scopes?.data,
         taskId: payload.task as string | undefined,
         expiresAt: new Date((payload.exp as number) * 1000),
       };
+      remember(token, claims);
+      return claims;
     },
   };
 }

@@ -124,3 +124,14 @@ describe('agent tokens', () => {
     expect((await rejection(svc.mint('ag_1234567890', { ttlSeconds: 3601 }))).code).toBe('validation_failed');
   });
 });
+
+describe('the verified-token cache', () => {
+  it('still refuses a cached token once it expires', async () => {
+    let now = Date.now();
+    const svc = createTokenService(keys, () => now);
+    const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 5 });
+    expect((await svc.verify(token)).agentId).toBe('ag_1234567890');
+    now += 6_000;
+    expect((await rejection(svc.verify(token))).code).toBe('token_expired');
+  });
+});

@@ -1,0 +1,75 @@
+// The js profile through the whole service (HTTP → auth → Redis → BullMQ → isolate → Redis →
+// HTTP), side by side with a raw isolated-vm loop measured in the same run. The raw loop is the
+// floor: a fresh isolate, a context, one eval, dispose. (bench/ may import isolated-vm for that.)
+// The two are measured one after the other, never at once, so they do not share the 2 cores.
+import ivm from 'isolated-vm';
+import { fmt, latencies, percentile, startService, sustained } from './lib.ts';
+
+const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 500);
+const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 10_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const CODE = '1 + 1';
+
+interface Figures {
+  lat: number[];
+  perSecond: number;
+  failed: number;
+}
+
+async function rawOnce(): Promise<void> {
+  const isolate = new ivm.Isolate({ memoryLimit: 64 });
+  try {
+    const context = await isolate.createContext();
+    await context.eval(CODE, { timeout: 5000 });
+  } finally {
+    isolate.dispose();
+  }
+}
+
+async function measureRaw(): Promise<Figures & { sequential: number }> {
+  for (let i = 0; i < 50; i++) await rawOnce();
+  const lat = await latencies(LATENCY_RUNS, rawOnce);
+  const seq = await sustained(THROUGHPUT_MS, 1, async () => (await rawOnce(), true));
+  const par = await sustained(THROUGHPUT_MS, CONCURRENCY, async () => (await rawOnce(), true));
+  return { lat, perSecond: par.perSecond, failed: par.failed, sequential: seq.perSecond };
+}
+
+async function measureService(): Promise<Figures> {
+  const svc = await startService({ SANDGATE_LOG_LEVEL: 'warn' });
+  try {
+    const auth = await svc.agentAuth(['js']);
+    const body = JSON.stringify({ profile: 'js', code: CODE });
+    const post = async () => {
+      const res = await svc.pool.request({
+        method: 'POST',
+        path: '/v1/executions?wait=true',
+        headers: { authorization: auth, 'content-type': 'application/json' },
+        body,
+      });
+      const json = (await res.body.json()) as { status?: string };
+      return res.statusCode === 200 && json.status === 'succeeded';
+    };
+    for (let i = 0; i < 50; i++) await post();
+    const lat = await latencies(LATENCY_RUNS, async () => {
+      if (!(await post())) throw new Error('a run did not succeed');
+    });
+    const par = await sustained(THROUGHPUT_MS, CONCURRENCY, post);
+    return { lat, perSecond: par.perSecond, failed: par.failed };
+  } finally {
+    await svc.stop();
+  }
+}
+
+export async function main(): Promise<void> {
+  console.log(`isolate benchmark: ${LATENCY_RUNS} sequential runs for latency, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`);
+  const svc = await measureService();
+  const raw = await measureRaw();
+
+  console.log(`\n| path | p50 ms | p99 ms | runs/s (concurrency ${CONCURRENCY}) | runs/s (1 loop) |`);
+  console.log('|---|---:|---:|---:|---:|');
+  console.log(`| raw isolated-vm loop | ${fmt(percentile(raw.lat, 50))} | ${fmt(percentile(raw.lat, 99))} | ${fmt(raw.perSecond, 0)} | ${fmt(raw.sequential, 0)} |`);
+  console.log(`| POST /v1/executions?wait=true | ${fmt(percentile(svc.lat, 50))} | ${fmt(percentile(svc.lat, 99))} | ${fmt(svc.perSecond, 0)} | |`);
+  console.log(`\nthroughput, service / raw (both at concurrency ${CONCURRENCY}): ${fmt((svc.perSecond / raw.perSecond) * 100, 1)} % (target >= 60 %)`);
+  console.log(`throughput, service / raw single loop: ${fmt((svc.perSecond / raw.sequential) * 100, 1)} %`);
+  console.log(`service p50 latency: ${fmt(percentile(svc.lat, 50))} ms (target <= 5 ms); runs that did not succeed under load: ${svc.failed}`);
+}

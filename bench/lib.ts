@@ -1,0 +1,89 @@
+// Shared benchmark plumbing: percentiles, a service in a child process, an HTTP client pool.
+import { randomBytes } from 'node:crypto';
+import { Pool } from 'undici';
+import { freePort, spawnSandgate, waitForOutput, type Child } from '../test/helpers/processes.ts';
+import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export const fmt = (n: number, digits = 2): string => n.toFixed(digits);
+
+export interface BenchService {
+  base: string;
+  pool: Pool;
+  /** Auth header of an agent granted `profiles`. */
+  agentAuth(profiles: string[]): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts `npm start` (mode all) in its own process, so client and server do not share a thread. */
+export async function startService(env: Record<string, string> = {}): Promise<BenchService & { child: Child }> {
+  const port = await freePort();
+  const prefix = `sgbench-${randomBytes(4).toString('hex')}`;
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  const child = spawnSandgate('all', {
+    REDIS_URL,
+    PORT: String(port),
+    SANDGATE_PREFIX: prefix,
+    SANDGATE_ADMIN_TOKEN: adminToken,
+    SANDGATE_DATA_DIR: `/tmp/${prefix}`,
+    ...env,
+  });
+  await waitForOutput(child, /sandgate started/);
+  const base = `http://127.0.0.1:${port}`;
+  const pool = new Pool(base, { connections: 64, pipelining: 1 });
+  const call = async (method: 'POST', path: string, body: unknown, auth: string) => {
+    const res = await pool.request({ method, path, headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const json = (await res.body.json()) as Record<string, unknown>;
+    if (res.statusCode >= 300) throw new Error(`${path}: ${res.statusCode} ${JSON.stringify(json)}`);
+    return json;
+  };
+  return {
+    base,
+    pool,
+    child,
+    async agentAuth(profiles) {
+      const admin = `Bearer ${adminToken}`;
+      const agent = await call('POST', '/v1/agents', { name: 'bench', grants: { profiles }, limits: { runsPerMinute: 100000 } }, admin);
+      const { token } = await call('POST', `/v1/agents/${agent.id}/tokens`, { ttlSeconds: 3600 }, admin);
+      return `Bearer ${token}`;
+    },
+    async stop() {
+      await pool.close();
+      child.proc.kill('SIGTERM');
+      await child.exited;
+      await dropPrefix(prefix);
+    },
+  };
+}
+
+/** Runs `op` from `concurrency` loops for `ms`; returns completions per second and failures. */
+export async function sustained(ms: number, concurrency: number, op: () => Promise<boolean>): Promise<{ perSecond: number; ok: number; failed: number }> {
+  let ok = 0;
+  let failed = 0;
+  const start = performance.now();
+  const until = start + ms;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < until) {
+        if (await op()) ok++;
+        else failed++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - start) / 1000;
+  return { perSecond: ok / elapsed, ok, failed };
+}
+
+export async function latencies(n: number, op: () => Promise<void>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await op();
+    out.push(performance.now() - t);
+  }
+  return out.sort((a, b) => a - b);
+}

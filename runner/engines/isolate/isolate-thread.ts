@@ -1,0 +1,49 @@
+// An isolate thread: owns its isolates (creating a V8 isolate blocks the thread that does it for
+// ~1.5 ms, which must not be the event loop that serves HTTP and Redis) and runs jobs sent by
+// the isolate engine on the main thread.
+import ivm from 'isolated-vm';
+import { parentPort, workerData } from 'node:worker_threads';
+import { runInIsolate } from './isolate-run.ts';
+import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
+import { WarmIsolates } from './warm-isolates.ts';
+
+const port = parentPort!;
+const { warm } = workerData as ThreadOptions;
+const send = (m: FromThread) => port.postMessage(m);
+const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
+const pool = new WarmIsolates(warm, onCatastrophicError);
+const running = new Map<string, AbortController>();
+
+async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise<void> {
+  const controller = new AbortController();
+  running.set(id, controller);
+  const { memoryMb } = msg.job.limits;
+  try {
+    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm));
+    send({ type: 'result', id, result });
+  } catch (e) {
+    send({ type: 'fault', id, message: (e as Error).message });
+  } finally {
+    running.delete(id);
+    if (msg.warm) pool.refill(memoryMb);
+  }
+}
+
+async function check(id: string): Promise<void> {
+  const isolate = new ivm.Isolate({ memoryLimit: 8 });
+  try {
+    const ctx = await isolate.createContext();
+    if ((await ctx.eval('1 + 1', { timeout: 1000 })) !== 2) throw new Error('isolate self-test failed');
+    send({ type: 'result', id, result: { status: 'succeeded', exitCode: 0, stdout: '', stderr: '', truncated: false, usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 } } });
+  } catch (e) {
+    send({ type: 'fault', id, message: (e as Error).message });
+  } finally {
+    isolate.dispose();
+  }
+}
+
+port.on('message', (msg: ToThread) => {
+  if (msg.type === 'run') void run(msg.id, msg);
+  else if (msg.type === 'cancel') running.get(msg.id)?.abort();
+  else if (msg.type === 'check') void check(msg.id);
+});
