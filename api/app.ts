@@ -35,7 +35,8 @@ export interface ApiDeps {
   profiles: ProfileSet;
   registry: Registry;
   readiness: ReadinessChecks;
-  availableEngines: () => ReadonlySet<string>;
+  /** Names of the profiles that can run now (engine up, runtime present). */
+  availableProfiles: () => Promise<ReadonlySet<string>>;
 }
 
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {

@@ -29,8 +29,12 @@ async function rawOnce(): Promise<void> {
 async function measureRaw(): Promise<Figures & { sequential: number }> {
   for (let i = 0; i < 50; i++) await rawOnce();
   const lat = await latencies(LATENCY_RUNS, rawOnce);
-  const seq = await sustained(THROUGHPUT_MS, 1, async () => (await rawOnce(), true));
-  const par = await sustained(THROUGHPUT_MS, CONCURRENCY, async () => (await rawOnce(), true));
+  const rawOk = async () => {
+    await rawOnce();
+    return true;
+  };
+  const seq = await sustained(THROUGHPUT_MS, 1, rawOk);
+  const par = await sustained(THROUGHPUT_MS, CONCURRENCY, rawOk);
   return { lat, perSecond: par.perSecond, failed: par.failed, sequential: seq.perSecond };
 }
 

@@ -7,25 +7,28 @@ import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildApp } from '../api/app.ts';
 import type { Config } from '../contract/config.ts';
-import type { EngineName } from '../contract/profile.ts';
+import type { DockerProfile, EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
+import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createIsolateEngine } from '../runner/engines/isolate/isolate-engine.ts';
 import { createRunMetrics } from '../runner/run-metrics.ts';
 import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
 import { createExecutionEvents } from '../store/execution-events.ts';
 import { createExecutionStore } from '../store/execution-store.ts';
-import { loadProfiles } from '../store/profiles.ts';
+import { loadProfiles, type ProfileSet } from '../store/profiles.ts';
+import { type RunnerRegistry, registerRunner } from '../store/runner-registry.ts';
 
 export type Mode = 'all' | 'api' | 'runner';
 
 export interface Sandgate {
   app: FastifyInstance | undefined;
   runner: RunnerHandle | undefined;
+  engines: { isolate?: Engine; docker?: DockerEngine };
   registry: Registry;
   adminToken: string;
   /** Graceful: stop taking requests and jobs, let in-flight runs finish (or cancel them), disconnect. */
@@ -58,15 +61,54 @@ async function connect(url: string, name: string, extra: RedisOptions = {}): Pro
   return redis;
 }
 
-function makeEngines(config: Config, logger: Logger): Partial<Record<EngineName, Engine>> {
-  return {
-    isolate: createIsolateEngine({
+interface LocalEngines {
+  isolate?: Engine;
+  docker?: DockerEngine;
+}
+
+function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry): LocalEngines {
+  const list = [...profiles.values()];
+  const engines: LocalEngines = {};
+  if (list.some((p) => p.engine === 'isolate')) {
+    engines.isolate = createIsolateEngine({
       warm: config.SANDGATE_ISOLATE_WARM,
       onCatastrophicError: (message) => {
         logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
         process.abort();
       },
-    }),
+      onThreadError: (err) => logger.error({ err: err.message }, 'isolate thread error'),
+    });
+  }
+  const dockerProfiles = list.filter((p): p is DockerProfile => p.engine === 'docker');
+  if (dockerProfiles.length) {
+    const logs = new Map<string, (e: Error) => void>();
+    engines.docker = createDockerEngine({
+      profiles: dockerProfiles,
+      prefix: config.SANDGATE_PREFIX,
+      owner: runners.id,
+      isOwnerAlive: (owner) => runners.isAlive(owner),
+      onError: (e, what) => {
+        if (!logs.has(what)) logs.set(what, throttledErrorLog(logger, `docker ${what}`));
+        logs.get(what)!(e);
+      },
+    });
+  }
+  return engines;
+}
+
+/** Remembers a check's outcome briefly, so hot paths (each POST) do not ask Docker every time. */
+function cached<T>(fn: () => Promise<T>, ttlMs: number): () => Promise<T> {
+  let at = 0;
+  let value: Promise<T> | undefined;
+  return () => {
+    if (!value || Date.now() - at > ttlMs) {
+      at = Date.now();
+      value = fn();
+      value.catch(() => {
+        at = 0; // retry a failure on the next call
+      });
+    }
+    return value;
   };
 }
 
@@ -90,9 +132,11 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   const closers: Array<() => Promise<unknown>> = [];
 
   let runner: RunnerHandle | undefined;
-  let engines: Partial<Record<EngineName, Engine>> = {};
+  let engines: LocalEngines = {};
   if (mode !== 'api') {
-    engines = makeEngines(config, log);
+    const runners = await registerRunner(redis, prefix);
+    closers.push(() => runners.stop());
+    engines = makeEngines(config, log, profiles, runners);
     runner = await buildWorker({
       config,
       connection: await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null }),
@@ -123,14 +167,28 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
         await redis.ping();
       },
     };
+    const docker = engines.docker;
+    const dockerUp = docker ? cached(() => docker.check(), 2000) : undefined;
     for (const [name, queue] of queues) {
       const local = engines[name];
-      readiness[`engine:${name}`] = local
-        ? () => local.check()
-        : async () => {
-            if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
-          };
+      readiness[`engine:${name}`] =
+        name === 'docker' && dockerUp
+          ? dockerUp
+          : local
+            ? () => local.check()
+            : async () => {
+                if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
+              };
     }
+    // Which profiles can run now: a runner-only deployment cannot see the runners' engines, so
+    // there every profile counts as available and readiness reports the runners instead.
+    const dockerProfiles = docker && dockerUp ? cached(() => dockerUp().then(() => docker.available()), 2000) : undefined;
+    const availableProfiles = async (): Promise<ReadonlySet<string>> => {
+      if (mode === 'api') return new Set(profiles.keys());
+      const names = new Set([...profiles.values()].filter((p) => p.engine === 'isolate' && engines.isolate).map((p) => p.name));
+      for (const n of (await dockerProfiles?.().catch(() => undefined)) ?? []) names.add(n);
+      return names;
+    };
     app = await buildApp({
       config,
       logger: log,
@@ -144,7 +202,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       profiles,
       registry,
       readiness,
-      availableEngines: () => (mode === 'all' ? new Set(Object.keys(engines)) : neededEngines),
+      availableProfiles,
     });
     closers.push(() => events.close(), ...[...queues.values()].map((q) => () => q.close()));
   }
@@ -152,6 +210,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   return {
     app,
     runner,
+    engines,
     registry,
     adminToken,
     async close() {

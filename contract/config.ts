@@ -22,6 +22,7 @@ export const ConfigSchema = z.object({
   SANDGATE_WAIT_GRACE_MS: positiveInt.default(30_000),
   /** Parallel runs per runner process and engine. */
   SANDGATE_ISOLATE_CONCURRENCY: positiveInt.default(8),
+  SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),
   /** Never-used isolates kept ready per js profile, so a run does not wait for V8 to start one. */
   SANDGATE_ISOLATE_WARM: z.coerce.number().int().min(0).max(64).default(2),
   /** BullMQ lock: a runner that stops renewing it for this long is considered crashed. */

@@ -22,6 +22,7 @@ export const ERRORS = {
   invalid_state: 409,
   body_too_large: 413,
   code_too_large: 413,
+  files_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
   internal_error: 500,

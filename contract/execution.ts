@@ -1,5 +1,6 @@
 // Executions: the request an agent sends, the job a runner takes, the record it reads back.
 import { z } from 'zod';
+import { filePathProblem } from './file-path.ts';
 import { Language, ProfileName } from './profile.ts';
 
 export const ExecutionStatus = z.enum([
@@ -27,7 +28,15 @@ export const ExecutionId = z.string().regex(/^ex_[A-Za-z0-9_-]{10,64}$/, 'an exe
 export const TaskId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a task id');
 
 export const InputFile = z.strictObject({
-  path: z.string().min(1).max(255),
+  path: z
+    .string()
+    .min(1)
+    .max(255)
+    .superRefine((path, ctx) => {
+      const problem = filePathProblem(path);
+      if (problem) ctx.addIssue({ code: 'custom', message: `file path ${problem}` });
+    })
+    .describe('relative to the work directory'),
   content: z.string(),
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
 });

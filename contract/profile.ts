@@ -33,7 +33,26 @@ const common = {
 
 export const IsolateProfile = z.strictObject({ ...common, engine: z.literal('isolate') });
 
-export const Profile = z.discriminatedUnion('engine', [IsolateProfile]);
+export const DockerFiles = z.strictObject({
+  maxCount: z.number().int().min(0).max(256).default(32).describe('input files per run'),
+  maxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('input files, all together'),
+  outMaxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('files returned from out/'),
+});
+
+export const DockerProfile = z.strictObject({
+  ...common,
+  engine: z.literal('docker'),
+  image: z.string().min(1).describe('a local image built by scripts/build-images'),
+  runtime: z.enum(['runc', 'runsc']).default('runc').describe('runsc = gVisor'),
+  cpus: z.number().positive().max(64).default(1),
+  pidsLimit: z.number().int().min(8).max(4096).default(64),
+  workdirMb: z.number().int().min(1).max(4096).default(64).describe('size of the /work tmpfs'),
+  pool: z.number().int().min(0).max(32).default(2).describe('containers kept started and waiting; 0 = cold start'),
+  files: DockerFiles.default({ maxCount: 32, maxBytes: 1024 * 1024, outMaxBytes: 1024 * 1024 }),
+});
+export type DockerProfile = z.infer<typeof DockerProfile>;
+
+export const Profile = z.discriminatedUnion('engine', [IsolateProfile, DockerProfile]);
 export type Profile = z.infer<typeof Profile>;
 export type EngineName = Profile['engine'];
 

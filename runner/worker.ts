@@ -108,7 +108,10 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     metrics.observe(profile.name, status, usage.wallMs, usage.cpuMs);
   };
 
-  const concurrency: Record<EngineName, number> = { isolate: config.SANDGATE_ISOLATE_CONCURRENCY };
+  const concurrency: Record<EngineName, number> = {
+    isolate: config.SANDGATE_ISOLATE_CONCURRENCY,
+    docker: config.SANDGATE_DOCKER_CONCURRENCY,
+  };
   const workers = (Object.keys(deps.engines) as EngineName[]).map((engineName) => {
     const worker = new Worker(executionQueueName(engineName), process, {
       connection: deps.connection,

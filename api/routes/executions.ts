@@ -31,6 +31,7 @@ export interface ExecutionRouteDeps {
   redis: Redis;
   redisPrefix: string;
   waitGraceMs: number;
+  availableProfiles: () => Promise<ReadonlySet<string>>;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
@@ -98,10 +99,20 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       if (profile.engine === 'isolate' && (body.files?.length || body.stdin)) {
         throw new SandgateError('unsupported_input', `profile "${profile.name}" has no filesystem or stdin: send code only`);
       }
+      if (profile.engine === 'docker' && body.files?.length) {
+        const { maxCount, maxBytes } = profile.files;
+        if (body.files.length > maxCount) {
+          throw new SandgateError('limit_exceeds_profile', `${body.files.length} files; profile "${profile.name}" takes at most ${maxCount}`);
+        }
+        const bytes = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, f.encoding === 'base64' ? 'base64' : 'utf8'), 0);
+        if (bytes > maxBytes) throw new SandgateError('files_too_large', `files total ${bytes} bytes; profile "${profile.name}" takes at most ${maxBytes}`);
+      }
       const limits = limitsFor(body, profile);
       const taskId = taskIdFor(principal, body.taskId);
       const queue = queues.get(profile.engine);
-      if (!queue) throw new SandgateError('engine_unavailable', `engine "${profile.engine}" is not served here`);
+      if (!queue || !(await deps.availableProfiles()).has(profile.name)) {
+        throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
+      }
 
       const id = `ex_${randomBytes(15).toString('base64url')}`;
       const job: ExecutionJob = {

@@ -12,8 +12,8 @@ export interface ServiceRouteDeps {
   registry: Registry;
   profiles: ProfileSet;
   readiness: ReadinessChecks;
-  /** Engines that can run here; profiles of other engines are listed as unavailable. */
-  availableEngines: () => ReadonlySet<string>;
+  /** Names of the profiles that can run now. */
+  availableProfiles: () => Promise<ReadonlySet<string>>;
 }
 
 const Readiness = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
@@ -74,7 +74,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
       },
     },
     async () => {
-      const available = deps.availableEngines();
+      const available = await deps.availableProfiles();
       return {
         profiles: [...deps.profiles.values()].map((p) => ({
           name: p.name,
@@ -82,7 +82,7 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
           engine: p.engine,
           language: p.language,
           limits: p.limits,
-          available: available.has(p.engine),
+          available: available.has(p.name),
         })),
       };
     },

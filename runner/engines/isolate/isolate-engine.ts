@@ -84,8 +84,14 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
         void thread.worker.terminate();
       }, backstopMs);
       thread.pending.set(msg.id, {
-        resolve: (r) => (clearTimeout(timer), resolve(r)),
-        reject: (e) => (clearTimeout(timer), reject(e)),
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       });
       thread.worker.postMessage(msg);
     });

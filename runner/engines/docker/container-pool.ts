@@ -1,0 +1,80 @@
+// Containers started ahead of time, each waiting on stdin for the one program it will run. A run
+// takes one; the pool refills in the background. Size 0 means every run starts cold.
+import type Dockerode from 'dockerode';
+import type { Container, ContainerCreateOptions } from 'dockerode';
+import type { Duplex } from 'node:stream';
+
+export interface Sandbox {
+  container: Container;
+  stream: Duplex;
+}
+
+export async function startSandbox(docker: Dockerode, spec: ContainerCreateOptions, track: (id: string) => void): Promise<Sandbox> {
+  const container = await docker.createContainer(spec);
+  track(container.id);
+  try {
+    // Attach before start so no byte of output is missed.
+    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+    stream.pause();
+    await container.start();
+    return { container, stream };
+  } catch (e) {
+    await container.remove({ force: true }).catch(() => {});
+    throw e;
+  }
+}
+
+export class ContainerPool {
+  readonly #ready: Sandbox[] = [];
+  #filling: Promise<void> | undefined;
+  #closed = false;
+  readonly #docker: Dockerode;
+  readonly #spec: ContainerCreateOptions;
+  readonly #size: number;
+  readonly #track: (id: string) => void;
+  readonly #onError: (e: Error) => void;
+
+  constructor(opts: { docker: Dockerode; spec: ContainerCreateOptions; size: number; track: (id: string) => void; onError: (e: Error) => void }) {
+    this.#docker = opts.docker;
+    this.#spec = opts.spec;
+    this.#size = opts.size;
+    this.#track = opts.track;
+    this.#onError = opts.onError;
+  }
+
+  get readyCount(): number {
+    return this.#ready.length;
+  }
+
+  /** A started, never-used container: from the pool when one is ready, otherwise started now. */
+  async take(): Promise<Sandbox> {
+    const sandbox = this.#ready.shift();
+    this.fill();
+    return sandbox ?? startSandbox(this.#docker, this.#spec, this.#track);
+  }
+
+  fill(): void {
+    if (this.#filling || this.#closed || this.#ready.length >= this.#size) return;
+    this.#filling = (async () => {
+      try {
+        while (!this.#closed && this.#ready.length < this.#size) {
+          const sandbox = await startSandbox(this.#docker, this.#spec, this.#track);
+          if (this.#closed) await sandbox.container.remove({ force: true }).catch(() => {});
+          else this.#ready.push(sandbox);
+        }
+      } catch (e) {
+        this.#onError(e as Error); // the next take() starts cold; the next fill() tries again
+      } finally {
+        this.#filling = undefined;
+      }
+    })();
+  }
+
+  /** Removes the waiting containers, including one still being started. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#filling;
+    const waiting = this.#ready.splice(0);
+    await Promise.all(waiting.map((s) => s.container.remove({ force: true }).catch(() => {})));
+  }
+}

@@ -1,0 +1,76 @@
+// How a sandbox container is made: everything a program could use to reach out is off. Pure, so
+// a unit test can read the whole spec.
+import type { ContainerCreateOptions } from 'dockerode';
+import type { DockerProfile } from '../../../contract/profile.ts';
+
+export const SANDBOX_UID = 10001;
+export const LABEL = {
+  sandgate: 'sandgate',
+  prefix: 'sandgate.prefix',
+  owner: 'sandgate.owner',
+  profile: 'sandgate.profile',
+  execution: 'sandgate.execution',
+} as const;
+
+export interface SpecInput {
+  profile: DockerProfile;
+  memoryMb: number;
+  /** Redis prefix of the instance: reapers of two instances on one Docker host stay apart. */
+  prefix: string;
+  /** The runner process that owns the container (for the reaper). */
+  owner: string;
+}
+
+export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): ContainerCreateOptions {
+  const memory = memoryMb * 1024 * 1024;
+  const fsize = profile.workdirMb * 1024 * 1024;
+  return {
+    Image: profile.image,
+    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    WorkingDir: '/work',
+    // The entrypoint waits on stdin for the program (images/entrypoint.sh).
+    OpenStdin: true,
+    StdinOnce: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    AttachStderr: true,
+    Tty: false,
+    NetworkDisabled: true,
+    Env: [],
+    Labels: {
+      [LABEL.sandgate]: '1',
+      [LABEL.prefix]: prefix,
+      [LABEL.owner]: owner,
+      [LABEL.profile]: profile.name,
+    },
+    HostConfig: {
+      NetworkMode: 'none',
+      ReadonlyRootfs: true,
+      Tmpfs: {
+        '/work': `rw,nosuid,nodev,size=${profile.workdirMb}m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
+        '/tmp': `rw,nosuid,nodev,noexec,size=16m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
+      },
+      Memory: memory,
+      MemorySwap: memory, // swap equal to memory: no swap at all
+      NanoCpus: Math.round(profile.cpus * 1e9),
+      // Under gVisor the pids cgroup also counts gVisor's own threads (50 at start, hundreds
+      // under load), so the cap is RLIMIT_NPROC there, which gVisor enforces per sandbox. Under
+      // runc NPROC would count every container of uid 10001 together, so the cgroup it is.
+      ...(profile.runtime === 'runsc' ? {} : { PidsLimit: profile.pidsLimit }),
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      Ulimits: [
+        { Name: 'nofile', Soft: 256, Hard: 256 },
+        { Name: 'fsize', Soft: fsize, Hard: fsize },
+        { Name: 'core', Soft: 0, Hard: 0 },
+        ...(profile.runtime === 'runsc' ? [{ Name: 'nproc', Soft: profile.pidsLimit, Hard: profile.pidsLimit }] : []),
+      ],
+      Binds: [],
+      Mounts: [],
+      Privileged: false,
+      IpcMode: 'private',
+      AutoRemove: false, // removed by the engine after it has read the run's usage
+      ...(profile.runtime === 'runsc' && { Runtime: 'runsc' }),
+    },
+  };
+}
