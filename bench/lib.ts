@@ -13,6 +13,7 @@ export const fmt = (n: number, digits = 2): string => n.toFixed(digits);
 
 export interface BenchService {
   base: string;
+  prefix: string;
   pool: Pool;
   /** Auth header of an agent granted `profiles`. */
   agentAuth(profiles: string[]): Promise<string>;
@@ -43,6 +44,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Be
   };
   return {
     base,
+    prefix,
     pool,
     child,
     async agentAuth(profiles) {

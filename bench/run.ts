@@ -1,6 +1,7 @@
 // `npm run bench -- <name>`: runs one benchmark and prints its figures. Never part of `npm test`.
 const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   isolate: () => import('./isolate.ts'),
+  docker: () => import('./docker.ts'),
 };
 
 const name = process.argv[2];

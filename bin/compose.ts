@@ -83,6 +83,7 @@ function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runne
   if (dockerProfiles.length) {
     const logs = new Map<string, (e: Error) => void>();
     engines.docker = createDockerEngine({
+      socketPath: config.SANDGATE_DOCKER_SOCKET,
       profiles: dockerProfiles,
       prefix: config.SANDGATE_PREFIX,
       owner: runners.id,

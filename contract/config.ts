@@ -23,6 +23,8 @@ export const ConfigSchema = z.object({
   /** Parallel runs per runner process and engine. */
   SANDGATE_ISOLATE_CONCURRENCY: positiveInt.default(8),
   SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),
+  /** The Docker Engine the docker profiles run on. */
+  SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
   /** Never-used isolates kept ready per js profile, so a run does not wait for V8 to start one. */
   SANDGATE_ISOLATE_WARM: z.coerce.number().int().min(0).max(64).default(2),
   /** BullMQ lock: a runner that stops renewing it for this long is considered crashed. */

@@ -19,6 +19,7 @@
 set -u
 umask 077
 read_exact() { dd iflag=count_bytes,fullblock bs=65536 count="$1" status=none; }
+mkdir -p /tmp/sandgate /work/out # before the wait: not on the run's path
 
 read -r magic nonce code_bytes file_count || exit 120
 [ "$magic" = "SANDGATE/1" ] || exit 121
@@ -28,10 +29,8 @@ for ((i = 0; i < file_count; i++)); do
   path=$(printf '%s' "$path_b64" | base64 -d) || exit 124
   mkdir -p -- "$(dirname -- "$path")" && read_exact "$size" > "$path" || exit 125
 done
-mkdir -p /tmp/sandgate
 program=/tmp/sandgate/main.${SANDGATE_EXT}
 read_exact "$code_bytes" > "$program" || exit 126
-mkdir -p /work/out
 
 # shellcheck disable=SC2086 # SANDGATE_RUN is a command with its flags
 $SANDGATE_RUN "$program"

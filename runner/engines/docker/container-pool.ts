@@ -24,9 +24,11 @@ export async function startSandbox(docker: Dockerode, spec: ContainerCreateOptio
   }
 }
 
+const MAX_PARALLEL_STARTS = 3;
+
 export class ContainerPool {
   readonly #ready: Sandbox[] = [];
-  #filling: Promise<void> | undefined;
+  readonly #starting = new Set<Promise<void>>();
   #closed = false;
   readonly #docker: Dockerode;
   readonly #spec: ContainerCreateOptions;
@@ -53,27 +55,38 @@ export class ContainerPool {
     return sandbox ?? startSandbox(this.#docker, this.#spec, this.#track);
   }
 
+  /**
+   * Starts containers until the pool is full, a few at once: one start takes ~100 ms of
+   * dockerd time, so one at a time could not keep up with back-to-back runs.
+   */
   fill(): void {
-    if (this.#filling || this.#closed || this.#ready.length >= this.#size) return;
-    this.#filling = (async () => {
-      try {
-        while (!this.#closed && this.#ready.length < this.#size) {
-          const sandbox = await startSandbox(this.#docker, this.#spec, this.#track);
+    while (!this.#closed && this.#ready.length + this.#starting.size < this.#size && this.#starting.size < MAX_PARALLEL_STARTS) {
+      const starting: Promise<void> = startSandbox(this.#docker, this.#spec, this.#track)
+        .then(async (sandbox) => {
           if (this.#closed) await sandbox.container.remove({ force: true }).catch(() => {});
           else this.#ready.push(sandbox);
-        }
-      } catch (e) {
-        this.#onError(e as Error); // the next take() starts cold; the next fill() tries again
-      } finally {
-        this.#filling = undefined;
-      }
-    })();
+        })
+        .catch((e: Error) => {
+          this.#lastFailure = Date.now(); // no tight retry loop while Docker is failing
+          this.#onError(e);
+        })
+        .finally(() => {
+          this.#starting.delete(starting);
+          if (!this.#failedRecently()) this.fill();
+        });
+      this.#starting.add(starting);
+    }
+  }
+
+  #lastFailure = 0;
+  #failedRecently(): boolean {
+    return Date.now() - this.#lastFailure < 1000;
   }
 
   /** Removes the waiting containers, including one still being started. */
   async close(): Promise<void> {
     this.#closed = true;
-    await this.#filling;
+    await Promise.all(this.#starting);
     const waiting = this.#ready.splice(0);
     await Promise.all(waiting.map((s) => s.container.remove({ force: true }).catch(() => {})));
   }

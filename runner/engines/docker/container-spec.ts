@@ -70,6 +70,8 @@ export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): 
       Privileged: false,
       IpcMode: 'private',
       AutoRemove: false, // removed by the engine after it has read the run's usage
+      // Output travels only over the attach stream: no copy in a log file on the host.
+      LogConfig: { Type: 'none', Config: {} },
       ...(profile.runtime === 'runsc' && { Runtime: 'runsc' }),
     },
   };

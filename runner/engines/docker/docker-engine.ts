@@ -22,7 +22,8 @@ export interface DockerEngineOptions {
   owner: string;
   /** Is the runner that owns a container still alive? Unknown must answer true. */
   isOwnerAlive: (owner: string) => Promise<boolean>;
-  docker?: Dockerode;
+  /** The Docker Engine's socket (default /var/run/docker.sock). */
+  socketPath?: string;
   reapIntervalMs?: number;
   onError?: (e: Error, what: string) => void;
 }
@@ -36,7 +37,7 @@ export interface DockerEngine extends Engine {
 type Ending = 'timed_out' | 'cancelled';
 
 export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
-  const docker = opts.docker ?? new Dockerode();
+  const docker = new Dockerode({ socketPath: opts.socketPath ?? '/var/run/docker.sock' });
   const onError = opts.onError ?? (() => {});
   const readUsage = createUsageReader();
   const live = new Set<string>(); // containers this process owns: pooled, running, being removed
