@@ -1,7 +1,7 @@
 // Test harness: a real Sandgate (real Redis, real isolates, real queue) under a prefix of its
 // own, so test files run side by side on one Redis and leave nothing behind.
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -31,9 +31,25 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
   };
 }
 
-export async function startSandgate(env: Record<string, string> = {}, mode: Mode = 'all'): Promise<TestSandgate> {
+/** A profiles directory with only the named shipped profiles: Docker pools start only where asked. */
+export async function profilesDir(names: readonly string[]): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'sandgate-profiles-'));
+  for (const n of names) await copyFile(join('sandbox-profiles', `${n}.yaml`), join(dir, `${n}.yaml`));
+  return dir;
+}
+
+export const DOCKER_PROFILES = ['python', 'node', 'shell', 'python-gvisor'] as const;
+
+export async function startSandgate(
+  env: Record<string, string> = {},
+  mode: Mode = 'all',
+  profiles: readonly string[] = ['js'],
+): Promise<TestSandgate> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sandgate-test-'));
-  const config = loadConfig({ ...testEnv({ SANDGATE_DATA_DIR: dataDir }), ...env });
+  const config = loadConfig({
+    ...testEnv({ SANDGATE_DATA_DIR: dataDir, SANDGATE_PROFILES_DIR: await profilesDir(profiles) }),
+    ...env,
+  });
   const sg = await composeSandgate({ config, mode, logger: pino({ level: 'silent' }) });
   const admin = { authorization: `Bearer ${config.SANDGATE_ADMIN_TOKEN}` };
 
@@ -64,6 +80,7 @@ export async function startSandgate(env: Record<string, string> = {}, mode: Mode
       await sg.close();
       await dropPrefix(config.SANDGATE_PREFIX);
       await rm(dataDir, { recursive: true, force: true });
+      await rm(config.SANDGATE_PROFILES_DIR, { recursive: true, force: true });
     },
   };
 }

@@ -6,7 +6,7 @@ let sg: TestSandgate;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  sg = await startSandgate({ SANDGATE_DOCKER_SOCKET: '/nonexistent/docker.sock' });
+  sg = await startSandgate({ SANDGATE_DOCKER_SOCKET: '/nonexistent/docker.sock' }, 'all', ['js', 'python']);
   ({ auth } = await sg.agent({ profiles: ['js', 'python'] }));
 });
 afterAll(() => sg?.stop());

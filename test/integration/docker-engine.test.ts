@@ -2,13 +2,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL } from '../../runner/engines/docker/container-spec.ts';
 import { containersOf, docker, hasRuntime } from '../helpers/docker.ts';
-import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
+import { DOCKER_PROFILES, eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
 let sg: TestSandgate;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  sg = await startSandgate();
+  sg = await startSandgate({}, 'all', DOCKER_PROFILES);
   ({ auth } = await sg.agent({ profiles: ['python', 'node', 'shell', 'python-gvisor'] }));
 });
 afterAll(async () => {

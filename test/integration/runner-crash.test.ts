@@ -8,7 +8,12 @@ import { createExecutionStore } from '../../store/execution-store.ts';
 import { spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { eventually, REDIS_URL, startSandgate, testEnv } from '../helpers/sandgate.ts';
 
-const crashEnv = testEnv({ SANDGATE_LOCK_MS: '1000', SANDGATE_STALLED_CHECK_MS: '300', SANDGATE_RUNNER_METRICS_PORT: '0' });
+const crashEnv = testEnv({
+  SANDGATE_LOCK_MS: '1000',
+  SANDGATE_STALLED_CHECK_MS: '300',
+  SANDGATE_RUNNER_METRICS_PORT: '0',
+  SANDGATE_PROFILES_DIR: 'test/fixtures/profiles-js',
+});
 const cleanup: Array<() => Promise<unknown>> = [];
 afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => {});

@@ -49,7 +49,7 @@ describe('service endpoints', () => {
     expect((await sg.app!.inject('/healthz')).json()).toEqual({ status: 'ok' });
     const ready = await sg.app!.inject('/readyz');
     expect(ready.statusCode).toBe(200);
-    expect(ready.json().checks).toEqual({ redis: 'ok', 'engine:isolate': 'ok', 'engine:docker': 'ok' });
+    expect(ready.json().checks).toEqual({ redis: 'ok', 'engine:isolate': 'ok' });
   });
 
   it('/metrics has queue depth, runs by status and profile, run durations', async () => {

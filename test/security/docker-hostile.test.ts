@@ -8,7 +8,7 @@ let sg: TestSandgate;
 let auth: Record<string, string>;
 
 beforeAll(async () => {
-  sg = await startSandgate();
+  sg = await startSandgate({}, 'all', ['python', 'shell']);
   ({ auth } = await sg.agent({ profiles: ['python', 'shell'] }));
 });
 afterAll(async () => {
