@@ -9,6 +9,7 @@ import type { Config } from '../contract/config.ts';
 import type { EngineName } from '../contract/profile.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { AgentStore } from '../guard/identity/agent-store.ts';
+import type { PrincipalStore } from '../guard/identity/principal-store.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ExecutionEvents } from '../store/execution-events.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
@@ -30,6 +31,7 @@ export interface ApiDeps {
   store: ExecutionStore;
   events: ExecutionEvents;
   agents: AgentStore;
+  principals: PrincipalStore;
   tokens: TokenService;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
@@ -55,7 +57,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const queues = [...deps.queues.values()];
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
-  await app.register(agentRoutes, deps);
+  await app.register(agentRoutes, { ...deps, redisPrefix: deps.config.SANDGATE_PREFIX });
   await app.register(executionRoutes, {
     ...deps,
     redisPrefix: deps.config.SANDGATE_PREFIX,

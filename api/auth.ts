@@ -6,6 +6,7 @@ import { errorBody, isSandgateError, SandgateError } from '../contract/errors.ts
 import type { Principal, Role } from '../contract/principal.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { AgentStore } from '../guard/identity/agent-store.ts';
+import { PRINCIPAL_TOKEN_PREFIX, type PrincipalStore } from '../guard/identity/principal-store.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 
 declare module 'fastify' {
@@ -25,6 +26,7 @@ export interface AuthDeps {
   admin: AdminTokenCheck;
   tokens: TokenService;
   agents: AgentStore;
+  principals: PrincipalStore;
 }
 
 function credential(request: FastifyRequest, allowBasic: boolean): string | undefined {
@@ -53,10 +55,19 @@ async function authenticate(deps: AuthDeps, request: FastifyRequest, allowBasic:
     request.principal = { role: 'admin', id: 'admin' };
     return;
   }
+  if (token.startsWith(PRINCIPAL_TOKEN_PREFIX)) {
+    const human = await deps.principals.byToken(token);
+    if (!human) throw new SandgateError('unauthorized', 'the bearer token is not valid');
+    request.principal = { role: human.role, id: human.id, name: human.name };
+    return;
+  }
   const claims = await deps.tokens.verify(token);
   const agent = await deps.agents.get(claims.agentId);
   if (!agent) throw new SandgateError('unauthorized', 'the bearer token is not valid');
   if (agent.revokedAt) throw new SandgateError('agent_revoked', 'this agent has been revoked');
+  if (claims.generation !== agent.tokenGeneration) {
+    throw new SandgateError('agent_revoked', 'this token was minted before the agent was revoked: mint a new one');
+  }
   request.agent = agent;
   request.principal = {
     role: 'agent',

@@ -11,6 +11,7 @@ import type { DockerProfile, EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
+import { createPrincipalStore } from '../guard/identity/principal-store.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
@@ -198,6 +199,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       store,
       events,
       agents: createAgentStore(redis, prefix),
+      principals: createPrincipalStore(redis, prefix),
       tokens: createTokenService(keys),
       admin: adminTokenCheck(adminToken),
       profiles,

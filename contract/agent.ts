@@ -40,6 +40,7 @@ export const Agent = z
     limits: AgentLimits,
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
+    tokenGeneration: z.number().int().min(0).default(0).describe('raised when re-enabled: tokens of older generations are refused'),
   })
   .meta({ id: 'Agent' });
 export type Agent = z.infer<typeof Agent>;
@@ -70,3 +71,15 @@ export const TokenResponse = z
   .meta({ id: 'TokenResponse' });
 
 export const AgentId = z.string().regex(/^ag_[A-Za-z0-9_-]{10,64}$/, 'an agent id (ag_…)');
+
+export const CreatePrincipalRequest = z
+  .strictObject({ name: Name, role: z.enum(['approver', 'auditor']) })
+  .meta({ id: 'CreatePrincipalRequest' });
+
+export const PrincipalCreated = z
+  .object({ id: z.string(), name: z.string(), role: z.enum(['approver', 'auditor']), token: z.string() })
+  .meta({ id: 'PrincipalCreated' });
+
+export const Revocation = z
+  .object({ id: z.string(), revokedAt: z.string(), cancelledExecutions: z.number().int() })
+  .meta({ id: 'Revocation' });

@@ -5,6 +5,7 @@ export type Role = 'admin' | 'approver' | 'auditor' | 'agent';
 
 export type Principal =
   | { readonly role: 'admin'; readonly id: 'admin' }
+  | { readonly role: 'approver' | 'auditor'; readonly id: string; readonly name: string }
   | {
       readonly role: 'agent';
       readonly id: string;

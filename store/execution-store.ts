@@ -3,6 +3,7 @@
 // handed out again, can never move a record twice or run its code twice.
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
+import { agentExecutionsKey, agentRevokedKey } from '../contract/redis-keys.ts';
 
 export interface ExecutionMeta {
   id: string;
@@ -38,11 +39,25 @@ end
 return 0
 `;
 
+// Admission: the record is created only while the agent is not revoked, in one step, so no
+// request admitted after a revocation can slip in between a check and the write.
+const CREATE = `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'queued', 'meta', ARGV[2], 'starts', 0)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('EXPIRE', KEYS[3], ARGV[3])
+return 1
+`;
+
 export type TransitionResult = 'done' | 'refused' | 'missing';
 
 export interface ExecutionStore {
   readonly doneChannel: string;
-  create(meta: ExecutionMeta): Promise<void>;
+  /** False when the agent is revoked: then nothing was written. */
+  create(meta: ExecutionMeta): Promise<boolean>;
+  /** Ids of an agent's executions still within the record TTL. */
+  idsOfAgent(agentId: string): Promise<string[]>;
   get(id: string): Promise<(Execution & { starts: number }) | undefined>;
   /** queued → running. False when the record is no longer queued (cancelled, or started before). */
   markRunning(id: string): Promise<boolean>;
@@ -56,11 +71,15 @@ const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 
 type WithTransition = Redis & {
   sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
+  sandgateCreate(record: string, revoked: string, index: string, ...args: string[]): Promise<number>;
 };
 
 export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
   // defineCommand sends EVALSHA (the script once, then its hash), not the script every call.
-  if (!('sandgateTransition' in redis)) redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
+  if (!('sandgateTransition' in redis)) {
+    redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
+    redis.defineCommand('sandgateCreate', { numberOfKeys: 3, lua: CREATE });
+  }
   const scripted = redis as WithTransition;
   const key = (id: string) => `${prefix}:exec:${id}`;
   const doneChannel = `${prefix}:exec-done`;
@@ -81,11 +100,12 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     doneChannel,
 
     async create(meta) {
-      await redis
-        .multi()
-        .hset(key(meta.id), { id: meta.id, status: 'queued', meta: JSON.stringify(meta), starts: 0 })
-        .expire(key(meta.id), ttlSeconds)
-        .exec();
+      const keys = [key(meta.id), agentRevokedKey(prefix, meta.agentId), agentExecutionsKey(prefix, meta.agentId)] as const;
+      return (await scripted.sandgateCreate(...keys, meta.id, JSON.stringify(meta), String(ttlSeconds))) === 1;
+    },
+
+    idsOfAgent(agentId) {
+      return redis.smembers(agentExecutionsKey(prefix, agentId));
     },
 
     async get(id) {

@@ -1,23 +1,44 @@
 // Agents and their tokens (admin only).
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Agent, AgentId, CreateAgentRequest, CreateTokenRequest, TokenResponse } from '../../contract/agent.ts';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import {
+  Agent,
+  AgentId,
+  CreateAgentRequest,
+  CreatePrincipalRequest,
+  CreateTokenRequest,
+  PrincipalCreated,
+  Revocation,
+  TokenResponse,
+} from '../../contract/agent.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import type { EngineName } from '../../contract/profile.ts';
 import type { AgentStore } from '../../guard/identity/agent-store.ts';
+import type { PrincipalStore } from '../../guard/identity/principal-store.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
+import { publishCancel } from '../../store/cancel-channel.ts';
+import type { ExecutionStore } from '../../store/execution-store.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
 
 export interface AgentRouteDeps {
   agents: AgentStore;
+  principals: PrincipalStore;
   tokens: TokenService;
   profiles: ProfileSet;
+  store: ExecutionStore;
+  queues: ReadonlyMap<EngineName, Queue>;
+  redis: Redis;
+  redisPrefix: string;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
-export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, { agents, tokens, profiles }) => {
+export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, deps) => {
+  const { agents, tokens, profiles, store } = deps;
   const mustGet = async (id: string) => {
     const agent = await agents.get(id);
     if (!agent) throw new SandgateError('not_found', `no agent ${id}`);
@@ -62,8 +83,70 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, { 
       const agent = await mustGet(request.params.id);
       if (agent.revokedAt) throw new SandgateError('invalid_state', `agent ${agent.id} is revoked`);
       assertScopesWithinGrants(agent, request.body.scopes);
-      const { token, expiresAt } = await tokens.mint(agent.id, request.body);
+      const { token, expiresAt } = await tokens.mint(agent.id, { ...request.body, generation: agent.tokenGeneration });
       return reply.code(201).send({ token, expiresAt });
+    },
+  );
+
+  app.post(
+    '/v1/agents/:id/revoke',
+    {
+      config: { roles: ['admin'] },
+      schema: {
+        summary: "Revoke one agent: every token of it gets 401 from the next request on, and its queued and running executions are cancelled",
+        tags: ['agents'],
+        params: IdParams,
+        response: { 200: Revocation, ...errors },
+      },
+    },
+    async (request) => {
+      // The admission marker goes first: from here on no new execution of this agent is created,
+      // so the sweep below sees every execution that ever will exist.
+      const agent = await agents.revoke(request.params.id);
+      if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
+      let cancelled = 0;
+      for (const id of await store.idsOfAgent(agent.id)) {
+        if ((await store.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' })) !== 'done') continue;
+        cancelled++;
+        await Promise.all([...deps.queues.values()].map((q) => q.remove(id).catch(() => 0)));
+        await publishCancel(deps.redis, deps.redisPrefix, id);
+      }
+      return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled };
+    },
+  );
+
+  app.post(
+    '/v1/agents/:id/enable',
+    {
+      config: { roles: ['admin'] },
+      schema: {
+        summary: 'Lift a revocation; tokens minted before it stay invalid, so the agent needs new tokens',
+        tags: ['agents'],
+        params: IdParams,
+        response: { 200: Agent, ...errors },
+      },
+    },
+    async (request) => {
+      const agent = await agents.enable(request.params.id);
+      if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
+      return agent;
+    },
+  );
+
+  app.post(
+    '/v1/principals',
+    {
+      config: { roles: ['admin'] },
+      schema: {
+        summary: 'Create a human approver or auditor and its bearer token',
+        tags: ['agents'],
+        body: CreatePrincipalRequest,
+        response: { 201: PrincipalCreated, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { principal, token } = await deps.principals.create(request.body);
+      return reply.code(201).send({ id: principal.id, name: principal.name, role: principal.role, token });
     },
   );
 };

@@ -127,9 +127,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       };
       // Subscribe before enqueueing, so a run that ends at once is not missed.
       const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
-      // Sent back to back on one connection, the record first: Redis runs a connection's commands
-      // in order, so no runner can take the job before its record exists.
-      const created = store.create({
+      const created = await store.create({
         id,
         profile: profile.name,
         language: profile.language,
@@ -137,12 +135,14 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         taskId,
         createdAt: new Date().toISOString(),
       });
-      const queued = queue.add('run', job, { jobId: id });
+      if (!created) {
+        waiter?.cancel();
+        throw new SandgateError('agent_revoked', 'this agent has been revoked');
+      }
       try {
-        await Promise.all([created, queued]);
+        await queue.add('run', job, { jobId: id });
       } catch (e) {
         waiter?.cancel();
-        await queue.remove(id).catch(() => 0);
         await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }).catch(() => {});
         throw e;
       }

@@ -2,10 +2,15 @@
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { Agent, AgentLimits, type Grants } from '../../contract/agent.ts';
+import { agentRevokedKey } from '../../contract/redis-keys.ts';
 
 export interface AgentStore {
   create(input: { name: string; grants: Grants; limits?: Partial<AgentLimits> | undefined }): Promise<Agent>;
   get(id: string): Promise<Agent | undefined>;
+  /** Marks the agent revoked (the admission marker and the record, in one transaction). */
+  revoke(id: string): Promise<Agent | undefined>;
+  /** Lifts a revocation and starts a new token generation: tokens minted before stay invalid. */
+  enable(id: string): Promise<Agent | undefined>;
 }
 
 export function createAgentStore(redis: Redis, prefix: string): AgentStore {
@@ -19,6 +24,7 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
         limits: AgentLimits.parse(limits ?? {}),
         createdAt: new Date().toISOString(),
         revokedAt: null,
+        tokenGeneration: 0,
       };
       await redis.set(key(agent.id), JSON.stringify(agent));
       return agent;
@@ -26,6 +32,20 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
     async get(id) {
       const raw = await redis.get(key(id));
       return raw ? Agent.parse(JSON.parse(raw)) : undefined;
+    },
+    async revoke(id) {
+      const agent = await this.get(id);
+      if (!agent) return undefined;
+      const revoked = { ...agent, revokedAt: agent.revokedAt ?? new Date().toISOString() };
+      await redis.multi().set(agentRevokedKey(prefix, id), revoked.revokedAt).set(key(id), JSON.stringify(revoked)).exec();
+      return revoked;
+    },
+    async enable(id) {
+      const agent = await this.get(id);
+      if (!agent) return undefined;
+      const enabled = { ...agent, revokedAt: null, tokenGeneration: agent.tokenGeneration + 1 };
+      await redis.multi().set(key(id), JSON.stringify(enabled)).del(agentRevokedKey(prefix, id)).exec();
+      return enabled;
     },
   };
 }

@@ -14,6 +14,7 @@ export interface TokenClaims {
   tokenId: string;
   scopes: Scopes | undefined;
   taskId: string | undefined;
+  generation: number;
   expiresAt: Date;
 }
 
@@ -21,6 +22,8 @@ export interface MintOptions {
   ttlSeconds: number;
   scopes?: Scopes | undefined;
   taskId?: string | undefined;
+  /** The agent's token generation (see Agent.tokenGeneration). */
+  generation?: number;
 }
 
 export interface TokenService {
@@ -38,7 +41,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
     verified.set(token, claims);
   };
   return {
-    async mint(agentId, { ttlSeconds, scopes, taskId }) {
+    async mint(agentId, { ttlSeconds, scopes, taskId, generation = 0 }) {
       if (ttlSeconds > MAX_TOKEN_TTL_S) throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
       const iat = Math.floor(now() / 1000);
       const exp = iat + ttlSeconds;
@@ -46,6 +49,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
       const claims: JWTPayload = {};
       if (scopes) claims.scp = scopes;
       if (taskId) claims.task = taskId;
+      if (generation) claims.gen = generation;
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid, typ: 'JWT' })
         .setIssuer(ISSUER)
@@ -105,6 +109,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
         tokenId: payload.jti as string,
         scopes: scopes?.data,
         taskId: payload.task as string | undefined,
+        generation: typeof payload.gen === 'number' ? payload.gen : 0,
         expiresAt: new Date((payload.exp as number) * 1000),
       };
       remember(token, claims);

@@ -46,8 +46,9 @@ export async function startSandgate(
   profiles: readonly string[] = ['js'],
 ): Promise<TestSandgate> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sandgate-test-'));
+  const ownProfiles = env.SANDGATE_PROFILES_DIR ? undefined : await profilesDir(profiles);
   const config = loadConfig({
-    ...testEnv({ SANDGATE_DATA_DIR: dataDir, SANDGATE_PROFILES_DIR: await profilesDir(profiles) }),
+    ...testEnv({ SANDGATE_DATA_DIR: dataDir, ...(ownProfiles && { SANDGATE_PROFILES_DIR: ownProfiles }) }),
     ...env,
   });
   const sg = await composeSandgate({ config, mode, logger: pino({ level: 'silent' }) });
@@ -80,7 +81,7 @@ export async function startSandgate(
       await sg.close();
       await dropPrefix(config.SANDGATE_PREFIX);
       await rm(dataDir, { recursive: true, force: true });
-      await rm(config.SANDGATE_PROFILES_DIR, { recursive: true, force: true });
+      if (ownProfiles) await rm(ownProfiles, { recursive: true, force: true });
     },
   };
 }

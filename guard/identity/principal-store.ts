@@ -1,0 +1,39 @@
+// Human principals (approvers, auditors): an opaque bearer token each, kept in Redis only as its
+// SHA-256, so a copy of Redis reveals no credential.
+import type { Redis } from 'ioredis';
+import { createHash, randomBytes } from 'node:crypto';
+
+export type HumanRole = 'approver' | 'auditor';
+
+export interface HumanPrincipal {
+  id: string;
+  name: string;
+  role: HumanRole;
+  createdAt: string;
+}
+
+export const PRINCIPAL_TOKEN_PREFIX = 'sgp_';
+
+export interface PrincipalStore {
+  create(input: { name: string; role: HumanRole }): Promise<{ principal: HumanPrincipal; token: string }>;
+  /** The principal a token belongs to, or undefined. */
+  byToken(token: string): Promise<HumanPrincipal | undefined>;
+}
+
+const digest = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export function createPrincipalStore(redis: Redis, prefix: string): PrincipalStore {
+  const tokenKey = (token: string) => `${prefix}:principal-token:${digest(token)}`;
+  return {
+    async create({ name, role }) {
+      const principal: HumanPrincipal = { id: `pr_${randomBytes(12).toString('base64url')}`, name, role, createdAt: new Date().toISOString() };
+      const token = `${PRINCIPAL_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+      await redis.set(tokenKey(token), JSON.stringify(principal));
+      return { principal, token };
+    },
+    async byToken(token) {
+      const raw = await redis.get(tokenKey(token));
+      return raw ? (JSON.parse(raw) as HumanPrincipal) : undefined;
+    },
+  };
+}
