@@ -3,6 +3,7 @@
 // while tokens signed by the previous one stay valid until they expire.
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import { randomBytes } from 'node:crypto';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readOrCreateSecret } from './secret-files.ts';
 
@@ -49,4 +50,21 @@ export async function loadKeyRing(dataDir: string): Promise<KeyRing> {
   );
   const byKid = new Map(keys.map((k) => [k.kid, k]));
   return { active: keys[keys.length - 1]!, byKid: (kid) => byKid.get(kid) };
+}
+
+/**
+ * Adds a new signing key to the ring: it signs from the next start of each API process on, and
+ * tokens signed by the older keys keep verifying until they expire (at most an hour).
+ * Keys older than `keep` rotations are dropped. Returns the new key id.
+ */
+export async function rotateSigningKey(dataDir: string, keep = 3): Promise<string> {
+  await loadKeyRing(dataDir); // creates the file when there is none yet
+  const path = join(dataDir, 'keys', 'signing.json');
+  const stored = (JSON.parse(await readFile(path, 'utf8')) as { keys: StoredKey[] }).keys;
+  const fresh = await newStoredKey();
+  const keys = [...stored, fresh].slice(-keep);
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, JSON.stringify({ keys }, null, 2), { mode: 0o600 });
+  await rename(tmp, path); // atomic: a starting process reads the old ring or the new one
+  return fresh.kid;
 }

@@ -135,3 +135,41 @@ describe('the verified-token cache', () => {
     expect((await rejection(svc.verify(token))).code).toBe('token_expired');
   });
 });
+
+describe('key rotation', () => {
+  it('signs with the new key while tokens of the old one verify until they expire', async () => {
+    const { rotateSigningKey } = await import('../../guard/identity/signing-keys.ts');
+    const oldSvc = createTokenService(keys);
+    const { token: oldToken } = await oldSvc.mint('ag_1234567890', { ttlSeconds: 60 });
+    const kid = await rotateSigningKey(dir);
+    const ring = await loadKeyRing(dir);
+    expect(ring.active.kid).toBe(kid);
+    expect(ring.active.kid).not.toBe(keys.active.kid);
+    const svc = createTokenService(ring);
+    expect((await svc.verify(oldToken)).agentId).toBe('ag_1234567890');
+    const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 60 });
+    expect(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid).toBe(kid);
+    // A process that only knows the old ring cannot verify tokens of the new key: fail closed.
+    expect((await rejection(oldSvc.verify(token))).code).toBe('unauthorized');
+  });
+});
+
+describe('algorithm confusion', () => {
+  it('refuses an HS256 token keyed with the public key', async () => {
+    const { exportJWK } = await import('jose');
+    const svc = createTokenService(keys);
+    const publicJwk = await exportJWK(keys.active.publicKey);
+    const secret = new TextEncoder().encode(JSON.stringify(publicJwk));
+    const token = await new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', kid: keys.active.kid })
+      .setIssuer('sandgate')
+      .setAudience('sandgate-api')
+      .setSubject('ag_1234567890')
+      .setJti('tk_x')
+      .setIssuedAt()
+      .setNotBefore('0s')
+      .setExpirationTime('5m')
+      .sign(secret);
+    expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
+  });
+});
