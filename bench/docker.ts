@@ -3,7 +3,7 @@
 // Measured one after the other. Ends by counting the containers the service left behind.
 import Dockerode from 'dockerode';
 import { LABEL } from '../runner/engines/docker/container-spec.ts';
-import { fmt, latencies, percentile, startService, sustained } from './lib.ts';
+import { fmt, latencies, percentile, postAndWait, startService, sustained } from './lib.ts';
 
 const SERVICE_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 200);
 const PLAIN_RUNS = Number(process.env.BENCH_PLAIN_RUNS ?? 30);
@@ -36,16 +36,7 @@ export async function main(): Promise<void> {
   try {
     const auth = await svc.agentAuth(['python']);
     const body = JSON.stringify({ profile: 'python', code: 'print(1)' });
-    const post = async () => {
-      const res = await svc.pool.request({
-        method: 'POST',
-        path: '/v1/executions?wait=true',
-        headers: { authorization: auth, 'content-type': 'application/json' },
-        body,
-      });
-      const json = (await res.body.json()) as { status?: string; stdout?: string };
-      return res.statusCode === 200 && json.status === 'succeeded' && json.stdout === '1\n';
-    };
+    const post = () => postAndWait(svc, auth, body, (j) => j.stdout === '1\n');
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_SETTLE_MS ?? 15_000))); // pools fill at start-up
     for (let i = 0; i < 10; i++) await post();
     svcLat = [];

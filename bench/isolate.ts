@@ -3,7 +3,7 @@
 // floor: a fresh isolate, a context, one eval, dispose. (bench/ may import isolated-vm for that.)
 // The two are measured one after the other, never at once, so they do not share the 2 cores.
 import ivm from 'isolated-vm';
-import { fmt, latencies, percentile, startService, sustained } from './lib.ts';
+import { fmt, latencies, percentile, postAndWait, startService, sustained } from './lib.ts';
 
 const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 500);
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 10_000);
@@ -43,16 +43,7 @@ async function measureService(): Promise<Figures> {
   try {
     const auth = await svc.agentAuth(['js']);
     const body = JSON.stringify({ profile: 'js', code: CODE });
-    const post = async () => {
-      const res = await svc.pool.request({
-        method: 'POST',
-        path: '/v1/executions?wait=true',
-        headers: { authorization: auth, 'content-type': 'application/json' },
-        body,
-      });
-      const json = (await res.body.json()) as { status?: string };
-      return res.statusCode === 200 && json.status === 'succeeded';
-    };
+    const post = () => postAndWait(svc, auth, body);
     for (let i = 0; i < 50; i++) await post();
     const lat = await latencies(LATENCY_RUNS, async () => {
       if (!(await post())) throw new Error('a run did not succeed');

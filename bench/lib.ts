@@ -89,3 +89,20 @@ export async function latencies(n: number, op: () => Promise<void>): Promise<num
   }
   return out.sort((a, b) => a - b);
 }
+
+/** POST /v1/executions?wait=true; true when the run succeeded (and `check` accepts it). */
+export async function postAndWait(
+  svc: BenchService,
+  auth: string,
+  body: string,
+  check: (json: { status?: string; stdout?: string }) => boolean = () => true,
+): Promise<boolean> {
+  const res = await svc.pool.request({
+    method: 'POST',
+    path: '/v1/executions?wait=true',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    body,
+  });
+  const json = (await res.body.json()) as { status?: string; stdout?: string };
+  return res.statusCode === 200 && json.status === 'succeeded' && check(json);
+}

@@ -14,14 +14,7 @@ export const ExecutionStatus = z.enum([
   'rejected',
 ]);
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
-export const FINAL_STATUSES: readonly ExecutionStatus[] = [
-  'succeeded',
-  'failed',
-  'timed_out',
-  'memory_exceeded',
-  'cancelled',
-  'rejected',
-];
+export const FINAL_STATUSES: readonly ExecutionStatus[] = ExecutionStatus.options.filter((s) => s !== 'queued' && s !== 'running');
 export const isFinal = (s: ExecutionStatus): boolean => FINAL_STATUSES.includes(s);
 
 export const ExecutionId = z.string().regex(/^ex_[A-Za-z0-9_-]{10,64}$/, 'an execution id (ex_…)');

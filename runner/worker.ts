@@ -11,7 +11,7 @@ import { executionQueueName } from '../contract/queues.ts';
 import { subscribeCancels } from '../store/cancel-channel.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
 import type { ProfileSet } from '../store/profiles.ts';
-import type { Engine } from './engines/engine.ts';
+import { type Engine, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
 
 export interface WorkerDeps {
@@ -78,15 +78,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       result = await engine.run(data, profile, controller.signal);
     } catch (e) {
       logger.error({ err: e, id: data.id }, 'engine fault');
-      result = {
-        status: 'failed',
-        exitCode: null,
-        stdout: '',
-        stderr: '',
-        truncated: false,
-        usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-        error: { code: 'engine_fault', message: 'the engine failed to run this job; see the runner log' },
-      };
+      result = faultResult('engine_fault', 'the engine failed to run this job; see the runner log');
     } finally {
       inFlight.delete(data.id);
     }

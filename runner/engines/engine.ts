@@ -11,3 +11,14 @@ export interface Engine {
   check(): Promise<void>;
   close(): Promise<void>;
 }
+
+/** The result of a run Sandgate could not carry out (a fault of the engine, not of the code). */
+export const faultResult = (code: string, message: string): EngineResult => ({
+  status: 'failed',
+  exitCode: null,
+  stdout: '',
+  stderr: '',
+  truncated: false,
+  usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+  error: { code, message },
+});

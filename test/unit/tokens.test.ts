@@ -25,6 +25,23 @@ async function rejection(p: Promise<unknown>): Promise<SandgateError> {
   throw new Error('expected a rejection');
 }
 
+/** A token built by hand, as an attacker would: every claim Sandgate checks can be set. */
+async function handMade(
+  key: Parameters<SignJWT['sign']>[0],
+  { alg = 'EdDSA', kid = keys.active.kid, aud = 'sandgate-api', iat = Math.floor(Date.now() / 1000), life = 300 } = {},
+): Promise<string> {
+  return new SignJWT({})
+    .setProtectedHeader({ alg, kid })
+    .setIssuer('sandgate')
+    .setAudience(aud)
+    .setSubject('ag_1234567890')
+    .setJti('tk_x')
+    .setIssuedAt(iat)
+    .setNotBefore(iat)
+    .setExpirationTime(iat + life)
+    .sign(key);
+}
+
 describe('signing keys', () => {
   it('are generated once, mode 0600, and reloaded unchanged', async () => {
     const st = await stat(join(dir, 'keys', 'signing.json'));
@@ -68,47 +85,19 @@ describe('agent tokens', () => {
   it('refuse a token signed by another key with the same kid', async () => {
     const svc = createTokenService(keys);
     const other = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
-      .setIssuer('sandgate')
-      .setAudience('sandgate-api')
-      .setSubject('ag_1234567890')
-      .setJti('tk_x')
-      .setIssuedAt()
-      .setNotBefore('0s')
-      .setExpirationTime('5m')
-      .sign(other.privateKey);
+    const token = await handMade(other.privateKey);
     expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
   });
 
   it('refuse a token that lives longer than the maximum', async () => {
     const svc = createTokenService(keys);
-    const iat = Math.floor(Date.now() / 1000);
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
-      .setIssuer('sandgate')
-      .setAudience('sandgate-api')
-      .setSubject('ag_1234567890')
-      .setJti('tk_x')
-      .setIssuedAt(iat)
-      .setNotBefore(iat)
-      .setExpirationTime(iat + 7200)
-      .sign(keys.active.privateKey);
+    const token = await handMade(keys.active.privateKey, { life: 7200 });
     expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
   });
 
   it('refuse a wrong audience and a tampered payload', async () => {
     const svc = createTokenService(keys);
-    const wrongAud = await new SignJWT({})
-      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
-      .setIssuer('sandgate')
-      .setAudience('someone-else')
-      .setSubject('ag_1234567890')
-      .setJti('tk_x')
-      .setIssuedAt()
-      .setNotBefore('0s')
-      .setExpirationTime('5m')
-      .sign(keys.active.privateKey);
+    const wrongAud = await handMade(keys.active.privateKey, { aud: 'someone-else' });
     expect((await rejection(svc.verify(wrongAud))).code).toBe('unauthorized');
 
     const { token } = await svc.mint('ag_1234567890', { ttlSeconds: 60 });
@@ -160,16 +149,7 @@ describe('algorithm confusion', () => {
     const svc = createTokenService(keys);
     const publicJwk = await exportJWK(keys.active.publicKey);
     const secret = new TextEncoder().encode(JSON.stringify(publicJwk));
-    const token = await new SignJWT({})
-      .setProtectedHeader({ alg: 'HS256', kid: keys.active.kid })
-      .setIssuer('sandgate')
-      .setAudience('sandgate-api')
-      .setSubject('ag_1234567890')
-      .setJti('tk_x')
-      .setIssuedAt()
-      .setNotBefore('0s')
-      .setExpirationTime('5m')
-      .sign(secret);
+    const token = await handMade(secret, { alg: 'HS256' });
     expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
   });
 });

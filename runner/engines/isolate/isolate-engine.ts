@@ -4,7 +4,7 @@
 // terminated and replaced without taking the process down.
 import { Worker } from 'node:worker_threads';
 import type { EngineResult } from '../../../contract/execution.ts';
-import type { Engine } from '../engine.ts';
+import { type Engine, faultResult } from '../engine.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 
 export interface IsolateEngineOptions {
@@ -29,16 +29,6 @@ interface Thread {
   worker: Worker;
   pending: Map<string, Pending>;
 }
-
-const faultResult = (code: string, message: string): EngineResult => ({
-  status: 'failed',
-  exitCode: null,
-  stdout: '',
-  stderr: '',
-  truncated: false,
-  usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
-  error: { code, message },
-});
 
 export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
   const threadOptions: ThreadOptions = { warm: opts.warm ?? 2 };
