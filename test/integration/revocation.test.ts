@@ -52,7 +52,7 @@ describe('revocation', () => {
       expect(rec.error.code).toBe('agent_revoked');
     }
     expect(admitted.length + refused.length).toBe(50);
-    console.log(`race: ${admitted.length} admitted before the revoke, ${refused.length} refused`);
+    expect(admitted.length).toBeGreaterThan(0); // the first was answered before the revoke began
 
     // The next request, on either API process, is refused.
     for (const app of [sg.app, second.app]) {
