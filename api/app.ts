@@ -10,6 +10,7 @@ import type { EngineName } from '../contract/profile.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { AgentStore } from '../guard/identity/agent-store.ts';
 import type { PrincipalStore } from '../guard/identity/principal-store.ts';
+import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ExecutionEvents } from '../store/execution-events.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
@@ -33,6 +34,7 @@ export interface ApiDeps {
   agents: AgentStore;
   principals: PrincipalStore;
   tokens: TokenService;
+  policy: PolicyDecisionPoint;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;

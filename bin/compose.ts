@@ -12,6 +12,7 @@ import { executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
 import { createPrincipalStore } from '../guard/identity/principal-store.ts';
+import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
@@ -29,6 +30,7 @@ export type Mode = 'all' | 'api' | 'runner';
 export interface Sandgate {
   app: FastifyInstance | undefined;
   runner: RunnerHandle | undefined;
+  policy: PolicyDecisionPoint | undefined;
   engines: { isolate?: Engine; docker?: DockerEngine };
   registry: Registry;
   adminToken: string;
@@ -152,8 +154,10 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   }
 
   let app: FastifyInstance | undefined;
+  let policy: PolicyDecisionPoint | undefined;
   let adminToken = '';
   if (mode !== 'runner') {
+    policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
     adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
     const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
     const queues = new Map<EngineName, Queue>(
@@ -200,6 +204,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       events,
       agents: createAgentStore(redis, prefix),
       principals: createPrincipalStore(redis, prefix),
+      policy,
       tokens: createTokenService(keys),
       admin: adminTokenCheck(adminToken),
       profiles,
@@ -213,6 +218,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   return {
     app,
     runner,
+    policy,
     engines,
     registry,
     adminToken,

@@ -59,4 +59,11 @@ const stop = async (signal: string) => {
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop('SIGTERM'));
+// SIGHUP re-reads the operator policies; a set that fails validation is refused, the old one stays.
+process.on('SIGHUP', () => {
+  sandgate.policy
+    ?.reload()
+    .then(() => logger.info('policies reloaded'))
+    .catch((e: Error) => logger.error({ err: e.message }, 'policy reload refused; the previous policies stay active'));
+});
 process.on('SIGINT', () => void stop('SIGINT'));

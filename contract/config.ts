@@ -15,6 +15,8 @@ export const ConfigSchema = z.object({
     .regex(/^[a-z0-9][a-z0-9_-]*$/, 'SANDGATE_PREFIX: lowercase letters, digits, _ and - only')
     .default('sandgate'),
   SANDGATE_PROFILES_DIR: z.string().min(1).default('./sandbox-profiles'),
+  /** Operator Cedar policies (*.cedar), validated at start-up and on SIGHUP. */
+  SANDGATE_POLICIES_DIR: z.string().min(1).default('./policies'),
   SANDGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request body accepted, bytes (code + stdin + files). */
   SANDGATE_BODY_LIMIT: positiveInt.default(1024 * 1024),

@@ -16,7 +16,7 @@ import {
 } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
-import { assertProfileAllowed } from '../../guard/policy/profile-grants.ts';
+import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import { publishCancel } from '../../store/cancel-channel.ts';
 import type { ExecutionEvents } from '../../store/execution-events.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
@@ -32,6 +32,7 @@ export interface ExecutionRouteDeps {
   redisPrefix: string;
   waitGraceMs: number;
   availableProfiles: () => Promise<ReadonlySet<string>>;
+  policy: PolicyDecisionPoint;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
@@ -92,7 +93,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const body = request.body;
       const profile = profiles.get(body.profile);
       if (!profile) throw new SandgateError('unknown_profile', `no profile "${body.profile}"; GET /v1/profiles lists them`);
-      assertProfileAllowed(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile.name);
+      const decision = deps.policy.runProfile(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile, {
+        taskTainted: false, // taint tracking arrives with tool actions
+      });
+      if (!decision.allowed) {
+        const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
+        throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile.name}"${by}`);
+      }
       if (body.language && body.language !== profile.language) {
         throw new SandgateError('language_mismatch', `profile "${profile.name}" runs ${profile.language}, not ${body.language}`);
       }

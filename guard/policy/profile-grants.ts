@@ -1,5 +1,5 @@
-// Which profiles a principal may run: the agent's grants, narrowed by the token's scopes.
-// Fail closed: nothing listed means nothing allowed.
+// An agent's grants narrowed by its token's scopes (the Cedar decision point's input), and the
+// check that a token's scopes name only what was granted. Nothing listed means nothing allowed.
 import type { Agent, Scopes } from '../../contract/agent.ts';
 import { SandgateError } from '../../contract/errors.ts';
 
@@ -7,12 +7,6 @@ export function allowedProfiles(agent: Agent, scopes: Scopes | undefined): Set<s
   const granted = new Set(agent.grants.profiles);
   if (!scopes?.profiles) return granted;
   return new Set(scopes.profiles.filter((p) => granted.has(p)));
-}
-
-export function assertProfileAllowed(agent: Agent, scopes: Scopes | undefined, profile: string): void {
-  if (!allowedProfiles(agent, scopes).has(profile)) {
-    throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile}"`);
-  }
 }
 
 /** A scope may only name what the agent was granted. */

@@ -144,3 +144,32 @@ describe('agents and tokens', () => {
     expect(missing.statusCode).toBe(404);
   });
 });
+
+describe('operator policies at start-up', () => {
+  it('a broken policy file stops the start: it can open nothing', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'policies-'));
+    await writeFile(join(dir, 'open.cedar'), '@id("ops:open")\npermit (principal, action, resource) when { principal.isAdmin };');
+    await expect(startSandgate({ SANDGATE_POLICIES_DIR: dir })).rejects.toThrow(/ops:open.*does not validate/);
+  });
+
+  it('a profile denied by policy answers 403 naming the policy', async () => {
+    const { mkdtemp, writeFile } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = await mkdtemp(join(tmpdir(), 'policies-'));
+    await writeFile(join(dir, 'no-js.cedar'), '@id("ops:no-js")\nforbid (principal, action, resource) when { resource.name == "js" };');
+    const own = await startSandgate({ SANDGATE_POLICIES_DIR: dir });
+    try {
+      const { auth } = await own.agent({ profiles: ['js'] });
+      const res = await own.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1' } });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('profile_not_granted');
+      expect(res.json().error.message).toContain('ops:no-js');
+    } finally {
+      await own.stop();
+    }
+  });
+});

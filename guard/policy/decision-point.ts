@@ -1,0 +1,122 @@
+// The policy decision point: Cedar (@cedar-policy/cedar-wasm) decides every run. Grants are
+// entity attributes of the agent (already narrowed by the token's scopes), so one built-in policy
+// serves every agent and the parsed policy set is cached once. Operator policies come from
+// `policies/*.cedar`, validated in strict mode against the schema; a set that fails is refused
+// and the last good set stays. Fail closed: an error, an empty or odd answer is a deny.
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Agent, Scopes } from '../../contract/agent.ts';
+import type { Profile } from '../../contract/profile.ts';
+import { allowedProfiles } from './profile-grants.ts';
+import { normaliseName } from './names.ts';
+
+export interface Decision {
+  allowed: boolean;
+  /** Ids of the policies that decided (permits when allowed, forbids when denied by one). */
+  policies: string[];
+  errors: string[];
+}
+
+export interface PolicyDecisionPoint {
+  runProfile(agent: Agent, scopes: Scopes | undefined, profile: Profile, context: { taskTainted: boolean }): Decision;
+  /** Re-reads the operator policies; on failure the previous set stays active. */
+  reload(): Promise<void>;
+}
+
+export class PolicyError extends Error {
+  override name = 'PolicyError';
+}
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const SCHEMA_NAME = 'sandgate';
+let generation = 0;
+
+const message = (errors: Array<{ message: string }>) => errors.map((e) => e.message).join('; ');
+
+/** Splits policy text into policies keyed by their @id (or file:index when there is none). */
+function policiesById(text: string, origin: string): Record<string, string> {
+  const parts = cedar.policySetTextToParts(text);
+  if (parts.type === 'failure') throw new PolicyError(`${origin}: does not parse: ${message(parts.errors)}`);
+  const out: Record<string, string> = {};
+  parts.policies.forEach((policy, i) => {
+    const id = /@id\s*\(\s*"([^"]+)"\s*\)/.exec(policy)?.[1] ?? `${origin}#${i}`;
+    if (out[id]) throw new PolicyError(`${origin}: policy id "${id}" is used twice`);
+    out[id] = policy;
+  });
+  return out;
+}
+
+async function loadPolicySet(policyDir: string): Promise<Record<string, string>> {
+  const all = policiesById(await readFile(join(here, 'builtin.cedar'), 'utf8'), 'builtin.cedar');
+  const files = (await readdir(policyDir).catch(() => [] as string[])).filter((f) => f.endsWith('.cedar')).sort();
+  for (const file of files) {
+    const path = join(policyDir, file);
+    const own = policiesById(await readFile(path, 'utf8'), path);
+    for (const [id, text] of Object.entries(own)) {
+      if (all[id]) throw new PolicyError(`${path}: policy id "${id}" is already used`);
+      all[id] = text;
+    }
+  }
+  return all;
+}
+
+export async function createPolicyDecisionPoint({ policyDir }: { policyDir: string }): Promise<PolicyDecisionPoint> {
+  const schema = await readFile(join(here, 'schema.cedarschema'), 'utf8');
+  const parsedSchema = cedar.preparseSchema(SCHEMA_NAME, schema);
+  if (parsedSchema.type === 'failure') throw new PolicyError(`schema: ${message(parsedSchema.errors)}`);
+  let active = '';
+
+  const install = async () => {
+    const policies = await loadPolicySet(policyDir);
+    const validation = cedar.validate({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
+    if (validation.type === 'failure') throw new PolicyError(`policies: ${message(validation.errors)}`);
+    if (validation.validationErrors.length) {
+      const first = validation.validationErrors[0]!;
+      throw new PolicyError(`policy "${first.policyId}" does not validate: ${first.error.message}`);
+    }
+    const id = `set-${++generation}`;
+    const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
+    if (parsed.type === 'failure') throw new PolicyError(`policies: ${message(parsed.errors)}`);
+    active = id;
+  };
+  await install();
+
+  return {
+    reload: install,
+    runProfile(agent, scopes, profile, context) {
+      try {
+        const name = normaliseName(profile.name);
+        const answer = cedar.statefulIsAuthorized({
+          principal: { type: 'Sandgate::Agent', id: agent.id },
+          action: { type: 'Sandgate::Action', id: 'run_profile' },
+          resource: { type: 'Sandgate::Profile', id: name },
+          context: { task_tainted: context.taskTainted },
+          preparsedPolicySetId: active,
+          preparsedSchemaName: SCHEMA_NAME,
+          validateRequest: true,
+          entities: [
+            {
+              uid: { type: 'Sandgate::Agent', id: agent.id },
+              attrs: { name: agent.name, profiles: [...allowedProfiles(agent, scopes)].map(normaliseName) },
+              parents: [],
+            },
+            {
+              uid: { type: 'Sandgate::Profile', id: name },
+              attrs: { name, engine: profile.engine, runtime: profile.engine === 'docker' ? profile.runtime : 'isolate' },
+              parents: [],
+            },
+          ],
+        });
+        if (answer.type !== 'success') return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
+        const { decision, diagnostics } = answer.response;
+        const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+        // An evaluation error anywhere denies, even when some permit matched.
+        return { allowed: decision === 'allow' && errors.length === 0, policies: diagnostics.reason, errors };
+      } catch (e) {
+        return { allowed: false, policies: [], errors: [(e as Error).message] };
+      }
+    },
+  };
+}
