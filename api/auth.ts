@@ -7,6 +7,7 @@ import type { Principal, Role } from '../contract/principal.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { AgentStore } from '../guard/identity/agent-store.ts';
 import { PRINCIPAL_TOKEN_PREFIX, type PrincipalStore } from '../guard/identity/principal-store.ts';
+import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 
 declare module 'fastify' {
@@ -27,6 +28,7 @@ export interface AuthDeps {
   tokens: TokenService;
   agents: AgentStore;
   principals: PrincipalStore;
+  policy: PolicyDecisionPoint;
 }
 
 function credential(request: FastifyRequest, allowBasic: boolean): string | undefined {
@@ -96,8 +98,12 @@ export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
     if (!roles) return;
     try {
       await authenticate(deps, request, request.routeOptions.config.basicAuth === true);
-      if (!roles.includes(request.principal!.role)) {
-        throw new SandgateError('forbidden', `this call needs the role ${roles.join(' or ')}`);
+      // The role check is a policy decision too, so operator policies can narrow it further.
+      const route = `${request.method} ${request.routeOptions.url}`;
+      const decision = deps.policy.callRoute(request.principal!, route, roles);
+      if (!decision.allowed) {
+        const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
+        throw new SandgateError('forbidden', `this call needs the role ${roles.join(' or ')}${by}`);
       }
     } catch (e) {
       if (!isSandgateError(e)) throw e;

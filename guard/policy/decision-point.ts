@@ -20,6 +20,8 @@ export interface Decision {
 }
 
 export interface PolicyDecisionPoint {
+  /** May a caller of this role use this route (identified by "METHOD /path")? */
+  callRoute(caller: { id: string; role: string }, route: string, roles: readonly string[]): Decision;
   runProfile(agent: Agent, scopes: Scopes | undefined, profile: Profile, context: { taskTainted: boolean }): Decision;
   /** Re-reads the operator policies; on failure the previous set stays active. */
   reload(): Promise<void>;
@@ -83,40 +85,55 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
   };
   await install();
 
+  const decide = (call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>): Decision => {
+    try {
+      const answer = cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: active, preparsedSchemaName: SCHEMA_NAME, validateRequest: true });
+      if (answer.type !== 'success') return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
+      const { decision, diagnostics } = answer.response;
+      const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+      // An evaluation error anywhere denies, even when some permit matched.
+      return { allowed: decision === 'allow' && errors.length === 0, policies: diagnostics.reason, errors };
+    } catch (e) {
+      return { allowed: false, policies: [], errors: [(e as Error).message] };
+    }
+  };
+
   return {
     reload: install,
+    callRoute(caller, route, roles) {
+      const principal = { type: 'Sandgate::Caller', id: caller.id };
+      const resource = { type: 'Sandgate::Route', id: route };
+      return decide({
+        principal,
+        action: { type: 'Sandgate::Action', id: 'call_route' },
+        resource,
+        context: {},
+        entities: [
+          { uid: principal, attrs: { role: caller.role }, parents: [] },
+          { uid: resource, attrs: { roles: [...roles] }, parents: [] },
+        ],
+      });
+    },
     runProfile(agent, scopes, profile, context) {
-      try {
-        const name = normaliseName(profile.name);
-        const answer = cedar.statefulIsAuthorized({
-          principal: { type: 'Sandgate::Agent', id: agent.id },
-          action: { type: 'Sandgate::Action', id: 'run_profile' },
-          resource: { type: 'Sandgate::Profile', id: name },
-          context: { task_tainted: context.taskTainted },
-          preparsedPolicySetId: active,
-          preparsedSchemaName: SCHEMA_NAME,
-          validateRequest: true,
-          entities: [
-            {
-              uid: { type: 'Sandgate::Agent', id: agent.id },
-              attrs: { name: agent.name, profiles: [...allowedProfiles(agent, scopes)].map(normaliseName) },
-              parents: [],
-            },
-            {
-              uid: { type: 'Sandgate::Profile', id: name },
-              attrs: { name, engine: profile.engine, runtime: profile.engine === 'docker' ? profile.runtime : 'isolate' },
-              parents: [],
-            },
-          ],
-        });
-        if (answer.type !== 'success') return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
-        const { decision, diagnostics } = answer.response;
-        const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
-        // An evaluation error anywhere denies, even when some permit matched.
-        return { allowed: decision === 'allow' && errors.length === 0, policies: diagnostics.reason, errors };
-      } catch (e) {
-        return { allowed: false, policies: [], errors: [(e as Error).message] };
-      }
+      const name = normaliseName(profile.name);
+      return decide({
+        principal: { type: 'Sandgate::Agent', id: agent.id },
+        action: { type: 'Sandgate::Action', id: 'run_profile' },
+        resource: { type: 'Sandgate::Profile', id: name },
+        context: { task_tainted: context.taskTainted },
+        entities: [
+          {
+            uid: { type: 'Sandgate::Agent', id: agent.id },
+            attrs: { name: agent.name, profiles: [...allowedProfiles(agent, scopes)].map(normaliseName) },
+            parents: [],
+          },
+          {
+            uid: { type: 'Sandgate::Profile', id: name },
+            attrs: { name, engine: profile.engine, runtime: profile.engine === 'docker' ? profile.runtime : 'isolate' },
+            parents: [],
+          },
+        ],
+      });
     },
   };
 }

@@ -160,7 +160,7 @@ describe('operator policies at start-up', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'policies-'));
-    await writeFile(join(dir, 'no-js.cedar'), '@id("ops:no-js")\nforbid (principal, action, resource) when { resource.name == "js" };');
+    await writeFile(join(dir, 'no-js.cedar'), '@id("ops:no-js")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "js" };');
     const own = await startSandgate({ SANDGATE_POLICIES_DIR: dir });
     try {
       const { auth } = await own.agent({ profiles: ['js'] });

@@ -77,7 +77,7 @@ describe('the policy decision point', () => {
   });
 
   it('keeps the last good set when a reload fails: a broken file opens nothing', async () => {
-    const dir = await dirWith({ 'ok.cedar': '@id("ops:no-node")\nforbid (principal, action, resource) when { resource.name == "node" };' });
+    const dir = await dirWith({ 'ok.cedar': '@id("ops:no-node")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "node" };' });
     const own = await createPolicyDecisionPoint({ policyDir: dir });
     await writeFile(join(dir, 'ok.cedar'), '@id("ops:open-all")\npermit (principal, action, resource);\nforbid (principal, action');
     await expect(own.reload()).rejects.toThrow(/does not parse/);
@@ -99,5 +99,27 @@ describe('name normalisation', () => {
 
   it('keeps _ and - apart', () => {
     expect(normaliseName('send_email')).not.toBe(normaliseName('send-email'));
+  });
+});
+
+describe('role checks as policy decisions', () => {
+  it('lets a role use the routes meant for it and no other', () => {
+    const admin = { id: 'admin', role: 'admin' };
+    expect(pdp.callRoute(admin, 'POST /v1/agents', ['admin'])).toEqual({ allowed: true, policies: ['role:route'], errors: [] });
+    expect(pdp.callRoute({ id: 'ag_x', role: 'agent' }, 'POST /v1/agents', ['admin']).allowed).toBe(false);
+    expect(pdp.callRoute({ id: 'pr_x', role: 'auditor' }, 'GET /v1/profiles', ['agent', 'auditor']).allowed).toBe(true);
+  });
+
+  it('lets an operator policy narrow a role further', async () => {
+    const dir = await dirWith({
+      'freeze.cedar':
+        '@id("ops:freeze-agent-creation")\nforbid (principal, action == Sandgate::Action::"call_route", resource == Sandgate::Route::"POST /v1/agents");',
+    });
+    const own = await createPolicyDecisionPoint({ policyDir: dir });
+    expect(own.callRoute({ id: 'admin', role: 'admin' }, 'POST /v1/agents', ['admin'])).toMatchObject({
+      allowed: false,
+      policies: ['ops:freeze-agent-creation'],
+    });
+    expect(own.callRoute({ id: 'admin', role: 'admin' }, 'GET /v1/agents/:id', ['admin']).allowed).toBe(true);
   });
 });
