@@ -19,7 +19,7 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => {});
 });
 
-describe('a runner that crashes', () => {
+describe('a runner that crashes', { timeout: 60_000 }, () => {
   it('fails the run with runner_lost and never starts it twice', async () => {
     const api = await startSandgate(crashEnv, 'api');
     cleanup.push(() => api.stop());

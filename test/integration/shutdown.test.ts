@@ -38,9 +38,10 @@ async function startAndSubmit(graceMs: number, busyMs: number) {
   return { child, store, id };
 }
 
-describe('SIGTERM', () => {
+// These spawn a whole service process; under a loaded CI machine its start alone can take seconds.
+describe('SIGTERM', { timeout: 60_000 }, () => {
   it('lets an in-flight run finish within the grace period, then exits 0', async () => {
-    const { child, store, id } = await startAndSubmit(10_000, 1000);
+    const { child, store, id } = await startAndSubmit(10_000, 2000);
     child.proc.kill('SIGTERM');
     expect(await child.exited).toBe(0);
     const r = await store.get(id);
