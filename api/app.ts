@@ -10,6 +10,7 @@ import type { EngineName } from '../contract/profile.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { AgentStore } from '../guard/identity/agent-store.ts';
 import type { PrincipalStore } from '../guard/identity/principal-store.ts';
+import type { BudgetStore } from '../guard/budget/budget-store.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ExecutionEvents } from '../store/execution-events.ts';
@@ -22,6 +23,7 @@ import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerQueueMetrics } from './queue-metrics.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { executionRoutes } from './routes/executions.ts';
+import { taskRoutes } from './routes/tasks.ts';
 import { type ReadinessChecks, serviceRoutes } from './routes/service.ts';
 
 export interface ApiDeps {
@@ -35,6 +37,7 @@ export interface ApiDeps {
   principals: PrincipalStore;
   tokens: TokenService;
   policy: PolicyDecisionPoint;
+  budgets: BudgetStore;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;
@@ -59,6 +62,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const queues = [...deps.queues.values()];
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
+  await app.register(taskRoutes, deps);
   await app.register(agentRoutes, { ...deps, redisPrefix: deps.config.SANDGATE_PREFIX });
   await app.register(executionRoutes, {
     ...deps,

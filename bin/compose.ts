@@ -11,6 +11,7 @@ import type { DockerProfile, EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
+import { createBudgetStore } from '../guard/budget/budget-store.ts';
 import { createPrincipalStore } from '../guard/identity/principal-store.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
@@ -205,6 +206,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       agents: createAgentStore(redis, prefix),
       principals: createPrincipalStore(redis, prefix),
       policy,
+      budgets: createBudgetStore(redis, prefix, config.SANDGATE_RECORD_TTL_S),
       tokens: createTokenService(keys),
       admin: adminTokenCheck(adminToken),
       profiles,

@@ -13,7 +13,7 @@ export const ERRORS = {
   unauthorized: 401,
   token_expired: 401,
   agent_revoked: 401,
-  budget_exhausted: 402,
+  budget_exceeded: 402,
   forbidden: 403,
   profile_not_granted: 403,
   not_found: 404,

@@ -16,7 +16,9 @@ import {
 } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
+import type { BudgetStore } from '../../guard/budget/budget-store.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
+import { taskFor } from './tasks.ts';
 import { publishCancel } from '../../store/cancel-channel.ts';
 import type { ExecutionEvents } from '../../store/execution-events.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
@@ -33,10 +35,11 @@ export interface ExecutionRouteDeps {
   waitGraceMs: number;
   availableProfiles: () => Promise<ReadonlySet<string>>;
   policy: PolicyDecisionPoint;
+  budgets: BudgetStore;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
-const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 503: ErrorBody };
+const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
 
 /** The profile is the ceiling: a request may lower a limit, never raise it. */
 function limitsFor(req: ExecutionRequest, profile: Profile): ExecutionJob['limits'] {
@@ -119,6 +122,19 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const queue = queues.get(profile.engine);
       if (!queue || !(await deps.availableProfiles()).has(profile.name)) {
         throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
+      }
+
+      if (taskId) await taskFor(deps.budgets, principal, taskId);
+      // Rate limit and task cap in one atomic step; the run is counted when admitted.
+      const admission = await deps.budgets.admitRun(request.agent!.id, request.agent!.limits.runsPerMinute, taskId);
+      if (!admission.ok) {
+        if (admission.reason === 'rate') {
+          throw new SandgateError('rate_limited', `more than ${request.agent!.limits.runsPerMinute} runs per minute`, {
+            'retry-after': String(admission.retryAfterS),
+          });
+        }
+        if (admission.reason === 'no_task') throw new SandgateError('not_found', `no task ${taskId}`);
+        throw new SandgateError('budget_exceeded', `task ${taskId} has used its ${admission.cap}; the task is exhausted`);
       }
 
       const id = `ex_${randomBytes(15).toString('base64url')}`;

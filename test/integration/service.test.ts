@@ -129,11 +129,15 @@ describe('agents and tokens', () => {
   });
 
   it('a token bound to a task works only for that task', async () => {
-    const { auth } = await sg.agent({ profiles: ['js'] }, { taskId: 'task-a' });
-    const other = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1', taskId: 'task-b' } });
+    const { id, auth } = await sg.agent({ profiles: ['js'] });
+    const newTask = async () =>
+      (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'g' } })).json().id as string;
+    const [taskA, taskB] = [await newTask(), await newTask()];
+    const bound = { authorization: `Bearer ${await sg.mint(id, { taskId: taskA })}` };
+    const other = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: bound, payload: { profile: 'js', code: '1', taskId: taskB } });
     expect(other.statusCode).toBe(403);
-    const same = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'js', code: '1' } });
-    expect(same.json().taskId).toBe('task-a');
+    const same = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: bound, payload: { profile: 'js', code: '1' } });
+    expect(same.json().taskId).toBe(taskA);
   });
 
   it('GET /v1/agents/:id returns the agent, 404 for an unknown one', async () => {

@@ -1,0 +1,45 @@
+// Tasks: one agent goal, one budget. Runs and tool calls name a task; the agent reports its own
+// model usage against it.
+import { z } from 'zod';
+import { TaskId } from './execution.ts';
+
+export const Budget = z
+  .strictObject({
+    maxRuns: z.number().int().min(0).max(1_000_000).default(100),
+    maxToolCalls: z.number().int().min(0).max(1_000_000).default(100),
+    maxTokens: z.number().int().min(0).max(1e12).default(1_000_000),
+    maxSpend: z.number().min(0).max(1e9).default(10),
+  })
+  .meta({ id: 'Budget' });
+export type Budget = z.infer<typeof Budget>;
+
+export const CreateTaskRequest = z
+  .strictObject({
+    goal: z.string().min(1).max(4000),
+    budget: Budget.default(Budget.parse({})),
+  })
+  .meta({ id: 'CreateTaskRequest' });
+
+export const TaskUsage = z.object({ runs: z.number(), toolCalls: z.number(), tokens: z.number(), spend: z.number() });
+
+export const Task = z
+  .object({
+    id: TaskId,
+    agentId: z.string(),
+    goal: z.string(),
+    status: z.enum(['active', 'exhausted']),
+    budget: Budget,
+    used: TaskUsage,
+    remaining: TaskUsage,
+    createdAt: z.string(),
+  })
+  .meta({ id: 'Task' });
+export type Task = z.infer<typeof Task>;
+
+export const ReportUsageRequest = z
+  .strictObject({
+    tokens: z.number().int().min(0).max(1e9),
+    cost: z.number().min(0).max(1e6).default(0),
+    reasoning: z.string().max(8000).optional().describe('kept for the audit trail'),
+  })
+  .meta({ id: 'ReportUsageRequest' });
