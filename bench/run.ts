@@ -3,6 +3,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   isolate: () => import('./isolate.ts'),
   docker: () => import('./docker.ts'),
   policy: () => import('./policy.ts'),
+  budget: () => import('./budget.ts'),
 };
 
 const name = process.argv[2];
