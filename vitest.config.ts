@@ -4,7 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    hookTimeout: 60_000, // teardown closes real services; each close step is itself bounded
     pool: 'forks',
     // Two cores: timing-sensitive runs (timeouts, crashes) stay honest with few files at once.
     maxWorkers: 2,

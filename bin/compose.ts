@@ -225,10 +225,24 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
     registry,
     adminToken,
     async close() {
-      await app?.close();
-      await runner?.close();
-      for (const c of closers) await c().catch(() => {});
-      await redis.quit().catch(() => redis.disconnect());
+      // Each step is bounded: a dependency that hangs (Redis, Docker) must not keep the
+      // process from closing; the step that overran is logged.
+      const step = async (name: string, fn: () => Promise<unknown>, ms = 10_000) => {
+        let timer: NodeJS.Timeout | undefined;
+        const overran = new Promise<void>((resolve) => {
+          timer = setTimeout(() => {
+            log.error({ step: name, ms }, 'shutdown step overran its deadline; going on');
+            resolve();
+          }, ms);
+        });
+        await Promise.race([fn().catch((e: Error) => log.error({ step: name, err: e.message }, 'shutdown step failed')), overran]);
+        clearTimeout(timer);
+      };
+      await step('http', async () => app?.close());
+      await step('runner', async () => runner?.close(), config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
+      for (const [i, c] of closers.entries()) await step(`closer ${i}`, c);
+      await step('redis', () => redis.quit().catch(() => redis.disconnect()), 2000);
+      redis.disconnect();
     },
   };
 }

@@ -5,8 +5,10 @@ export default class SummaryReporter implements Reporter {
   onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
     const counts = { passed: 0, failed: 0, skipped: 0 };
     for (const mod of testModules) {
-      if (mod.state() === 'failed' && [...mod.children.allTests()].length === 0) counts.failed++;
-      for (const test of mod.children.allTests()) {
+      const tests = [...mod.children.allTests()];
+      // A file can fail outside its tests (an import, a hook): count it as a failure too.
+      if (mod.state() === 'failed' && !tests.some((t) => t.result().state === 'failed')) counts.failed++;
+      for (const test of tests) {
         const state = test.result().state;
         if (state === 'passed') counts.passed++;
         else if (state === 'failed') counts.failed++;
