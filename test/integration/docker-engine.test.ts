@@ -132,12 +132,9 @@ describe('the reaper', () => {
       Labels: { [LABEL.sandgate]: '1', [LABEL.prefix]: prefix, [LABEL.owner]: 'crashed-runner-1' },
       HostConfig: { NetworkMode: 'none' },
     });
-    const before = (await containersOf(prefix)).map((c) => c.Id);
-    const removed = await sg.engines.docker!.reaper.sweep();
-    expect(removed).toBe(1);
-    const after = (await containersOf(prefix)).map((c) => c.Id);
-    expect(after).not.toContain(orphan.id);
-    // The warm pool's containers stay (the pool may have added more meanwhile).
-    expect(after).toEqual(expect.arrayContaining(before.filter((id) => id !== orphan.id)));
+    expect((await containersOf(prefix)).length).toBeGreaterThan(1); // the warm pools are up
+    // Exactly one removal: the orphan. The pools' live containers were left alone.
+    expect(await sg.engines.docker!.reaper.sweep()).toBe(1);
+    expect((await containersOf(prefix)).map((c) => c.Id)).not.toContain(orphan.id);
   });
 });
