@@ -16,6 +16,7 @@ import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ExecutionEvents } from '../store/execution-events.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
 import type { ProfileSet } from '../store/profiles.ts';
+import type { WorkCanceller } from '../store/cancel-work.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -38,6 +39,7 @@ export interface ApiDeps {
   tokens: TokenService;
   policy: PolicyDecisionPoint;
   budgets: BudgetStore;
+  canceller: WorkCanceller;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;
@@ -63,10 +65,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
   await app.register(taskRoutes, deps);
-  await app.register(agentRoutes, { ...deps, redisPrefix: deps.config.SANDGATE_PREFIX });
+  await app.register(agentRoutes, deps);
   await app.register(executionRoutes, {
     ...deps,
-    redisPrefix: deps.config.SANDGATE_PREFIX,
     waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
   });
   await registerQueueDashboard(app, queues);

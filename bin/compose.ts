@@ -12,6 +12,7 @@ import { executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
 import { createBudgetStore } from '../guard/budget/budget-store.ts';
+import { createWorkCanceller } from '../store/cancel-work.ts';
 import { createPrincipalStore } from '../guard/identity/principal-store.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
@@ -133,6 +134,10 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   });
   const prefix = config.SANDGATE_PREFIX;
   const store = createExecutionStore(redis, prefix, config.SANDGATE_RECORD_TTL_S);
+  const budgets = createBudgetStore(redis, prefix, config.SANDGATE_RECORD_TTL_S);
+  // Runners cancel without dequeuing (a cancelled job that reaches a worker is dropped there);
+  // the API also takes the job off its queue.
+  const runnerCanceller = createWorkCanceller({ store, budgets, redis, redisPrefix: prefix });
   const neededEngines = new Set([...profiles.values()].map((p) => p.engine));
   const closers: Array<() => Promise<unknown>> = [];
 
@@ -147,6 +152,8 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       connection: await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null }),
       subscriber: await connect(config.REDIS_URL, 'sandgate-cancel-sub'),
       store,
+      budgets,
+      canceller: runnerCanceller,
       profiles,
       engines,
       metrics: createRunMetrics(registry),
@@ -206,7 +213,16 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       agents: createAgentStore(redis, prefix),
       principals: createPrincipalStore(redis, prefix),
       policy,
-      budgets: createBudgetStore(redis, prefix, config.SANDGATE_RECORD_TTL_S),
+      budgets,
+      canceller: createWorkCanceller({
+        store,
+        budgets,
+        redis,
+        redisPrefix: prefix,
+        dequeue: async (id) => {
+          await Promise.all([...queues.values()].map((q) => q.remove(id).catch(() => 0)));
+        },
+      }),
       tokens: createTokenService(keys),
       admin: adminTokenCheck(adminToken),
       profiles,

@@ -19,7 +19,7 @@ export const AgentLimits = z
   .strictObject({
     runsPerMinute: z.number().int().positive().max(100_000).default(60),
     toolCallsPerMinute: z.number().int().positive().max(100_000).default(60),
-    spendPerDay: z.number().positive().max(1e9).default(10),
+    spendPerDay: z.number().positive().max(1e6).default(10),
   })
   .meta({ id: 'AgentLimits' });
 export type AgentLimits = z.infer<typeof AgentLimits>;

@@ -67,6 +67,7 @@ export type RunLimits = z.infer<typeof RunLimits>;
 export const ExecutionJob = z.strictObject({
   id: ExecutionId,
   agentId: z.string(),
+  taskId: z.string().nullable().default(null),
   profile: ProfileName,
   language: Language,
   code: z.string(),

@@ -19,8 +19,9 @@ export const ProfileLimits = z
 export type ProfileLimits = z.infer<typeof ProfileLimits>;
 
 export const ProfilePrice = z.strictObject({
-  perRun: z.number().min(0).default(0),
-  perCpuSecond: z.number().min(0).default(0),
+  perRun: z.number().min(0).max(1000).default(0),
+  perCpuSecond: z.number().min(0).max(1000).default(0),
+  perGbSecond: z.number().min(0).max(1000).default(0).describe('per GB of peak memory, per second of wall time'),
 });
 
 const common = {
@@ -28,7 +29,7 @@ const common = {
   description: z.string().max(500).default(''),
   language: Language,
   limits: ProfileLimits,
-  price: ProfilePrice.default({ perRun: 0, perCpuSecond: 0 }),
+  price: ProfilePrice.default({ perRun: 0, perCpuSecond: 0, perGbSecond: 0 }),
 };
 
 export const IsolateProfile = z.strictObject({ ...common, engine: z.literal('isolate') });

@@ -5,3 +5,6 @@ export const agentRevokedKey = (prefix: string, agentId: string): string => `${p
 
 /** The executions of an agent, so a revocation can cancel its queued and running work. */
 export const agentExecutionsKey = (prefix: string, agentId: string): string => `${prefix}:agent-execs:${agentId}`;
+
+/** The executions of a task, so an exhausted task can cancel its queued work. */
+export const taskExecutionsKey = (prefix: string, taskId: string): string => `${prefix}:task-execs:${taskId}`;

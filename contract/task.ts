@@ -8,7 +8,7 @@ export const Budget = z
     maxRuns: z.number().int().min(0).max(1_000_000).default(100),
     maxToolCalls: z.number().int().min(0).max(1_000_000).default(100),
     maxTokens: z.number().int().min(0).max(1e12).default(1_000_000),
-    maxSpend: z.number().min(0).max(1e9).default(10),
+    maxSpend: z.number().min(0).max(1e6).default(10),
   })
   .meta({ id: 'Budget' });
 export type Budget = z.infer<typeof Budget>;
@@ -30,6 +30,7 @@ export const Task = z
     status: z.enum(['active', 'exhausted']),
     budget: Budget,
     used: TaskUsage,
+    reserved: z.object({ spend: z.number() }).describe('worst-case cost held by admitted work that has not settled yet'),
     remaining: TaskUsage,
     createdAt: z.string(),
   })

@@ -6,10 +6,13 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import { type EngineResult, ExecutionJob } from '../contract/execution.ts';
-import type { EngineName, Profile } from '../contract/profile.ts';
+import type { EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
 import { subscribeCancels } from '../store/cancel-channel.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
+import { TASK_EXHAUSTED, type WorkCanceller } from '../store/cancel-work.ts';
+import type { BudgetStore } from '../guard/budget/budget-store.ts';
+import { actualCost } from '../guard/budget/pricing.ts';
 import type { ProfileSet } from '../store/profiles.ts';
 import { type Engine, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
@@ -21,6 +24,8 @@ export interface WorkerDeps {
   /** A connection this worker may put into subscriber mode. */
   subscriber: Redis;
   store: ExecutionStore;
+  budgets: BudgetStore;
+  canceller: WorkCanceller;
   profiles: ProfileSet;
   engines: Partial<Record<EngineName, Engine>>;
   metrics: RunMetrics;
@@ -38,9 +43,8 @@ const RUNNER_LOST = {
   message: 'the runner executing this run stopped before it finished; it is not retried, so the code never runs twice',
 };
 
-export function priceOf(profile: Profile, cpuMs: number): number {
-  return Math.round((profile.price.perRun + (cpuMs / 1000) * profile.price.perCpuSecond) * 1e9) / 1e9;
-}
+/** Settles a reservation at its full amount (the script caps the cost at what was reserved). */
+const WORST_CASE = 1e6;
 
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const { config, store, profiles, metrics, logger } = deps;
@@ -49,6 +53,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   await subscribeCancels(deps.subscriber, config.SANDGATE_PREFIX, (id) => {
     inFlight.get(id)?.abort(new Error('cancelled'));
   });
+
+  const settleRun = async (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>, cost: number, refund: boolean) => {
+    const { exhausted } = await deps.budgets.settle({ id: job.id, agentId: job.agentId, taskId: job.taskId, cost, refund });
+    // Stop, not spiral: once the task's spend is gone, nothing queued for it starts.
+    if (exhausted && job.taskId) await deps.canceller.cancelQueuedOfTask(job.taskId, TASK_EXHAUSTED);
+  };
 
   const process = async (job: Job): Promise<void> => {
     const parsed = ExecutionJob.safeParse(job.data);
@@ -66,9 +76,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       });
       return;
     }
+    const settle = (cost: number, refund = false) => settleRun(data, cost, refund);
     if (!(await store.markRunning(data.id))) {
-      // Cancelled while queued (nothing to do), or started before by a runner that died.
-      await store.finish(data.id, 'failed', { error: RUNNER_LOST });
+      // Cancelled while queued (refunded; nothing to run), or started before by a runner that
+      // died: that one is charged its worst case, as it may have used all of it.
+      const lost = (await store.finish(data.id, 'failed', { error: RUNNER_LOST })) === 'done';
+      await (lost ? settle(WORST_CASE) : settle(0, true));
       return;
     }
     const controller = new AbortController();
@@ -85,7 +98,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     if (result.status === 'cancelled' && controller.signal.reason instanceof Error && controller.signal.reason.message === 'shutdown') {
       result.error = { code: 'runner_shutdown', message: 'the runner shut down before the run finished' };
     }
-    const usage = { ...result.usage, cost: priceOf(profile, result.usage.cpuMs) };
+    const usage = { ...result.usage, cost: actualCost(profile, data.limits, result.usage) };
     const { status, exitCode, stdout, stderr, truncated } = result;
     await store.finish(data.id, status, {
       exitCode,
@@ -97,6 +110,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       ...(result.files && { files: result.files }),
       ...(result.error && { error: result.error }),
     });
+    await settle(usage.cost).catch((e) => logger.error({ err: e, id: data.id }, 'could not settle the run'));
     metrics.observe(profile.name, status, usage.wallMs, usage.cpuMs);
   };
 
@@ -119,7 +133,11 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       if (!job) return;
       logger.warn({ id: job.id, reason: err.message }, 'job failed in the queue');
       // The queue gave up on the job (its runner crashed): the record must not stay "running".
-      store.finish(String(job.id), 'failed', { error: RUNNER_LOST }).catch((e) => logger.error({ err: e }, 'could not settle'));
+      const data = ExecutionJob.safeParse(job.data);
+      store
+        .finish(String(job.id), 'failed', { error: RUNNER_LOST })
+        .then((r) => (r === 'done' && data.success ? settleRun(data.data, WORST_CASE, false) : undefined))
+        .catch((e) => logger.error({ err: e }, 'could not settle'));
     });
     let lastError = 0; // a Redis outage repeats the same error per reconnect: log it every 10 s
     worker.on('error', (err) => {

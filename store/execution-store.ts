@@ -3,7 +3,7 @@
 // handed out again, can never move a record twice or run its code twice.
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
-import { agentExecutionsKey, agentRevokedKey } from '../contract/redis-keys.ts';
+import { agentExecutionsKey, agentRevokedKey, taskExecutionsKey } from '../contract/redis-keys.ts';
 
 export interface ExecutionMeta {
   id: string;
@@ -40,13 +40,17 @@ return 0
 `;
 
 // Admission: the record is created only while the agent is not revoked, in one step, so no
-// request admitted after a revocation can slip in between a check and the write.
+// request admitted after a revocation can slip in between a check and the write. The id goes
+// into the agent's index and, when it has one, the task's.
+// KEYS: record, revoked marker, agent index, [task index].
 const CREATE = `
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'queued', 'meta', ARGV[2], 'starts', 0)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
+for i = 3, #KEYS do
+  redis.call('SADD', KEYS[i], ARGV[1])
+  redis.call('EXPIRE', KEYS[i], ARGV[3])
+end
 return 1
 `;
 
@@ -58,27 +62,29 @@ export interface ExecutionStore {
   create(meta: ExecutionMeta): Promise<boolean>;
   /** Ids of an agent's executions still within the record TTL. */
   idsOfAgent(agentId: string): Promise<string[]>;
+  /** Ids of a task's executions still within the record TTL. */
+  idsOfTask(taskId: string): Promise<string[]>;
   get(id: string): Promise<(Execution & { starts: number }) | undefined>;
   /** queued → running. False when the record is no longer queued (cancelled, or started before). */
   markRunning(id: string): Promise<boolean>;
   /** queued|running → a final status, with the run's outcome. */
   finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>): Promise<TransitionResult>;
-  /** queued|running → cancelled. */
-  cancel(id: string, reason: RunError): Promise<TransitionResult>;
+  /** queued|running → cancelled; with `queuedOnly`, only a run that has not started. */
+  cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
 }
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 
 type WithTransition = Redis & {
   sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
-  sandgateCreate(record: string, revoked: string, index: string, ...args: string[]): Promise<number>;
+  sandgateCreate(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
 };
 
 export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
   // defineCommand sends EVALSHA (the script once, then its hash), not the script every call.
   if (!('sandgateTransition' in redis)) {
     redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
-    redis.defineCommand('sandgateCreate', { numberOfKeys: 3, lua: CREATE });
+    redis.defineCommand('sandgateCreate', { lua: CREATE }); // 3 or 4 keys: numKeys first
   }
   const scripted = redis as WithTransition;
   const key = (id: string) => `${prefix}:exec:${id}`;
@@ -100,12 +106,17 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     doneChannel,
 
     async create(meta) {
-      const keys = [key(meta.id), agentRevokedKey(prefix, meta.agentId), agentExecutionsKey(prefix, meta.agentId)] as const;
-      return (await scripted.sandgateCreate(...keys, meta.id, JSON.stringify(meta), String(ttlSeconds))) === 1;
+      const keys = [key(meta.id), agentRevokedKey(prefix, meta.agentId), agentExecutionsKey(prefix, meta.agentId)];
+      if (meta.taskId) keys.push(taskExecutionsKey(prefix, meta.taskId));
+      return (await scripted.sandgateCreate(keys.length, ...keys, meta.id, JSON.stringify(meta), String(ttlSeconds))) === 1;
     },
 
     idsOfAgent(agentId) {
       return redis.smembers(agentExecutionsKey(prefix, agentId));
+    },
+
+    idsOfTask(taskId) {
+      return redis.smembers(taskExecutionsKey(prefix, taskId));
     },
 
     async get(id) {
@@ -143,8 +154,8 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       });
     },
 
-    cancel(id, reason) {
-      return transition(id, 'cancelled', finalFrom, {
+    cancel(id, reason, queuedOnly = false) {
+      return transition(id, 'cancelled', queuedOnly ? ['queued'] : finalFrom, {
         outcome: JSON.stringify({ error: reason }),
         finishedAt: new Date().toISOString(),
       });

@@ -1,8 +1,6 @@
 // Agents and their tokens (admin only).
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import {
   Agent,
   AgentId,
@@ -14,12 +12,11 @@ import {
   TokenResponse,
 } from '../../contract/agent.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
-import type { EngineName } from '../../contract/profile.ts';
 import type { AgentStore } from '../../guard/identity/agent-store.ts';
 import type { PrincipalStore } from '../../guard/identity/principal-store.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
-import { publishCancel } from '../../store/cancel-channel.ts';
+import type { WorkCanceller } from '../../store/cancel-work.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
 
@@ -29,9 +26,7 @@ export interface AgentRouteDeps {
   tokens: TokenService;
   profiles: ProfileSet;
   store: ExecutionStore;
-  queues: ReadonlyMap<EngineName, Queue>;
-  redis: Redis;
-  redisPrefix: string;
+  canceller: WorkCanceller;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
@@ -106,10 +101,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
       let cancelled = 0;
       for (const id of await store.idsOfAgent(agent.id)) {
-        if ((await store.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' })) !== 'done') continue;
-        cancelled++;
-        await Promise.all([...deps.queues.values()].map((q) => q.remove(id).catch(() => 0)));
-        await publishCancel(deps.redis, deps.redisPrefix, id);
+        if ((await deps.canceller.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' })) === 'done') cancelled++;
       }
       return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled };
     },

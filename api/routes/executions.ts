@@ -17,25 +17,24 @@ import {
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
 import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import { worstCaseCost } from '../../guard/budget/pricing.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
-import { taskFor } from './tasks.ts';
-import { publishCancel } from '../../store/cancel-channel.ts';
+import { admissionError, taskFor } from './tasks.ts';
+import type { WorkCanceller } from '../../store/cancel-work.ts';
 import type { ExecutionEvents } from '../../store/execution-events.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
-import type { Redis } from 'ioredis';
 
 export interface ExecutionRouteDeps {
   profiles: ProfileSet;
   queues: ReadonlyMap<EngineName, Queue>;
   store: ExecutionStore;
   events: ExecutionEvents;
-  redis: Redis;
-  redisPrefix: string;
   waitGraceMs: number;
   availableProfiles: () => Promise<ReadonlySet<string>>;
   policy: PolicyDecisionPoint;
   budgets: BudgetStore;
+  canceller: WorkCanceller;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
@@ -125,22 +124,18 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       }
 
       if (taskId) await taskFor(deps.budgets, principal, taskId);
-      // Rate limit and task cap in one atomic step; the run is counted when admitted.
-      const admission = await deps.budgets.admitRun(request.agent!.id, request.agent!.limits.runsPerMinute, taskId);
-      if (!admission.ok) {
-        if (admission.reason === 'rate') {
-          throw new SandgateError('rate_limited', `more than ${request.agent!.limits.runsPerMinute} runs per minute`, {
-            'retry-after': String(admission.retryAfterS),
-          });
-        }
-        if (admission.reason === 'no_task') throw new SandgateError('not_found', `no task ${taskId}`);
-        throw new SandgateError('budget_exceeded', `task ${taskId} has used its ${admission.cap}; the task is exhausted`);
-      }
-
       const id = `ex_${randomBytes(15).toString('base64url')}`;
+      const agent = request.agent!;
+      // Rate limit, task caps and the worst-case cost against task and day, in one atomic step.
+      const worstCase = worstCaseCost(profile, limits);
+      const admission = await deps.budgets.admit({ id, kind: 'run', agentId: agent.id, limits: agent.limits, taskId, worstCase });
+      if (!admission.ok) throw admissionError(admission, taskId, worstCase, `${agent.limits.runsPerMinute} runs`);
+      const refund = () => deps.budgets.settle({ id, agentId: agent.id, taskId, cost: 0, refund: true }).catch(() => {});
+
       const job: ExecutionJob = {
         id,
-        agentId: request.agent!.id,
+        agentId: agent.id,
+        taskId,
         profile: profile.name,
         language: profile.language,
         code: body.code,
@@ -160,12 +155,14 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       });
       if (!created) {
         waiter?.cancel();
+        await refund();
         throw new SandgateError('agent_revoked', 'this agent has been revoked');
       }
       try {
         await queue.add('run', job, { jobId: id });
       } catch (e) {
         waiter?.cancel();
+        await refund();
         await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }).catch(() => {});
         throw e;
       }
@@ -202,14 +199,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
     async (request) => {
       const { id } = request.params;
       const before = await loadOwned(request.principal!, id);
-      const outcome = await store.cancel(id, { code: 'cancelled', message: `cancelled by ${request.principal!.role}` });
+      // Off the queue and refunded if still waiting; if a runner holds it, the runner is told to stop.
+      const outcome = await deps.canceller.cancel(id, { code: 'cancelled', message: `cancelled by ${request.principal!.role}` });
       if (outcome !== 'done') {
         throw new SandgateError('invalid_state', `execution ${id} has already ended (${(await store.get(id))?.status ?? before.status})`);
       }
-      // Take it off the queue if still waiting; if a runner holds it, tell the runner to stop.
-      const engine = profiles.get(before.profile)?.engine;
-      await (engine && queues.get(engine))?.remove(id).catch(() => 0);
-      await publishCancel(deps.redis, deps.redisPrefix, id);
       return loadOwned(request.principal!, id);
     },
   );

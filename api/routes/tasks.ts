@@ -5,10 +5,28 @@ import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
-import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import type { Admission, BudgetStore } from '../../guard/budget/budget-store.ts';
+import { TASK_EXHAUSTED, type WorkCanceller } from '../../store/cancel-work.ts';
 
 export interface TaskRouteDeps {
   budgets: BudgetStore;
+  canceller: WorkCanceller;
+}
+
+/** The refusal of an admission: 429 with Retry-After over a per-minute limit, 402 naming the cap. */
+export function admissionError(a: Exclude<Admission, { ok: true }>, taskId: string | null, worstCase: number, perMinute: string): SandgateError {
+  if (a.reason === 'rate') {
+    return new SandgateError('rate_limited', `more than ${perMinute} per minute; retry after ${a.retryAfterS} s`, { 'retry-after': String(a.retryAfterS) });
+  }
+  if (a.reason === 'no_task') return new SandgateError('not_found', `no task ${taskId}`);
+  if (a.cap === 'spendPerDay') {
+    return new SandgateError('budget_exceeded', `spendPerDay: this agent has ${a.left ?? 0} left today; the worst case of this request is ${worstCase}`);
+  }
+  if (a.cap === 'maxSpend' && a.left !== undefined) {
+    return new SandgateError('budget_exceeded', `maxSpend: task ${taskId} has ${a.left} left (after what is reserved); the worst case of this request is ${worstCase}`);
+  }
+  if (a.cap === 'task') return new SandgateError('budget_exceeded', `task ${taskId} is exhausted`);
+  return new SandgateError('budget_exceeded', `${a.cap}: task ${taskId} has used its ${a.cap}; the task is exhausted`);
 }
 
 const IdParams = z.strictObject({ id: TaskId });
@@ -23,7 +41,7 @@ export async function taskFor(budgets: BudgetStore, principal: Principal, id: st
   return task;
 }
 
-export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets }) => {
+export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, canceller }) => {
   app.post(
     '/v1/tasks',
     {
@@ -56,10 +74,14 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { bu
     },
     async (request) => {
       const task = await taskFor(budgets, request.principal!, request.params.id);
-      const outcome = await budgets.reportUsage(task.id, request.body.tokens, request.body.cost);
+      const agent = request.agent!;
+      const outcome = await budgets.reportUsage(task.id, agent.id, agent.limits, request.body.tokens, request.body.cost);
       if (!outcome.ok) {
         if ('missing' in outcome) throw new SandgateError('not_found', `no task ${task.id}`);
-        throw new SandgateError('budget_exceeded', `task ${task.id} passed its ${outcome.cap}; the task is exhausted`);
+        if (outcome.cap === 'spendPerDay') throw new SandgateError('budget_exceeded', `spendPerDay: this agent has spent its budget for today`);
+        // Stop, not spiral: nothing queued for a spent task runs.
+        await canceller.cancelQueuedOfTask(task.id, TASK_EXHAUSTED);
+        throw new SandgateError('budget_exceeded', `${outcome.cap}: task ${task.id} passed its ${outcome.cap}; the task is exhausted`);
       }
       return { remaining: (await budgets.getTask(task.id))!.remaining };
     },

@@ -1,83 +1,80 @@
-// Tasks and their budgets, and per-agent rate limits, in Redis. Every admission is one Lua
-// script on Redis's own clock (TIME): no read-then-write in Node, so racing requests, on any
-// number of API processes, can never admit more than the budget.
+// Tasks and their budgets, per-agent rate limits and daily spend, in Redis. Every admission is
+// one Lua script (budget-scripts.ts): no read-then-write in Node.
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
+import type { AgentLimits } from '../../contract/agent.ts';
 import type { Budget, Task } from '../../contract/task.ts';
+import { ADMIT, REPORT_USAGE, SETTLE } from './budget-scripts.ts';
+import { fromNanos, toNanos } from './pricing.ts';
 
-// GCRA rate limit over one minute (burst = the per-minute limit), then the task's run cap.
-// KEYS: rate, task. ARGV: per-minute limit, has-task flag.
-const ADMIT_RUN = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = 60000 / tonumber(ARGV[1])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local next_tat = tat + interval
-if next_tat - now > 60000 then
-  return {'rate', tostring(math.ceil((next_tat - now - 60000) / 1000))}
-end
-if ARGV[2] == '1' then
-  if redis.call('EXISTS', KEYS[2]) == 0 then return {'no_task', '0'} end
-  if redis.call('HGET', KEYS[2], 'status') ~= 'active' then return {'exhausted', 'task'} end
-  local runs = tonumber(redis.call('HGET', KEYS[2], 'runs'))
-  if runs >= tonumber(redis.call('HGET', KEYS[2], 'maxRuns')) then
-    redis.call('HSET', KEYS[2], 'status', 'exhausted')
-    return {'exhausted', 'maxRuns'}
-  end
-  redis.call('HINCRBY', KEYS[2], 'runs', 1)
-end
-redis.call('SET', KEYS[1], tostring(next_tat), 'PX', math.ceil(60000 + interval))
-return {'ok', '0'}
-`;
+export type Admission =
+  | { ok: true }
+  | { ok: false; reason: 'rate'; retryAfterS: number }
+  | { ok: false; reason: 'exhausted'; cap: string; left?: number }
+  | { ok: false; reason: 'no_task' };
 
-// KEYS: task. ARGV: tokens, cost. Adds the agent's reported model usage; past a cap the task is
-// exhausted and the answer says which cap.
-const REPORT_USAGE = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'no_task', ''} end
-local tokens = redis.call('HINCRBY', KEYS[1], 'tokens', ARGV[1])
-local spend = tonumber(redis.call('HINCRBYFLOAT', KEYS[1], 'spend', ARGV[2]))
-if tokens > tonumber(redis.call('HGET', KEYS[1], 'maxTokens')) then
-  redis.call('HSET', KEYS[1], 'status', 'exhausted')
-  return {'exhausted', 'maxTokens'}
-end
-if spend > tonumber(redis.call('HGET', KEYS[1], 'maxSpend')) then
-  redis.call('HSET', KEYS[1], 'status', 'exhausted')
-  return {'exhausted', 'maxSpend'}
-end
-return {'ok', ''}
-`;
+export interface AdmitRequest {
+  /** The run's or tool call's id: its reservation is kept under it until settled. */
+  id: string;
+  kind: 'run' | 'tool';
+  agentId: string;
+  limits: AgentLimits;
+  taskId: string | null;
+  /** Price × ceilings: reserved now against the task's spend and the agent's day. */
+  worstCase: number;
+}
 
-export type Admission = { ok: true } | { ok: false; reason: 'rate'; retryAfterS: number } | { ok: false; reason: 'exhausted'; cap: string } | { ok: false; reason: 'no_task' };
+export interface Settlement {
+  id: string;
+  agentId: string;
+  taskId: string | null;
+  /** The actual cost; 0 with `refund` when the work never ran. */
+  cost: number;
+  /** Never started (cancelled while queued): the run or tool call is given back too. */
+  refund?: boolean;
+}
 
 export interface BudgetStore {
   createTask(agentId: string, goal: string, budget: Budget): Promise<Task>;
   getTask(id: string): Promise<Task | undefined>;
-  /** Rate limit and task cap for one run, atomically; counts the run when admitted. */
-  admitRun(agentId: string, runsPerMinute: number, taskId: string | null): Promise<Admission>;
-  reportUsage(taskId: string, tokens: number, cost: number): Promise<{ ok: true } | { ok: false; cap: string } | { ok: false; missing: true }>;
+  /** Rate limit, task caps and daily spend, atomically; counts and reserves when admitted. */
+  admit(request: AdmitRequest): Promise<Admission>;
+  /** Settles or refunds a reservation; idempotent. `exhausted` names the cap this reached. */
+  settle(settlement: Settlement): Promise<{ settled: boolean; exhausted: string | null }>;
+  reportUsage(
+    taskId: string,
+    agentId: string,
+    limits: AgentLimits,
+    tokens: number,
+    cost: number,
+  ): Promise<{ ok: true } | { ok: false; cap: string } | { ok: false; missing: true }>;
 }
 
 type Scripted = Redis & {
-  sandgateAdmitRun(rate: string, task: string, perMinute: string, hasTask: string): Promise<[string, string]>;
-  sandgateReportUsage(task: string, tokens: string, cost: string): Promise<[string, string]>;
+  sandgateAdmit(rate: string, task: string, day: string, reservation: string, ...args: string[]): Promise<[string, string, string?]>;
+  sandgateSettle(reservation: string, task: string, day: string, cost: string, refund: string): Promise<[string, string]>;
+  sandgateReportUsage(task: string, day: string, tokens: string, cost: string, perDay: string): Promise<[string, string]>;
 };
 
-const round = (n: number) => Math.round(n * 1e9) / 1e9;
+const COUNTS = { run: ['runs', 'maxRuns'], tool: ['toolCalls', 'maxToolCalls'] } as const;
 
 export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: number): BudgetStore {
-  if (!('sandgateAdmitRun' in redis)) {
-    redis.defineCommand('sandgateAdmitRun', { numberOfKeys: 2, lua: ADMIT_RUN });
-    redis.defineCommand('sandgateReportUsage', { numberOfKeys: 1, lua: REPORT_USAGE });
+  if (!('sandgateAdmit' in redis)) {
+    redis.defineCommand('sandgateAdmit', { numberOfKeys: 4, lua: ADMIT });
+    redis.defineCommand('sandgateSettle', { numberOfKeys: 3, lua: SETTLE });
+    redis.defineCommand('sandgateReportUsage', { numberOfKeys: 2, lua: REPORT_USAGE });
   }
   const scripted = redis as Scripted;
-  const taskKey = (id: string) => `${prefix}:task:${id}`;
+  const taskKey = (id: string | null) => `${prefix}:task:${id ?? 'none'}`;
+  const dayKey = (agentId: string) => `${prefix}:spend-day:${agentId}`;
+  const reservationKey = (id: string) => `${prefix}:reservation:${id}`;
 
   const getTask = async (id: string): Promise<Task | undefined> => {
     const h = await redis.hgetall(taskKey(id));
     if (!h.agentId) return undefined;
     const budget = JSON.parse(h.budget!) as Budget;
-    const used = { runs: Number(h.runs), toolCalls: Number(h.toolCalls), tokens: Number(h.tokens), spend: round(Number(h.spend)) };
+    const spendNanos = Number(h.spend);
+    const used = { runs: Number(h.runs), toolCalls: Number(h.toolCalls), tokens: Number(h.tokens), spend: fromNanos(spendNanos) };
     return {
       id,
       agentId: h.agentId,
@@ -85,11 +82,12 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       status: h.status === 'active' ? 'active' : 'exhausted',
       budget,
       used,
+      reserved: { spend: fromNanos(Number(h.reserved ?? 0)) },
       remaining: {
         runs: Math.max(0, budget.maxRuns - used.runs),
         toolCalls: Math.max(0, budget.maxToolCalls - used.toolCalls),
         tokens: Math.max(0, budget.maxTokens - used.tokens),
-        spend: Math.max(0, round(budget.maxSpend - used.spend)),
+        spend: fromNanos(Math.max(0, Number(h.maxSpend) - spendNanos)),
       },
       createdAt: h.createdAt ?? '',
     };
@@ -106,10 +104,12 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
           status: 'active',
           budget: JSON.stringify(budget),
           ...budget,
+          maxSpend: toNanos(budget.maxSpend),
           runs: 0,
           toolCalls: 0,
           tokens: 0,
           spend: 0,
+          reserved: 0,
           createdAt: new Date().toISOString(),
         })
         .expire(taskKey(id), taskTtlSeconds)
@@ -117,20 +117,44 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       return (await getTask(id))!;
     },
     getTask,
-    async admitRun(agentId, runsPerMinute, taskId) {
-      const [verdict, detail] = await scripted.sandgateAdmitRun(
-        `${prefix}:rate:runs:${agentId}`,
-        taskKey(taskId ?? 'none'),
-        String(runsPerMinute),
-        taskId ? '1' : '0',
+    async admit(r) {
+      const [count, cap] = COUNTS[r.kind];
+      const perMinute = r.kind === 'run' ? r.limits.runsPerMinute : r.limits.toolCallsPerMinute;
+      const [verdict, detail, left] = await scripted.sandgateAdmit(
+        `${prefix}:rate:${r.kind}:${r.agentId}`,
+        taskKey(r.taskId),
+        dayKey(r.agentId),
+        reservationKey(r.id),
+        String(perMinute),
+        String(toNanos(r.limits.spendPerDay)),
+        String(toNanos(r.worstCase)),
+        r.taskId ? '1' : '0',
+        count,
+        cap,
       );
       if (verdict === 'ok') return { ok: true };
       if (verdict === 'rate') return { ok: false, reason: 'rate', retryAfterS: Math.max(1, Number(detail)) };
       if (verdict === 'no_task') return { ok: false, reason: 'no_task' };
-      return { ok: false, reason: 'exhausted', cap: detail };
+      return { ok: false, reason: 'exhausted', cap: detail, ...(left !== undefined && { left: Math.max(0, fromNanos(Number(left))) }) };
     },
-    async reportUsage(taskId, tokens, cost) {
-      const [verdict, cap] = await scripted.sandgateReportUsage(taskKey(taskId), String(tokens), String(cost));
+    async settle(s) {
+      const [verdict, exhausted] = await scripted.sandgateSettle(
+        reservationKey(s.id),
+        taskKey(s.taskId),
+        dayKey(s.agentId),
+        String(toNanos(s.cost)),
+        s.refund ? '1' : '0',
+      );
+      return { settled: verdict === 'ok', exhausted: exhausted || null };
+    },
+    async reportUsage(taskId, agentId, limits, tokens, cost) {
+      const [verdict, cap] = await scripted.sandgateReportUsage(
+        taskKey(taskId),
+        dayKey(agentId),
+        String(tokens),
+        String(toNanos(cost)),
+        String(toNanos(limits.spendPerDay)),
+      );
       if (verdict === 'ok') return { ok: true };
       if (verdict === 'no_task') return { ok: false, missing: true };
       return { ok: false, cap };

@@ -39,35 +39,39 @@ export async function waitForOutput(child: Child, pattern: RegExp, ms = 15_000):
   }
 }
 
-/** A throw-away redis-server on its own port, for tests that stop it. */
-export async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
+/**
+ * A throw-away redis-server on its own port, for tests that stop it. With `persistDir` every write
+ * is fsynced to an append-only file there, so `restart()` brings back exactly what was written.
+ */
+export async function startRedis(opts: { persistDir?: string } = {}): Promise<{ url: string; stop: () => Promise<void>; restart: () => Promise<void> }> {
   const port = await freePort();
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
+  const persistence = opts.persistDir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.persistDir] : ['--appendonly', 'no'];
   const url = `redis://127.0.0.1:${port}`;
-  const { Redis } = await import('ioredis');
-  for (let i = 0; ; i++) {
-    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
-    probe.on('error', () => {});
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch (e) {
-      if (i > 100) throw e;
-      await new Promise((r) => setTimeout(r, 50));
-    } finally {
-      probe.disconnect();
-    }
-  }
-  return {
-    url,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGKILL');
-        await once(proc, 'exit');
+  let proc: ChildProcess;
+  const start = async () => {
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
+    const { Redis } = await import('ioredis');
+    for (let i = 0; ; i++) {
+      const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        await probe.ping();
+        break;
+      } catch (e) {
+        if (i > 100) throw e;
+        await new Promise((r) => setTimeout(r, 50));
+      } finally {
+        probe.disconnect();
       }
-    },
+    }
   };
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await once(proc, 'exit');
+    }
+  };
+  await start();
+  return { url, stop, restart: start };
 }

@@ -32,6 +32,7 @@ function job(profile: Profile, code: string, limits: Partial<ExecutionJob['limit
   return {
     id: 'ex_conformance01',
     agentId: 'ag_conformance01',
+    taskId: null,
     profile: profile.name,
     language: profile.language,
     code,

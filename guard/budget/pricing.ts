@@ -1,0 +1,35 @@
+// What a run costs: the worst case, reserved before it is admitted, and the actual cost from its
+// measured usage, settled after it ends. Money is counted in integer nano-units inside Redis so
+// that thousands of reserve/refund steps never drift the way float sums do.
+import type { ExecutionJob, Usage } from '../../contract/execution.ts';
+import type { Profile } from '../../contract/profile.ts';
+
+export const NANOS = 1e9;
+export const toNanos = (amount: number): number => Math.round(amount * NANOS);
+export const fromNanos = (nanos: number): number => nanos / NANOS;
+
+const GB = 1024 ** 3;
+
+/** CPU seconds a run can use at most: one core for the isolate, the profile's CPU quota in Docker. */
+function cpuCeilingSeconds(profile: Profile, limits: ExecutionJob['limits']): number {
+  const cores = profile.engine === 'docker' ? profile.cpus : 1;
+  return (limits.timeoutMs / 1000) * cores;
+}
+
+/** Price × the run's ceilings (time, CPU, memory): no run can cost more than this. */
+export function worstCaseCost(profile: Profile, limits: ExecutionJob['limits']): number {
+  const { perRun, perCpuSecond, perGbSecond } = profile.price;
+  const gbSeconds = ((limits.memoryMb * 1024 * 1024) / GB) * (limits.timeoutMs / 1000);
+  return fromNanos(toNanos(perRun + perCpuSecond * cpuCeilingSeconds(profile, limits) + perGbSecond * gbSeconds));
+}
+
+/**
+ * The cost of a finished run from what it measurably used, never above its reservation: the
+ * few milliseconds a run overshoots its deadline by are Sandgate's, not the agent's.
+ */
+export function actualCost(profile: Profile, limits: ExecutionJob['limits'], usage: Omit<Usage, 'cost'>): number {
+  const { perRun, perCpuSecond, perGbSecond } = profile.price;
+  const gbSeconds = (usage.memoryBytes / GB) * (usage.wallMs / 1000);
+  const cost = perRun + perCpuSecond * (usage.cpuMs / 1000) + perGbSecond * gbSeconds;
+  return fromNanos(Math.min(toNanos(cost), toNanos(worstCaseCost(profile, limits))));
+}
