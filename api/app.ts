@@ -17,6 +17,15 @@ import type { ExecutionEvents } from '../store/execution-events.ts';
 import type { ExecutionStore } from '../store/execution-store.ts';
 import type { ProfileSet } from '../store/profiles.ts';
 import type { WorkCanceller } from '../store/cancel-work.ts';
+import type { ActionStore } from '../guard/actions/action-store.ts';
+import type { ActionAdmissionDeps } from '../guard/actions/admit-action.ts';
+import type { ToolSet } from '../guard/tools/tool-registry.ts';
+import { actionRoutes } from './routes/actions.ts';
+import { auditRoutes } from './routes/audit.ts';
+import type { Auditor } from '../guard/audit/auditor.ts';
+import type { AuditIndex } from '../guard/audit/audit-index.ts';
+import type { AuditVerifyResult } from '../contract/audit.ts';
+import { consoleRoutes } from './console/console-routes.ts';
 import { installAuth } from './auth.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { registerOpenApi } from './openapi.ts';
@@ -40,6 +49,13 @@ export interface ApiDeps {
   policy: PolicyDecisionPoint;
   budgets: BudgetStore;
   canceller: WorkCanceller;
+  actions: ActionStore;
+  tools: ToolSet;
+  admission: ActionAdmissionDeps;
+  audit: Auditor;
+  auditIndex: AuditIndex;
+  /** Verifies this process's audit directory (GET /v1/audit/verify). */
+  verifyAudit: () => Promise<AuditVerifyResult>;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;
@@ -70,6 +86,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     ...deps,
     waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
   });
+  await app.register(actionRoutes, deps);
+  await app.register(auditRoutes, deps);
+  await app.register(consoleRoutes);
   await registerQueueDashboard(app, queues);
   return app;
 }

@@ -4,6 +4,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   docker: () => import('./docker.ts'),
   policy: () => import('./policy.ts'),
   budget: () => import('./budget.ts'),
+  audit: () => import('./audit.ts'),
 };
 
 const name = process.argv[2];

@@ -8,18 +8,33 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildApp } from '../api/app.ts';
 import type { Config } from '../contract/config.ts';
 import type { DockerProfile, EngineName } from '../contract/profile.ts';
-import { executionQueueName } from '../contract/queues.ts';
+import { ACTIONS_QUEUE, executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
 import { createBudgetStore } from '../guard/budget/budget-store.ts';
 import { createWorkCanceller } from '../store/cancel-work.ts';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createAuditIndex } from '../guard/audit/audit-index.ts';
+import { loadAuditSigner } from '../guard/audit/audit-signer.ts';
+import { createAuditWriter } from '../guard/audit/audit-writer.ts';
+import { verifyAuditDir } from '../guard/audit/audit-verify.ts';
+import { createAuditor } from '../guard/audit/auditor.ts';
+import { createActionStore } from '../guard/actions/action-store.ts';
+import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
+import { loadTools } from '../guard/tools/tool-registry.ts';
+import { buildActionWorker, EXPIRE_JOB } from '../runner/tools/action-worker.ts';
+import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
 import { createPrincipalStore } from '../guard/identity/principal-store.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
-import { createIsolateEngine } from '../runner/engines/isolate/isolate-engine.ts';
+import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
+import { createToolBridge } from '../runner/tools/tool-bridge.ts';
+import type { ActionAdmissionDeps } from '../guard/actions/admit-action.ts';
+import type { ActionStatus } from '../contract/action.ts';
 import { createRunMetrics } from '../runner/run-metrics.ts';
 import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
 import { createExecutionEvents } from '../store/execution-events.ts';
@@ -32,7 +47,7 @@ export type Mode = 'all' | 'api' | 'runner';
 export interface Sandgate {
   app: FastifyInstance | undefined;
   runner: RunnerHandle | undefined;
-  policy: PolicyDecisionPoint | undefined;
+  policy: PolicyDecisionPoint;
   engines: { isolate?: Engine; docker?: DockerEngine };
   registry: Registry;
   adminToken: string;
@@ -46,6 +61,10 @@ export interface ComposeOptions {
   logger?: Logger;
   /** Process-wide default metrics (event loop, memory): on for the real service, off in tests. */
   defaultMetrics?: boolean;
+  /** Where tools read their endpoints and credentials (default: the process environment). */
+  env?: Record<string, string | undefined>;
+  /** DNS for tool egress (tests play hostile DNS through it). */
+  lookup?: Lookup;
 }
 
 /** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
@@ -71,7 +90,7 @@ interface LocalEngines {
   docker?: DockerEngine;
 }
 
-function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry): LocalEngines {
+function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry, tools: ToolBridge): LocalEngines {
   const list = [...profiles.values()];
   const engines: LocalEngines = {};
   if (list.some((p) => p.engine === 'isolate')) {
@@ -82,6 +101,7 @@ function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runne
         process.abort();
       },
       onThreadError: (err) => logger.error({ err: err.message }, 'isolate thread error'),
+      tools,
     });
   }
   const dockerProfiles = list.filter((p): p is DockerProfile => p.engine === 'docker');
@@ -118,7 +138,7 @@ function cached<T>(fn: () => Promise<T>, ttlMs: number): () => Promise<T> {
   };
 }
 
-export async function composeSandgate({ config, mode, logger, defaultMetrics = false }: ComposeOptions): Promise<Sandgate> {
+export async function composeSandgate({ config, mode, logger, defaultMetrics = false, env = process.env, lookup }: ComposeOptions): Promise<Sandgate> {
   const log = logger ?? pino({ level: config.SANDGATE_LOG_LEVEL, name: 'sandgate' });
   const profiles = await loadProfiles(config.SANDGATE_PROFILES_DIR);
   const registry = new Registry();
@@ -138,15 +158,57 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   // Runners cancel without dequeuing (a cancelled job that reaches a worker is dropped there);
   // the API also takes the job off its queue.
   const runnerCanceller = createWorkCanceller({ store, budgets, redis, redisPrefix: prefix });
+  const tools = await loadTools(config.SANDGATE_TOOLS_DIR, env);
+  const actions = createActionStore(redis, prefix, config.SANDGATE_RECORD_TTL_S);
+  const agents = createAgentStore(redis, prefix);
   const neededEngines = new Set([...profiles.values()].map((p) => p.engine));
   const closers: Array<() => Promise<unknown>> = [];
+  // One audit chain per process start (see guard/audit/): durable before anything it records
+  // happens; a Redis index makes every process's records readable from any API process.
+  const auditIndex = createAuditIndex(redis, prefix, config.SANDGATE_RECORD_TTL_S);
+  const auditDir = join(config.SANDGATE_DATA_DIR, 'audit');
+  await mkdir(auditDir, { recursive: true, mode: 0o700 });
+  const witnessLog = throttledErrorLog(log, 'audit-witness');
+  const auditSigner = loadAuditSigner(config.SANDGATE_AUDIT_KEY_FILE ? { keyFile: config.SANDGATE_AUDIT_KEY_FILE } : { dataDir: config.SANDGATE_DATA_DIR });
+  const auditWriter = await createAuditWriter({
+    dir: auditDir,
+    signer: await auditSigner,
+    ...(config.SANDGATE_AUDIT_WITNESS_URL && { witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL }),
+    onDurable: (records) => {
+      auditIndex.add(records).catch(throttledErrorLog(log, 'audit-index'));
+    },
+    onWitnessError: (e) => witnessLog(e as Error),
+  });
+  const audit = createAuditor(auditWriter);
+  // API and runners both admit tool calls (POST /v1/actions, and tools.call from sandboxed code).
+  const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
+  const actionsQueue = new Queue(ACTIONS_QUEUE, { connection: redis, prefix });
+  actionsQueue.on('error', throttledErrorLog(log, 'queue:actions'));
+  closers.push(() => actionsQueue.close());
+  const admission: ActionAdmissionDeps = {
+    tools,
+    policy,
+    budgets,
+    actions,
+    audit,
+    approvalTtlMs: config.SANDGATE_APPROVAL_TTL_S * 1000,
+    enqueue: async (job) => {
+      await actionsQueue.add('call', job, { jobId: job.id });
+    },
+    scheduleExpiry: async (approval, delayMs) => {
+      await actionsQueue.add(EXPIRE_JOB, { approvalId: approval.id, actionId: approval.actionId }, { jobId: `expire-${approval.id}`, delay: delayMs });
+    },
+    announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log),
+  };
 
   let runner: RunnerHandle | undefined;
   let engines: LocalEngines = {};
   if (mode !== 'api') {
     const runners = await registerRunner(redis, prefix);
     closers.push(() => runners.stop());
-    engines = makeEngines(config, log, profiles, runners);
+    const actionEvents = await createExecutionEvents<ActionStatus>(await connect(config.REDIS_URL, 'sandgate-action-events'), actions.doneChannel);
+    closers.push(() => actionEvents.close());
+    engines = makeEngines(config, log, profiles, runners, createToolBridge({ admission, agents, actions, events: actionEvents }));
     runner = await buildWorker({
       config,
       connection: await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null }),
@@ -154,18 +216,30 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       store,
       budgets,
       canceller: runnerCanceller,
+      audit,
       profiles,
       engines,
       metrics: createRunMetrics(registry),
       logger: log.child({ part: 'runner' }),
     });
+    const actionWorker = await buildActionWorker({
+      config,
+      connection: await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null }),
+      actions,
+      budgets,
+      agents,
+      tools,
+      audit,
+      env,
+      logger: log.child({ part: 'actions' }),
+      ...(lookup && { lookup }),
+    });
+    closers.unshift(() => actionWorker.close());
   }
 
   let app: FastifyInstance | undefined;
-  let policy: PolicyDecisionPoint | undefined;
   let adminToken = '';
   if (mode !== 'runner') {
-    policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
     adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
     const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
     const queues = new Map<EngineName, Queue>(
@@ -210,7 +284,13 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       queues,
       store,
       events,
-      agents: createAgentStore(redis, prefix),
+      agents,
+      actions,
+      tools,
+      admission,
+      audit,
+      auditIndex,
+      verifyAudit: async () => verifyAuditDir(auditDir, { publicKeys: [(await auditSigner).publicKeyPem] }),
       principals: createPrincipalStore(redis, prefix),
       policy,
       budgets,
@@ -257,6 +337,8 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       await step('http', async () => app?.close());
       await step('runner', async () => runner?.close(), config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
       for (const [i, c] of closers.entries()) await step(`closer ${i}`, c);
+      // Last before Redis: everything above may still write records (a run's end, an expiry).
+      await step('audit', () => auditWriter.close());
       await step('redis', () => redis.quit().catch(() => redis.disconnect()), 2000);
       redis.disconnect();
     },

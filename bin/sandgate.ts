@@ -62,7 +62,7 @@ process.on('SIGTERM', () => void stop('SIGTERM'));
 // SIGHUP re-reads the operator policies; a set that fails validation is refused, the old one stays.
 process.on('SIGHUP', () => {
   sandgate.policy
-    ?.reload()
+    .reload()
     .then(() => logger.info('policies reloaded'))
     .catch((e: Error) => logger.error({ err: e.message }, 'policy reload refused; the previous policies stay active'));
 });

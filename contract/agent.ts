@@ -81,5 +81,5 @@ export const PrincipalCreated = z
   .meta({ id: 'PrincipalCreated' });
 
 export const Revocation = z
-  .object({ id: z.string(), revokedAt: z.string(), cancelledExecutions: z.number().int() })
+  .object({ id: z.string(), revokedAt: z.string(), cancelledExecutions: z.number().int(), cancelledActions: z.number().int() })
   .meta({ id: 'Revocation' });

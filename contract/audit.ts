@@ -33,7 +33,7 @@ export type AuditInput = z.input<typeof AuditInput>;
 export const AuditRecord = z
   .strictObject({
     v: z.literal(1),
-    id: z.string().describe('`${writer}:${seq}`'),
+    id: z.string().describe('writer:seq'),
     writer: AuditWriterId,
     seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
     time: z.iso.datetime({ precision: 3 }),

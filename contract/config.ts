@@ -37,6 +37,18 @@ export const ConfigSchema = z.object({
   SANDGATE_SHUTDOWN_GRACE_MS: positiveInt.default(10_000),
   /** How long execution records stay readable after they finish. */
   SANDGATE_RECORD_TTL_S: positiveInt.default(7 * 24 * 3600),
+  /** Tool declarations (*.yaml), validated at start-up. */
+  SANDGATE_TOOLS_DIR: z.string().min(1).default('./tools'),
+  /** An undecided approval expires after this long and its action ends `expired` (fail closed). */
+  SANDGATE_APPROVAL_TTL_S: positiveInt.max(7 * 24 * 3600).default(900),
+  /** Announces each pending approval with a POST of its JSON (optional). */
+  SANDGATE_APPROVAL_WEBHOOK: z.url({ protocol: /^https?$/ }).optional(),
+  /** Parallel tool calls per runner process. */
+  SANDGATE_ACTIONS_CONCURRENCY: positiveInt.default(8),
+  /** Each signed audit checkpoint is POSTed here, out of the service's reach (optional). */
+  SANDGATE_AUDIT_WITNESS_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** The audit checkpoint signing key; default $SANDGATE_DATA_DIR/keys/audit-signing.json. */
+  SANDGATE_AUDIT_KEY_FILE: z.string().min(1).optional(),
   /** Runner-only processes serve /metrics here (0 = off). */
   SANDGATE_RUNNER_METRICS_PORT: port.default(9464),
 });

@@ -10,12 +10,16 @@ export const ERRORS = {
   limit_exceeds_profile: 400,
   unsupported_input: 400,
   scope_exceeds_grants: 400,
+  unknown_tool: 400,
+  invalid_destination: 400,
   unauthorized: 401,
   token_expired: 401,
   agent_revoked: 401,
   budget_exceeded: 402,
   forbidden: 403,
   profile_not_granted: 403,
+  tool_not_granted: 403,
+  self_approval: 403,
   not_found: 404,
   route_not_found: 404,
   method_not_allowed: 405,
@@ -28,6 +32,8 @@ export const ERRORS = {
   internal_error: 500,
   dependency_unavailable: 503,
   engine_unavailable: 503,
+  tool_unavailable: 503,
+  audit_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -74,6 +74,10 @@ export const ExecutionJob = z.strictObject({
   stdin: z.string().default(''),
   files: z.array(InputFile).default([]),
   limits: RunLimits,
+  /** The token's scopes, so `tools.call` from the code is judged as the agent's own call would be. */
+  scopes: z
+    .strictObject({ profiles: z.array(z.string()).optional(), tools: z.array(z.string()).optional(), destinations: z.array(z.string()).optional() })
+    .optional(),
 });
 export type ExecutionJob = z.infer<typeof ExecutionJob>;
 
@@ -126,7 +130,8 @@ export const Execution = z
     truncated: z.boolean().describe('true when output passed the profile cap and was cut'),
     usage: Usage,
     error: RunError.optional(),
-    auditId: z.string().nullable(),
+    auditId: z.string().nullable().describe('the audit record of the request'),
+    auditIds: z.array(z.string()).describe("every audit record of this execution, in order (request, then the run's end)"),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),

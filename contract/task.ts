@@ -28,6 +28,8 @@ export const Task = z
     agentId: z.string(),
     goal: z.string(),
     status: z.enum(['active', 'exhausted']),
+    tainted: z.boolean().describe('the task has received untrusted data: irreversible tools always need a human'),
+    taintSources: z.array(z.string()).describe('where the untrusted data came from'),
     budget: Budget,
     used: TaskUsage,
     reserved: z.object({ spend: z.number() }).describe('worst-case cost held by admitted work that has not settled yet'),
@@ -42,5 +44,6 @@ export const ReportUsageRequest = z
     tokens: z.number().int().min(0).max(1e9),
     cost: z.number().min(0).max(1e6).default(0),
     reasoning: z.string().max(8000).optional().describe('kept for the audit trail'),
+    prompt: z.string().max(65536).optional().describe('the prompt the agent sent to its model, kept for the audit trail'),
   })
   .meta({ id: 'ReportUsageRequest' });

@@ -13,6 +13,8 @@ import type { ExecutionStore } from '../store/execution-store.ts';
 import { TASK_EXHAUSTED, type WorkCanceller } from '../store/cancel-work.ts';
 import type { BudgetStore } from '../guard/budget/budget-store.ts';
 import { actualCost } from '../guard/budget/pricing.ts';
+import { type Auditor, capped } from '../guard/audit/auditor.ts';
+import { sha256Hex } from '../guard/audit/canonical.ts';
 import type { ProfileSet } from '../store/profiles.ts';
 import { type Engine, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
@@ -26,6 +28,7 @@ export interface WorkerDeps {
   store: ExecutionStore;
   budgets: BudgetStore;
   canceller: WorkCanceller;
+  audit: Auditor;
   profiles: ProfileSet;
   engines: Partial<Record<EngineName, Engine>>;
   metrics: RunMetrics;
@@ -84,6 +87,9 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       await (lost ? settle(WORST_CASE) : settle(0, true));
       return;
     }
+    const ctx = { agentId: data.agentId, taskId: data.taskId, subject: data.id };
+    // Appended in call order, so it lands before the run's end in this process's chain.
+    deps.audit.record('run.started', ctx, { profile: profile.name }).catch((e: Error) => logger.error({ err: e.message, id: data.id }, 'run start not audited'));
     const controller = new AbortController();
     inFlight.set(data.id, controller);
     let result: EngineResult;
@@ -100,7 +106,25 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     }
     const usage = { ...result.usage, cost: actualCost(profile, data.limits, result.usage) };
     const { status, exitCode, stdout, stderr, truncated } = result;
+    const auditId = await deps.audit
+      .record('run.finished', ctx, {
+        status,
+        exitCode,
+        usage,
+        stdout: capped(stdout),
+        stderr: capped(stderr),
+        result: result.result === undefined ? null : capped(JSON.stringify(result.result)),
+        files: (result.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content) })),
+        truncated,
+        error: result.error ?? null,
+      })
+      .catch((e: Error) => {
+        // The code has run: its result is still returned; the missing record is logged loudly.
+        logger.error({ err: e.message, id: data.id }, 'the end of a run could not be audited');
+        return undefined;
+      });
     await store.finish(data.id, status, {
+      ...(auditId && { auditId }),
       exitCode,
       stdout,
       stderr,

@@ -3,19 +3,20 @@
 import type { Redis } from 'ioredis';
 import type { ExecutionStatus } from '../contract/execution.ts';
 
-export interface ExecutionEvents {
+export interface ExecutionEvents<S extends string = ExecutionStatus> {
   /** Resolves with the final status, or undefined when `timeoutMs` passes first. */
-  waitForFinal(id: string, timeoutMs: number): { done: Promise<ExecutionStatus | undefined>; cancel(): void };
-  onFinal(listener: (id: string, status: ExecutionStatus) => void): void;
+  waitForFinal(id: string, timeoutMs: number): { done: Promise<S | undefined>; cancel(): void };
+  onFinal(listener: (id: string, status: S) => void): void;
   close(): Promise<void>;
 }
 
-export async function createExecutionEvents(subscriber: Redis, channel: string): Promise<ExecutionEvents> {
-  const waiters = new Map<string, Set<(s: ExecutionStatus | undefined) => void>>();
-  const listeners: Array<(id: string, status: ExecutionStatus) => void> = [];
+/** Works for any record kind whose transitions publish `<id> <status>` (executions, actions). */
+export async function createExecutionEvents<S extends string = ExecutionStatus>(subscriber: Redis, channel: string): Promise<ExecutionEvents<S>> {
+  const waiters = new Map<string, Set<(s: S | undefined) => void>>();
+  const listeners: Array<(id: string, status: S) => void> = [];
   subscriber.on('message', (ch: string, message: string) => {
     if (ch !== channel) return;
-    const [id, status] = message.split(' ') as [string, ExecutionStatus];
+    const [id, status] = message.split(' ') as [string, S];
     for (const l of listeners) l(id, status);
     const set = waiters.get(id);
     if (!set) return;
@@ -26,8 +27,8 @@ export async function createExecutionEvents(subscriber: Redis, channel: string):
 
   return {
     waitForFinal(id, timeoutMs) {
-      let resolveFn!: (s: ExecutionStatus | undefined) => void;
-      const done = new Promise<ExecutionStatus | undefined>((resolve) => {
+      let resolveFn!: (s: S | undefined) => void;
+      const done = new Promise<S | undefined>((resolve) => {
         resolveFn = resolve;
       });
       const set = waiters.get(id) ?? new Set();
@@ -38,7 +39,7 @@ export async function createExecutionEvents(subscriber: Redis, channel: string):
         if (set.size === 0 && waiters.get(id) === set) waiters.delete(id);
         resolveFn(undefined);
       };
-      const settle = (s: ExecutionStatus | undefined) => {
+      const settle = (s: S | undefined) => {
         clearTimeout(timer);
         resolveFn(s);
       };

@@ -4,6 +4,7 @@
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
 import { agentExecutionsKey, agentRevokedKey, taskExecutionsKey } from '../contract/redis-keys.ts';
+import { TRANSITION } from '../guard/records/transition-script.ts';
 
 export interface ExecutionMeta {
   id: string;
@@ -12,32 +13,15 @@ export interface ExecutionMeta {
   agentId: string;
   taskId: string | null;
   createdAt: string;
+  /** The record of its request in the audit log. */
+  auditId?: string;
 }
 
 /** The part of a record a runner writes when the run ends. */
 export type ExecutionOutcome = Pick<
   Execution,
   'exitCode' | 'stdout' | 'stderr' | 'result' | 'files' | 'truncated' | 'usage' | 'error'
->;
-
-const TRANSITION = `
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return -1 end
-local nfrom = tonumber(ARGV[3])
-for i = 4, 3 + nfrom do
-  if ARGV[i] == cur then
-    redis.call('HSET', KEYS[1], 'status', ARGV[1])
-    for j = 4 + nfrom, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end
-    if ARGV[1] == 'running' then redis.call('HINCRBY', KEYS[1], 'starts', 1) end
-    redis.call('EXPIRE', KEYS[1], ARGV[2])
-    if ARGV[1] ~= 'running' and ARGV[1] ~= 'queued' then
-      redis.call('PUBLISH', KEYS[2], redis.call('HGET', KEYS[1], 'id') .. ' ' .. ARGV[1])
-    end
-    return 1
-  end
-end
-return 0
-`;
+> & { /** The audit record of the run's end. */ auditId?: string };
 
 // Admission: the record is created only while the agent is not revoked, in one step, so no
 // request admitted after a revocation can slip in between a check and the write. The id goes
@@ -135,7 +119,8 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
         truncated: outcome.truncated ?? false,
         usage: outcome.usage ?? EMPTY_USAGE,
         ...(outcome.error !== undefined && { error: outcome.error }),
-        auditId: h.auditId ?? null,
+        auditId: meta.auditId ?? null,
+        auditIds: [...(meta.auditId ? [meta.auditId] : []), ...(outcome.auditId ? [outcome.auditId] : [])],
         startedAt: h.startedAt ?? null,
         finishedAt: h.finishedAt ?? null,
         starts: Number(h.starts ?? 0),

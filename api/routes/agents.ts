@@ -17,6 +17,11 @@ import type { PrincipalStore } from '../../guard/identity/principal-store.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
 import type { WorkCanceller } from '../../store/cancel-work.ts';
+import type { ActionStore } from '../../guard/actions/action-store.ts';
+import type { Auditor } from '../../guard/audit/auditor.ts';
+import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
+import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import type { BudgetStore } from '../../guard/budget/budget-store.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
 
@@ -27,6 +32,10 @@ export interface AgentRouteDeps {
   profiles: ProfileSet;
   store: ExecutionStore;
   canceller: WorkCanceller;
+  actions: ActionStore;
+  budgets: BudgetStore;
+  tools: ToolSet;
+  audit: Auditor;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
@@ -47,9 +56,15 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       schema: { summary: 'Create an agent with its grants', tags: ['agents'], body: CreateAgentRequest, response: { 201: Agent, ...errors } },
     },
     async (request, reply) => {
-      const unknown = request.body.grants.profiles.filter((p) => !profiles.has(p));
+      const { grants } = request.body;
+      const unknown = grants.profiles.filter((p) => !profiles.has(p));
       if (unknown.length) throw new SandgateError('unknown_profile', `grants.profiles names unknown profiles: ${unknown.join(', ')}`);
-      return reply.code(201).send(await agents.create(request.body));
+      const unknownTools = grants.tools.filter((t) => !deps.tools.has(t));
+      if (unknownTools.length) throw new SandgateError('unknown_tool', `grants.tools names unknown tools: ${unknownTools.join(', ')}`);
+      parseDestinationGrants(grants.destinations); // a bad grant is a 400 naming it
+      const agent = await agents.create(request.body);
+      await deps.audit.record('agent.created', { agentId: agent.id, principalId: request.principal!.id }, { name: agent.name, grants: agent.grants, limits: agent.limits });
+      return reply.code(201).send(agent);
     },
   );
 
@@ -79,6 +94,9 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       if (agent.revokedAt) throw new SandgateError('invalid_state', `agent ${agent.id} is revoked`);
       assertScopesWithinGrants(agent, request.body.scopes);
       const { token, expiresAt } = await tokens.mint(agent.id, { ...request.body, generation: agent.tokenGeneration });
+      // The token itself never enters the log: who got one, for how long and with which scopes.
+      const ctx = { agentId: agent.id, principalId: request.principal!.id, taskId: request.body.taskId ?? null };
+      await deps.audit.record('token.issued', ctx, { expiresAt, ttlSeconds: request.body.ttlSeconds, scopes: request.body.scopes ?? null });
       return reply.code(201).send({ token, expiresAt });
     },
   );
@@ -100,10 +118,19 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       const agent = await agents.revoke(request.params.id);
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
       let cancelled = 0;
+      let cancelledActions = 0;
       for (const id of await store.idsOfAgent(agent.id)) {
         if ((await deps.canceller.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' })) === 'done') cancelled++;
       }
-      return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled };
+      // Tool calls not yet made (queued, or waiting for an approver) never will be.
+      for (const id of await deps.actions.idsOfAgent(agent.id)) {
+        const action = await deps.actions.get(id);
+        if (!action || !(await deps.actions.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' }))) continue;
+        await deps.budgets.settle({ id, agentId: agent.id, taskId: action.taskId, cost: 0, refund: true });
+        cancelledActions++;
+      }
+      await deps.audit.record('agent.revoked', { agentId: agent.id, principalId: request.principal!.id }, { cancelledExecutions: cancelled, cancelledActions });
+      return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled, cancelledActions };
     },
   );
 
@@ -121,6 +148,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     async (request) => {
       const agent = await agents.enable(request.params.id);
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
+      await deps.audit.record('agent.enabled', { agentId: agent.id, principalId: request.principal!.id }, { tokenGeneration: agent.tokenGeneration });
       return agent;
     },
   );
@@ -138,6 +166,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     },
     async (request, reply) => {
       const { principal, token } = await deps.principals.create(request.body);
+      await deps.audit.record('principal.created', { principalId: request.principal!.id, subject: principal.id }, { name: principal.name, role: principal.role });
       return reply.code(201).send({ id: principal.id, name: principal.name, role: principal.role, token });
     },
   );

@@ -3,6 +3,7 @@
 import type { Queue } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import {
@@ -19,8 +20,11 @@ import type { EngineName, Profile } from '../../contract/profile.ts';
 import type { BudgetStore } from '../../guard/budget/budget-store.ts';
 import { worstCaseCost } from '../../guard/budget/pricing.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
-import { admissionError, taskFor } from './tasks.ts';
+import { taskFor } from './tasks.ts';
+import { admissionError } from '../../guard/budget/admission-error.ts';
 import type { WorkCanceller } from '../../store/cancel-work.ts';
+import { type Auditor, capped } from '../../guard/audit/auditor.ts';
+import { sha256Hex } from '../../guard/audit/canonical.ts';
 import type { ExecutionEvents } from '../../store/execution-events.ts';
 import type { ExecutionStore } from '../../store/execution-store.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
@@ -35,6 +39,7 @@ export interface ExecutionRouteDeps {
   policy: PolicyDecisionPoint;
   budgets: BudgetStore;
   canceller: WorkCanceller;
+  audit: Auditor;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
@@ -57,7 +62,7 @@ function limitsFor(req: ExecutionRequest, profile: Profile): ExecutionJob['limit
   return { timeoutMs: req.timeoutMs ?? timeoutMs, memoryMb: req.memoryMb ?? memoryMb, outputBytes };
 }
 
-function taskIdFor(principal: Principal, asked: string | undefined): string | null {
+export function taskIdFor(principal: Principal, asked: string | undefined): string | null {
   if (principal.role !== 'agent' || !principal.taskId) return asked ?? null;
   if (asked && asked !== principal.taskId) {
     throw new SandgateError('forbidden', `this token is bound to task ${principal.taskId}`);
@@ -91,6 +96,24 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       },
     },
     async (request, reply) => {
+      try {
+        return await admitExecution(request, reply);
+      } catch (e) {
+        // Refusals are audited too (best effort: the refusal stands either way).
+        if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
+          const ctx = { agentId: request.agent?.id, principalId: request.principal?.id, taskId: request.body.taskId ?? null };
+          const data = { profile: request.body.profile, codeSha256: sha256Hex(request.body.code), reasoning: request.body.reasoning ?? null, refused: { code: e.code, message: e.message } };
+          await deps.audit.record('execution.refused', ctx, data).catch(() => {});
+        }
+        throw e;
+      }
+    },
+  );
+
+  async function admitExecution(
+    request: FastifyRequest<{ Body: ExecutionRequest; Querystring: z.infer<typeof ExecutionQuery> }>,
+    reply: FastifyReply,
+  ) {
       const principal = request.principal!;
       const body = request.body;
       const profile = profiles.get(body.profile);
@@ -132,6 +155,29 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       if (!admission.ok) throw admissionError(admission, taskId, worstCase, `${agent.limits.runsPerMinute} runs`);
       const refund = () => deps.budgets.settle({ id, agentId: agent.id, taskId, cost: 0, refund: true }).catch(() => {});
 
+      // Audit before effect: the code is not queued unless its request is on disk.
+      let auditId: string;
+      try {
+        auditId = await deps.audit.record(
+          'execution.requested',
+          { agentId: agent.id, principalId: principal.id, taskId, subject: id },
+          {
+            profile: profile.name,
+            language: profile.language,
+            code: capped(body.code, 65536),
+            stdin: body.stdin ? capped(body.stdin) : null,
+            files: (body.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content), encoding: f.encoding ?? 'utf8' })),
+            limits,
+            reasoning: body.reasoning ?? null,
+            decision: { allowed: true, policies: decision.policies },
+            budget: { reserved: worstCase },
+          },
+        );
+      } catch (e) {
+        await refund();
+        throw e;
+      }
+
       const job: ExecutionJob = {
         id,
         agentId: agent.id,
@@ -142,6 +188,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         stdin: body.stdin ?? '',
         files: body.files ?? [],
         limits,
+        ...(principal.role === 'agent' && principal.scopes && { scopes: principal.scopes }),
       };
       // Subscribe before enqueueing, so a run that ends at once is not missed.
       const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
@@ -152,6 +199,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         agentId: job.agentId,
         taskId,
         createdAt: new Date().toISOString(),
+        auditId,
       });
       if (!created) {
         waiter?.cancel();
@@ -173,8 +221,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const execution = await loadOwned(principal, id);
       if (!isFinal(execution.status)) return reply.code(202).send({ id, status: execution.status });
       return reply.code(200).send(execution);
-    },
-  );
+  }
 
   app.get(
     '/v1/executions/:id',

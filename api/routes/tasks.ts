@@ -5,28 +5,17 @@ import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
-import type { Admission, BudgetStore } from '../../guard/budget/budget-store.ts';
+import type { BudgetStore } from '../../guard/budget/budget-store.ts';
 import { TASK_EXHAUSTED, type WorkCanceller } from '../../store/cancel-work.ts';
+import { type Auditor, capped } from '../../guard/audit/auditor.ts';
+import type { AuditIndex } from '../../guard/audit/audit-index.ts';
+import { AuditRecord } from '../../contract/audit.ts';
 
 export interface TaskRouteDeps {
   budgets: BudgetStore;
   canceller: WorkCanceller;
-}
-
-/** The refusal of an admission: 429 with Retry-After over a per-minute limit, 402 naming the cap. */
-export function admissionError(a: Exclude<Admission, { ok: true }>, taskId: string | null, worstCase: number, perMinute: string): SandgateError {
-  if (a.reason === 'rate') {
-    return new SandgateError('rate_limited', `more than ${perMinute} per minute; retry after ${a.retryAfterS} s`, { 'retry-after': String(a.retryAfterS) });
-  }
-  if (a.reason === 'no_task') return new SandgateError('not_found', `no task ${taskId}`);
-  if (a.cap === 'spendPerDay') {
-    return new SandgateError('budget_exceeded', `spendPerDay: this agent has ${a.left ?? 0} left today; the worst case of this request is ${worstCase}`);
-  }
-  if (a.cap === 'maxSpend' && a.left !== undefined) {
-    return new SandgateError('budget_exceeded', `maxSpend: task ${taskId} has ${a.left} left (after what is reserved); the worst case of this request is ${worstCase}`);
-  }
-  if (a.cap === 'task') return new SandgateError('budget_exceeded', `task ${taskId} is exhausted`);
-  return new SandgateError('budget_exceeded', `${a.cap}: task ${taskId} has used its ${a.cap}; the task is exhausted`);
+  audit: Auditor;
+  auditIndex: AuditIndex;
 }
 
 const IdParams = z.strictObject({ id: TaskId });
@@ -41,14 +30,19 @@ export async function taskFor(budgets: BudgetStore, principal: Principal, id: st
   return task;
 }
 
-export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, canceller }) => {
+export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, canceller, audit, auditIndex }) => {
   app.post(
     '/v1/tasks',
     {
       config: { roles: ['agent'] },
       schema: { summary: 'Start a task with its budget', tags: ['tasks'], body: CreateTaskRequest, response: { 201: Task, ...errors } },
     },
-    async (request, reply) => reply.code(201).send(await budgets.createTask(request.principal!.id, request.body.goal, request.body.budget)),
+    async (request, reply) => {
+      const principal = request.principal!;
+      const task = await budgets.createTask(principal.id, request.body.goal, request.body.budget);
+      await audit.record('task.created', { agentId: principal.id, principalId: principal.id, taskId: task.id }, { goal: task.goal, budget: task.budget });
+      return reply.code(201).send(task);
+    },
   );
 
   app.get(
@@ -75,15 +69,67 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { bu
     async (request) => {
       const task = await taskFor(budgets, request.principal!, request.params.id);
       const agent = request.agent!;
-      const outcome = await budgets.reportUsage(task.id, agent.id, agent.limits, request.body.tokens, request.body.cost);
+      const { tokens, cost, reasoning, prompt } = request.body;
+      const ctx = { agentId: agent.id, principalId: agent.id, taskId: task.id };
+      await audit.record('usage.reported', ctx, { tokens, cost, reasoning: reasoning ?? null, prompt: prompt === undefined ? null : capped(prompt, 65536) });
+      const outcome = await budgets.reportUsage(task.id, agent.id, agent.limits, tokens, cost);
       if (!outcome.ok) {
         if ('missing' in outcome) throw new SandgateError('not_found', `no task ${task.id}`);
         if (outcome.cap === 'spendPerDay') throw new SandgateError('budget_exceeded', `spendPerDay: this agent has spent its budget for today`);
         // Stop, not spiral: nothing queued for a spent task runs.
-        await canceller.cancelQueuedOfTask(task.id, TASK_EXHAUSTED);
+        const cancelled = await canceller.cancelQueuedOfTask(task.id, TASK_EXHAUSTED);
+        await audit.record('task.exhausted', ctx, { cap: outcome.cap, cancelledExecutions: cancelled });
         throw new SandgateError('budget_exceeded', `${outcome.cap}: task ${task.id} passed its ${outcome.cap}; the task is exhausted`);
       }
       return { remaining: (await budgets.getTask(task.id))!.remaining };
     },
   );
+
+  app.get(
+    '/v1/tasks/:id/trace',
+    {
+      config: { roles: ['agent', 'admin', 'auditor'] },
+      schema: {
+        summary: "The task's story from the audit log, in order: what was asked and why, what was decided, what ran, what came back",
+        tags: ['audit'],
+        params: IdParams,
+        response: { 200: z.object({ task: Task, records: z.array(AuditRecord), story: z.array(z.string()) }), ...errors },
+      },
+    },
+    async (request) => {
+      const task = await taskFor(budgets, request.principal!, request.params.id);
+      const records = [];
+      let after: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const { records: batch, next } = await auditIndex.query({ taskId: task.id, after, limit: 500 });
+        records.push(...batch);
+        if (!next) break;
+        after = next;
+      }
+      return { task, records, story: records.map(storyLine) };
+    },
+  );
 };
+
+/** One line of a task's story, readable without the JSON. */
+function storyLine(r: AuditRecord): string {
+  const d = r.data as Record<string, unknown>;
+  const why = typeof d.reasoning === 'string' ? ` because "${d.reasoning}"` : '';
+  const refused = d.refused as { code: string; message: string } | undefined;
+  const what: Record<string, () => string> = {
+    'task.created': () => `task created: "${d.goal}"`,
+    'execution.requested': () => `asked to run ${d.profile} code${why}; allowed by ${(d.decision as { policies: string[] }).policies.join(', ')}; reserved ${(d.budget as { reserved: number }).reserved}`,
+    'execution.refused': () => `asked to run ${d.profile} code${why}; refused: ${refused?.code} (${refused?.message})`,
+    'run.started': () => `run started on ${d.profile}`,
+    'run.finished': () => `run ${d.status} (exit ${d.exitCode}), cost ${(d.usage as { cost: number }).cost}; stdout: ${JSON.stringify((d.stdout as { text: string }).text.slice(0, 200))}`,
+    'action.requested': () => `asked to call ${d.tool} ${JSON.stringify(d.args)}${why}${d.approval ? '; waits for a human approver' : ''}${d.tainted ? ' (task tainted)' : ''}`,
+    'action.refused': () => `asked to call ${d.tool}${why}; refused: ${refused?.code} (${refused?.message})`,
+    'approval.decided': () => `${d.by} ${d.decision === 'approve' ? 'approved' : 'denied'} ${d.tool}${d.reason ? `: "${d.reason}"` : ''}`,
+    'approval.expired': () => `nobody decided on ${d.tool} in time: expired, not sent`,
+    'action.started': () => `calling ${d.tool}`,
+    'action.finished': () => `${d.tool} ${d.status}${d.error ? `: ${(d.error as { code: string }).code}` : ''}`,
+    'usage.reported': () => `reported ${d.tokens} model tokens, cost ${d.cost}${why}`,
+    'task.exhausted': () => `task exhausted (${d.cap}); ${d.cancelledExecutions} queued runs cancelled`,
+  };
+  return `${r.time} ${r.subject ?? ''} ${(what[r.kind] ?? (() => r.kind))()}`.replace(/ {2,}/g, ' ');
+}

@@ -41,6 +41,8 @@ export interface BudgetStore {
   admit(request: AdmitRequest): Promise<Admission>;
   /** Settles or refunds a reservation; idempotent. `exhausted` names the cap this reached. */
   settle(settlement: Settlement): Promise<{ settled: boolean; exhausted: string | null }>;
+  /** Marks a task as having received untrusted data, remembering from where. */
+  taint(taskId: string, source: string): Promise<void>;
   reportUsage(
     taskId: string,
     agentId: string,
@@ -68,9 +70,10 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   const taskKey = (id: string | null) => `${prefix}:task:${id ?? 'none'}`;
   const dayKey = (agentId: string) => `${prefix}:spend-day:${agentId}`;
   const reservationKey = (id: string) => `${prefix}:reservation:${id}`;
+  const taintKey = (id: string) => `${prefix}:task-taint:${id}`;
 
   const getTask = async (id: string): Promise<Task | undefined> => {
-    const h = await redis.hgetall(taskKey(id));
+    const [h, sources] = await Promise.all([redis.hgetall(taskKey(id)), redis.lrange(taintKey(id), 0, -1)]);
     if (!h.agentId) return undefined;
     const budget = JSON.parse(h.budget!) as Budget;
     const spendNanos = Number(h.spend);
@@ -80,6 +83,8 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       agentId: h.agentId,
       goal: h.goal ?? '',
       status: h.status === 'active' ? 'active' : 'exhausted',
+      tainted: h.tainted === '1',
+      taintSources: sources,
       budget,
       used,
       reserved: { spend: fromNanos(Number(h.reserved ?? 0)) },
@@ -146,6 +151,17 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
         s.refund ? '1' : '0',
       );
       return { settled: verdict === 'ok', exhausted: exhausted || null };
+    },
+    async taint(taskId, source) {
+      // Only a task that exists is tainted; the first 20 sources are kept (the first one matters most).
+      if (!(await redis.exists(taskKey(taskId)))) return;
+      await redis
+        .multi()
+        .hset(taskKey(taskId), 'tainted', '1')
+        .rpush(taintKey(taskId), source.slice(0, 500))
+        .ltrim(taintKey(taskId), 0, 19)
+        .expire(taintKey(taskId), taskTtlSeconds)
+        .exec();
     },
     async reportUsage(taskId, agentId, limits, tokens, cost) {
       const [verdict, cap] = await scripted.sandgateReportUsage(

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Agent, Scopes } from '../../contract/agent.ts';
 import type { Profile } from '../../contract/profile.ts';
-import { allowedProfiles } from './profile-grants.ts';
+import type { ToolDefinition } from '../../contract/tool.ts';
+import { allowedProfiles, allowedTools } from './profile-grants.ts';
 import { normaliseName } from './names.ts';
 
 export interface Decision {
@@ -23,6 +24,7 @@ export interface PolicyDecisionPoint {
   /** May a caller of this role use this route (identified by "METHOD /path")? */
   callRoute(caller: { id: string; role: string }, route: string, roles: readonly string[]): Decision;
   runProfile(agent: Agent, scopes: Scopes | undefined, profile: Profile, context: { taskTainted: boolean }): Decision;
+  callTool(agent: Agent, scopes: Scopes | undefined, tool: ToolDefinition, context: { taskTainted: boolean; untrustedArgs: boolean }): Decision;
   /** Re-reads the operator policies; on failure the previous set stays active. */
   reload(): Promise<void>;
 }
@@ -63,6 +65,13 @@ async function loadPolicySet(policyDir: string): Promise<Record<string, string>>
   }
   return all;
 }
+
+/** The agent entity: its grants narrowed by the token's scopes, names normalised. */
+const agentAttrs = (agent: Agent, scopes: Scopes | undefined) => ({
+  name: agent.name,
+  profiles: [...allowedProfiles(agent, scopes)].map(normaliseName),
+  tools: [...allowedTools(agent, scopes)].map(normaliseName),
+});
 
 export async function createPolicyDecisionPoint({ policyDir }: { policyDir: string }): Promise<PolicyDecisionPoint> {
   const schema = await readFile(join(here, 'schema.cedarschema'), 'utf8');
@@ -114,6 +123,20 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
         ],
       });
     },
+    callTool(agent, scopes, tool, context) {
+      const name = normaliseName(tool.name);
+      const uid = { type: 'Sandgate::Tool', id: name };
+      return decide({
+        principal: { type: 'Sandgate::Agent', id: agent.id },
+        action: { type: 'Sandgate::Action', id: 'call_tool' },
+        resource: uid,
+        context: { task_tainted: context.taskTainted, untrusted_args: context.untrustedArgs },
+        entities: [
+          { uid: { type: 'Sandgate::Agent', id: agent.id }, attrs: agentAttrs(agent, scopes), parents: [] },
+          { uid, attrs: { name, irreversible: tool.irreversible, handler: tool.handler.type }, parents: [] },
+        ],
+      });
+    },
     runProfile(agent, scopes, profile, context) {
       const name = normaliseName(profile.name);
       return decide({
@@ -124,7 +147,7 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
         entities: [
           {
             uid: { type: 'Sandgate::Agent', id: agent.id },
-            attrs: { name: agent.name, profiles: [...allowedProfiles(agent, scopes)].map(normaliseName) },
+            attrs: agentAttrs(agent, scopes),
             parents: [],
           },
           {

@@ -9,6 +9,18 @@ export function allowedProfiles(agent: Agent, scopes: Scopes | undefined): Set<s
   return new Set(scopes.profiles.filter((p) => granted.has(p)));
 }
 
+export function allowedTools(agent: Agent, scopes: Scopes | undefined): Set<string> {
+  const granted = new Set(agent.grants.tools);
+  if (!scopes?.tools) return granted;
+  return new Set(scopes.tools.filter((t) => granted.has(t)));
+}
+
+/** Destinations the agent may reach, narrowed by the token's scopes. */
+export function allowedDestinations(agent: Agent, scopes: Scopes | undefined): string[] {
+  if (!scopes?.destinations) return [...agent.grants.destinations];
+  return scopes.destinations.filter((d) => agent.grants.destinations.includes(d));
+}
+
 /** A scope may only name what the agent was granted. */
 export function assertScopesWithinGrants(agent: Agent, scopes: Scopes | undefined): void {
   if (!scopes) return;

@@ -15,7 +15,7 @@ export interface TestSandgate extends Sandgate {
   config: Config;
   admin: Record<string, string>;
   /** Creates an agent and returns its id and a token (optionally narrowed). */
-  agent(grants?: { profiles?: string[] }, token?: Record<string, unknown>): Promise<{ id: string; token: string; auth: Record<string, string> }>;
+  agent(grants?: { profiles?: string[]; tools?: string[]; destinations?: string[] }, token?: Record<string, unknown>): Promise<{ id: string; token: string; auth: Record<string, string> }>;
   mint(agentId: string, body?: Record<string, unknown>): Promise<string>;
   stop(): Promise<void>;
 }
@@ -51,7 +51,7 @@ export async function startSandgate(
     ...testEnv({ SANDGATE_DATA_DIR: dataDir, ...(ownProfiles && { SANDGATE_PROFILES_DIR: ownProfiles }) }),
     ...env,
   });
-  const sg = await composeSandgate({ config, mode, logger: pino({ level: 'silent' }) });
+  const sg = await composeSandgate({ config, mode, logger: pino({ level: 'silent' }), env: { ...process.env, ...env } });
   const admin = { authorization: `Bearer ${config.SANDGATE_ADMIN_TOKEN}` };
 
   const mint = async (agentId: string, body: Record<string, unknown> = {}) => {
@@ -65,7 +65,7 @@ export async function startSandgate(
     config,
     admin,
     mint,
-    async agent(grants = { profiles: ['js'] }, token = {}) {
+    async agent(grants: { profiles?: string[]; tools?: string[]; destinations?: string[] } = { profiles: ['js'] }, token = {}) {
       const res = await sg.app!.inject({
         method: 'POST',
         url: '/v1/agents',

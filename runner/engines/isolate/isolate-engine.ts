@@ -3,7 +3,7 @@
 // serves HTTP and Redis never stalls on V8 set-up, and a thread that stops answering is
 // terminated and replaced without taking the process down.
 import { Worker } from 'node:worker_threads';
-import type { EngineResult } from '../../../contract/execution.ts';
+import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { type Engine, faultResult } from '../engine.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 
@@ -15,7 +15,12 @@ export interface IsolateEngineOptions {
   /** V8 lost control of an isolate: isolated-vm says the process must not go on serving. */
   onCatastrophicError?: (message: string) => void;
   onThreadError?: (err: Error) => void;
+  /** Serves `tools.call` from inside a run; without it, the call fails with tools_unavailable. */
+  tools?: ToolBridge;
 }
+
+/** Runs one tool call for a job; resolves with the value for the script, or throws a coded error. */
+export type ToolBridge = (job: ExecutionJob, name: string, args: unknown, signal: AbortSignal) => Promise<unknown>;
 
 /** Beyond the run's own timeout, how long a thread may stay silent before it is replaced. */
 const BACKSTOP_MS = 5000;
@@ -28,7 +33,18 @@ interface Pending {
 interface Thread {
   worker: Worker;
   pending: Map<string, Pending>;
+  /** The job and signal of each run in flight, for the tool calls it makes. */
+  runs: Map<string, { job: ExecutionJob; signal: AbortSignal }>;
 }
+
+const answerOf = async (run: () => Promise<unknown>): Promise<string> => {
+  try {
+    return JSON.stringify({ ok: true, value: (await run()) ?? null });
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    return JSON.stringify({ ok: false, code: err.code ?? 'tool_fault', message: err.message });
+  }
+};
 
 export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
   const threadOptions: ThreadOptions = { warm: opts.warm ?? 2 };
@@ -43,9 +59,18 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
 
   const spawn = (): Thread => {
     const worker = new Worker(new URL('./isolate-thread.ts', import.meta.url), { workerData: threadOptions });
-    const thread: Thread = { worker, pending: new Map() };
+    const thread: Thread = { worker, pending: new Map(), runs: new Map() };
     worker.on('message', (msg: FromThread) => {
       if (msg.type === 'catastrophic') return onCatastrophicError(msg.message);
+      if (msg.type === 'tool') {
+        const run = thread.runs.get(msg.id);
+        const bridge = opts.tools;
+        void answerOf(async () => {
+          if (!run || !bridge) throw Object.assign(new Error('this run cannot call tools'), { code: 'tools_unavailable' });
+          return bridge(run.job, msg.name, JSON.parse(msg.argsJson), run.signal);
+        }).then((answer) => worker.postMessage({ type: 'tool-answer', callId: msg.callId, answer } satisfies ToThread));
+        return;
+      }
       const p = thread.pending.get(msg.id);
       if (!p) return;
       thread.pending.delete(msg.id);
@@ -65,7 +90,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
   const threads: Thread[] = Array.from({ length: Math.max(1, opts.threads ?? 2) }, spawn);
   const leastBusy = () => threads.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
 
-  const call = (thread: Thread, msg: ToThread, backstopMs: number): Promise<EngineResult> =>
+  const call = (thread: Thread, msg: Extract<ToThread, { id: string }>, backstopMs: number): Promise<EngineResult> =>
     new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         // The thread is stuck (an isolate that ignores dispose): replace it; its runs fail.
@@ -95,10 +120,14 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       const onAbort = () => thread.worker.postMessage({ type: 'cancel', id } satisfies ToThread);
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
+      // Tool calls of this run end with it: its deadline or cancel aborts a call still waiting.
+      const runSignal = AbortSignal.any([signal, AbortSignal.timeout(job.limits.timeoutMs)]);
+      thread.runs.set(id, { job, signal: runSignal });
       try {
         const warm = job.limits.memoryMb === profile.limits.memoryMb;
         return await call(thread, { type: 'run', id, job, warm }, job.limits.timeoutMs + BACKSTOP_MS);
       } finally {
+        thread.runs.delete(id);
         signal.removeEventListener('abort', onAbort);
       }
     },

@@ -2,7 +2,10 @@
 // the host never hands the isolate a host object.
 
 /**
- * $0 is a synchronous host callback (fd, line) → boolean ("keep writing"). The console formats
+ * $0 is a synchronous host callback (fd, line) → boolean ("keep writing"). $1 is an
+ * ivm.Reference to the host's async (name, argsJson) → answer JSON behind `tools.call`. It lives
+ * only in this closure: a script that got hold of it could walk its get/apply to host objects,
+ * so it is never stored, returned or passed on. Only strings cross. The console formats
  * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
  * WebAssembly goes: its async compile waits on a platform task that never comes here (a hang,
  * not an error), and it is attack surface no agent script needs.
@@ -25,6 +28,19 @@ const make = (fd) => (...args) => {
   if (!open) return;
   open = write(fd, args.map(fmt).join(' ') + '\\n');
 };
+const callTool = $1;
+const tools = Object.freeze({
+  /** Calls an allow-listed tool through Sandgate's policy, approval, budget and audit path. */
+  call: async (name, args) => {
+    const json = JSON.stringify(args === undefined ? {} : args);
+    const answer = JSON.parse(await callTool.apply(undefined, [String(name), json], { result: { promise: true, copy: true } }));
+    if (answer.ok) return answer.value;
+    const e = new Error(answer.message);
+    e.code = answer.code;
+    throw e;
+  },
+});
+Object.defineProperty(globalThis, 'tools', { value: tools, writable: false, configurable: false, enumerable: false });
 Object.defineProperty(globalThis, 'console', {
   value: Object.freeze({ log: make(1), info: make(1), debug: make(1), error: make(2), warn: make(2) }),
   writable: false,

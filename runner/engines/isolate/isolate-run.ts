@@ -6,17 +6,18 @@ import type ivm from 'isolated-vm';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { OutputCollector } from '../output-collector.ts';
 import { RESULT_TO_JSON } from './isolate-prelude.ts';
-import type { PreparedIsolate } from './warm-isolates.ts';
+import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
 type Ending = 'timed_out' | 'cancelled';
 
-export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepared: Promise<PreparedIsolate>): Promise<EngineResult> {
+export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepared: Promise<PreparedIsolate>, tool?: ToolCall): Promise<EngineResult> {
   const { timeoutMs, memoryMb, outputBytes } = job.limits;
   const out = new OutputCollector(outputBytes);
   const startedAt = performance.now();
   const deadline = startedAt + timeoutMs;
   const { isolate, context, sink } = await prepared;
   sink.out = out;
+  sink.tool = tool;
   const cpuBefore = isolate.cpuTime; // a warm isolate's set-up is not the run's CPU time
 
   let ending: Ending | undefined;

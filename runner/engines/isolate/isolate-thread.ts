@@ -13,13 +13,25 @@ const send = (m: FromThread) => port.postMessage(m);
 const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
 const pool = new WarmIsolates(warm, onCatastrophicError);
 const running = new Map<string, AbortController>();
+const toolAnswers = new Map<number, (answer: string) => void>();
+let toolCalls = 0;
+
+/** tools.call crosses to the main thread, which owns Redis, policy and the queues. */
+const callTool =
+  (id: string) =>
+  (name: string, argsJson: string): Promise<string> =>
+    new Promise((resolve) => {
+      const callId = ++toolCalls;
+      toolAnswers.set(callId, resolve);
+      send({ type: 'tool', id, callId, name, argsJson });
+    });
 
 async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise<void> {
   const controller = new AbortController();
   running.set(id, controller);
   const { memoryMb } = msg.job.limits;
   try {
-    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm));
+    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm), callTool(id));
     send({ type: 'result', id, result });
   } catch (e) {
     send({ type: 'fault', id, message: (e as Error).message });
@@ -46,4 +58,8 @@ port.on('message', (msg: ToThread) => {
   if (msg.type === 'run') void run(msg.id, msg);
   else if (msg.type === 'cancel') running.get(msg.id)?.abort();
   else if (msg.type === 'check') void check(msg.id);
+  else if (msg.type === 'tool-answer') {
+    toolAnswers.get(msg.callId)?.(msg.answer);
+    toolAnswers.delete(msg.callId);
+  }
 });

@@ -4,12 +4,15 @@ import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts'
 export type ToThread =
   | { type: 'run'; id: string; job: ExecutionJob; warm: boolean }
   | { type: 'cancel'; id: string }
-  | { type: 'check'; id: string };
+  | { type: 'check'; id: string }
+  | { type: 'tool-answer'; callId: number; answer: string };
 
 export type FromThread =
   | { type: 'result'; id: string; result: EngineResult }
   | { type: 'fault'; id: string; message: string }
-  | { type: 'catastrophic'; message: string };
+  | { type: 'catastrophic'; message: string }
+  /** A tools.call from the run `id`: the engine answers with a tool-answer of the same callId. */
+  | { type: 'tool'; id: string; callId: number; name: string; argsJson: string };
 
 export interface ThreadOptions {
   warm: number;

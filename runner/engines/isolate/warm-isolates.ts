@@ -6,20 +6,26 @@ import ivm from 'isolated-vm';
 import type { OutputCollector } from '../output-collector.ts';
 import { PRELUDE } from './isolate-prelude.ts';
 
+/** A tool call from inside the isolate: (name, args as JSON) → the answer as JSON. */
+export type ToolCall = (name: string, argsJson: string) => Promise<string>;
+
 export interface PreparedIsolate {
   isolate: ivm.Isolate;
   context: ivm.Context;
-  /** Where the prelude's console writes; set by the run that takes this isolate. */
-  sink: { out: OutputCollector | undefined };
+  /** Where the prelude's console writes and tools.call goes; set by the run that takes it. */
+  sink: { out: OutputCollector | undefined; tool: ToolCall | undefined };
 }
 
 export async function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string) => void): Promise<PreparedIsolate> {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError });
   try {
     const context = await isolate.createContext();
-    const sink: PreparedIsolate['sink'] = { out: undefined };
+    const sink: PreparedIsolate['sink'] = { out: undefined, tool: undefined };
     const write = new ivm.Callback((fd: 1 | 2, line: string) => sink.out?.write(fd, line) ?? false);
-    await context.evalClosure(PRELUDE, [write], { timeout: 1000 });
+    const tool = new ivm.Reference((name: string, argsJson: string) =>
+      sink.tool ? sink.tool(name, argsJson) : Promise.resolve(JSON.stringify({ ok: false, code: 'tools_unavailable', message: 'this run cannot call tools' })),
+    );
+    await context.evalClosure(PRELUDE, [write, tool], { timeout: 1000 });
     return { isolate, context, sink };
   } catch (e) {
     isolate.dispose();

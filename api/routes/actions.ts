@@ -1,0 +1,166 @@
+// Tool calls: POST/GET /v1/actions, GET /v1/tools, and the approvals humans decide on.
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { Action, ActionAccepted, ActionId, type ActionJob, ActionRequest, Approval, ApprovalDecisionRequest, ApprovalId, ApprovalQuery } from '../../contract/action.ts';
+import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import type { Principal } from '../../contract/principal.ts';
+import { ToolInfo } from '../../contract/tool.ts';
+import type { ActionStore } from '../../guard/actions/action-store.ts';
+import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
+import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import { taskIdFor } from './executions.ts';
+import { taskFor } from './tasks.ts';
+
+export interface ActionRouteDeps {
+  admission: ActionAdmissionDeps;
+  actions: ActionStore;
+  budgets: BudgetStore;
+  tools: ToolSet;
+}
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+
+export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, deps) => {
+  const { actions, budgets } = deps;
+
+  /** Agents see only their own actions; anything else is "not found", so ids leak nothing. */
+  const loadOwned = async (principal: Principal, id: string) => {
+    const action = await actions.get(id);
+    if (!action || (principal.role === 'agent' && action.agentId !== principal.agentId)) throw new SandgateError('not_found', `no action ${id}`);
+    return action;
+  };
+
+  app.get(
+    '/v1/tools',
+    {
+      config: { roles: ['agent', 'admin', 'approver'] },
+      schema: { summary: 'The tools this service offers', tags: ['actions'], response: { 200: z.object({ tools: z.array(ToolInfo) }), ...errors } },
+    },
+    async () => ({
+      tools: [...deps.tools.values()].map((t) => ({ ...t.definition, available: t.available })),
+    }),
+  );
+
+  app.post(
+    '/v1/actions',
+    {
+      config: { roles: ['agent'] },
+      schema: {
+        summary: 'Call a tool: queued, or awaiting a human approver when the tool is irreversible',
+        tags: ['actions'],
+        body: ActionRequest,
+        response: { 202: ActionAccepted, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = request.principal!;
+      const taskId = taskIdFor(principal, request.body.taskId);
+      if (taskId) await taskFor(budgets, principal, taskId);
+      const scopes = principal.role === 'agent' ? principal.scopes : undefined;
+      const accepted = await admitAction(deps.admission, { agent: request.agent!, scopes, taskId }, request.body);
+      return reply.code(202).send(accepted);
+    },
+  );
+
+  app.get(
+    '/v1/actions/:id',
+    {
+      config: { roles: ['agent', 'admin', 'approver'] },
+      schema: { summary: 'Read an action', tags: ['actions'], params: z.strictObject({ id: ActionId }), response: { 200: Action, ...errors } },
+    },
+    async (request) => loadOwned(request.principal!, request.params.id),
+  );
+
+  app.get(
+    '/v1/approvals',
+    {
+      config: { roles: ['approver', 'admin'] },
+      schema: {
+        summary: 'Approvals waiting for a human, soonest to expire first',
+        tags: ['approvals'],
+        querystring: ApprovalQuery,
+        response: { 200: z.object({ approvals: z.array(Approval) }), ...errors },
+      },
+    },
+    async (request) => {
+      const status = request.query.status ?? 'pending';
+      if (status !== 'pending') throw new SandgateError('validation_failed', 'only status=pending is listed; read a decided approval by its action');
+      return { approvals: await actions.pendingApprovals(200) };
+    },
+  );
+
+  app.get(
+    '/v1/approvals/:id',
+    {
+      config: { roles: ['approver', 'admin'] },
+      schema: { summary: 'Read an approval', tags: ['approvals'], params: z.strictObject({ id: ApprovalId }), response: { 200: Approval, ...errors } },
+    },
+    async (request) => {
+      await actions.expireIfDue(request.params.id);
+      const approval = await actions.getApproval(request.params.id);
+      if (!approval) throw new SandgateError('not_found', `no approval ${request.params.id}`);
+      return approval;
+    },
+  );
+
+  app.post(
+    '/v1/approvals/:id',
+    {
+      config: { roles: ['approver'] },
+      schema: {
+        summary: 'Approve or deny one pending action; an approval is single-use and holds for its exact arguments',
+        tags: ['approvals'],
+        params: z.strictObject({ id: ApprovalId }),
+        body: ApprovalDecisionRequest,
+        response: { 200: Approval, ...errors },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      const { decision, reason } = request.body;
+      const decided = await actions.decide(id, decision, request.principal!.id, reason ?? null);
+      if (!decided.ok) {
+        if (decided.why === 'missing') throw new SandgateError('not_found', `no approval ${id}`);
+        if (decided.why === 'self') throw new SandgateError('self_approval', 'the principal that asked for an action cannot decide on it');
+        if (decided.why === 'expired') throw new SandgateError('invalid_state', `approval ${id} expired before it was decided; its action did not run`);
+        if (decided.why === 'decided') throw new SandgateError('invalid_state', `approval ${id} is already ${decided.detail}; an approval is decided once`);
+        throw new SandgateError('invalid_state', `the action of approval ${id} is ${decided.detail}`);
+      }
+      const approval = (await actions.getApproval(id))!;
+      const action = (await actions.get(approval.actionId))!;
+      const ctx = { agentId: action.agentId, principalId: request.principal!.id, taskId: action.taskId, subject: action.id };
+      const decidedRecord = deps.admission.audit.record('approval.decided', ctx, { approvalId: id, tool: action.tool, argsHash: approval.argsHash, decision, by: request.principal!.id, reason: reason ?? null });
+      try {
+        await actions.addAuditId(action.id, await decidedRecord);
+      } catch (e) {
+        // Audit before effect: an approval that cannot be recorded sends nothing.
+        if (decision === 'approve') await actions.finish(action.id, 'failed', { error: { code: 'audit_unavailable', message: 'the approval could not be recorded; nothing was sent' } });
+        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
+        throw e;
+      }
+      if (decision === 'deny') {
+        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
+        return approval;
+      }
+      const job: ActionJob = {
+        id: action.id,
+        agentId: action.agentId,
+        taskId: action.taskId,
+        tool: action.tool,
+        args: approval.args,
+        argsHash: approval.argsHash,
+        approvalId: id,
+        destinations: action.destinations,
+      };
+      try {
+        await deps.admission.enqueue(job);
+      } catch (e) {
+        await actions.finish(action.id, 'failed', { error: { code: 'dependency_unavailable', message: 'approved, but the action could not be queued' } });
+        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
+        throw e;
+      }
+      return approval;
+    },
+  );
+};

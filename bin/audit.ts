@@ -1,0 +1,49 @@
+// `npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE]`: checks the audit
+// log offline. Exit 0: every chain verifies; 1: names the first bad record; 2: usage or setup.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { AuditCheckpoint } from '../contract/audit.ts';
+import { readCheckpointsFile, verifyAuditDir } from '../guard/audit/audit-verify.ts';
+
+const USAGE = 'usage: npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
+
+function usage(problem: string): never {
+  console.error(`${problem}\n${USAGE}`);
+  process.exit(2);
+}
+
+const args = (() => {
+  try {
+    return parseArgs({
+      allowPositionals: true,
+      options: { dir: { type: 'string' }, 'public-key': { type: 'string', multiple: true }, witness: { type: 'string' } },
+    });
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+})();
+if (args.positionals.length !== 1 || args.positionals[0] !== 'verify') usage('expected the command `verify`');
+
+const dataDir = process.env.SANDGATE_DATA_DIR || './data';
+const dir = args.values.dir ?? join(dataDir, 'audit');
+const keyFiles = args.values['public-key'] ?? [join(dataDir, 'keys', 'audit-signing.pub')];
+
+let publicKeys: string[];
+let witnessCheckpoints: AuditCheckpoint[] = [];
+try {
+  publicKeys = await Promise.all(keyFiles.map((f) => readFile(f, 'utf8')));
+  if (args.values.witness) witnessCheckpoints = await readCheckpointsFile(args.values.witness);
+} catch (e) {
+  usage((e as Error).message);
+}
+
+const result = await verifyAuditDir(dir, { publicKeys, witnessCheckpoints });
+const witnessed = witnessCheckpoints.length > 0 ? `, ${witnessCheckpoints.length} witness checkpoints` : '';
+if (result.ok) {
+  console.log(`audit ok: ${result.records} records in ${result.chains} chains${witnessed} (${dir})`);
+  process.exit(0);
+}
+const e = result.error!;
+console.log(`audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${dir}]`);
+process.exit(1);

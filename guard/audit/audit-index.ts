@@ -1,0 +1,64 @@
+// A read index of the audit log in Redis, so any API process can answer GET /v1/audit and the
+// task trace for records written by every process (on every machine). The files stay the
+// evidence; this is a copy for reading, fed after each durable batch and kept for the record TTL.
+// Order: time, then record id; members of the sorted sets are "<ms, 15 digits>|<id>" so one
+// lexicographic range is both the order and an exact cursor.
+import type { Redis } from 'ioredis';
+import type { AuditRecord } from '../../contract/audit.ts';
+
+export interface AuditQuery {
+  taskId?: string | undefined;
+  agentId?: string | undefined;
+  kind?: string | undefined;
+  /** Records after this cursor (the `next` of the previous page). */
+  after?: string | undefined;
+  limit: number;
+}
+
+export interface AuditIndex {
+  add(records: readonly AuditRecord[]): Promise<void>;
+  query(q: AuditQuery): Promise<{ records: AuditRecord[]; next: string | null }>;
+}
+
+const member = (r: AuditRecord) => `${String(Date.parse(r.time)).padStart(15, '0')}|${r.id}`;
+
+export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: number): AuditIndex {
+  const recKey = (id: string) => `${prefix}:audit:rec:${id}`;
+  const setKey = (q: Pick<AuditQuery, 'taskId' | 'agentId'>) =>
+    q.taskId ? `${prefix}:audit:task:${q.taskId}` : q.agentId ? `${prefix}:audit:agent:${q.agentId}` : `${prefix}:audit:all`;
+
+  return {
+    async add(records) {
+      const p = redis.pipeline();
+      for (const r of records) {
+        const m = member(r);
+        p.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds);
+        p.zadd(setKey({}), 0, m);
+        if (r.taskId) p.zadd(setKey({ taskId: r.taskId }), 0, m).expire(setKey({ taskId: r.taskId }), ttlSeconds);
+        if (r.agentId) p.zadd(setKey({ agentId: r.agentId }), 0, m).expire(setKey({ agentId: r.agentId }), ttlSeconds);
+      }
+      await p.exec();
+    },
+
+    async query(q) {
+      const key = setKey(q);
+      const records: AuditRecord[] = [];
+      let cursor = q.after ? `(${q.after}` : '-';
+      // Filtering by kind (or by agent within a task) may skip members: read on until the page is full.
+      for (let rounds = 0; records.length < q.limit && rounds < 50; rounds++) {
+        const members = await redis.zrangebylex(key, cursor, '+', 'LIMIT', 0, Math.max(q.limit, 100));
+        if (members.length === 0) return { records, next: null };
+        const raw = await redis.mget(members.map((m) => recKey(m.slice(m.indexOf('|') + 1))));
+        for (const [i, text] of raw.entries()) {
+          cursor = `(${members[i]}`;
+          if (!text) continue;
+          const r = JSON.parse(text) as AuditRecord;
+          if ((q.kind && r.kind !== q.kind) || (q.agentId && q.taskId && r.agentId !== q.agentId)) continue;
+          records.push(r);
+          if (records.length === q.limit) return { records, next: members[i]! };
+        }
+      }
+      return { records, next: null };
+    },
+  };
+}

@@ -1,0 +1,48 @@
+// What the rest of Sandgate calls to audit something: one record, durable before the promise
+// resolves (audit before effect), or a 503 `audit_unavailable` so the caller does nothing.
+import type { AuditRecord } from '../../contract/audit.ts';
+import { SandgateError } from '../../contract/errors.ts';
+import { sha256Hex } from './canonical.ts';
+import type { AuditWriter } from './audit-writer.ts';
+
+export interface AuditContext {
+  agentId?: string | undefined;
+  principalId?: string | undefined;
+  taskId?: string | null | undefined;
+  /** The execution, action or approval the record is about. */
+  subject?: string | undefined;
+}
+
+export interface Auditor {
+  /** Appends one record and resolves with its id once it is on disk. */
+  record(kind: string, ctx: AuditContext, data: Record<string, unknown>): Promise<string>;
+}
+
+/** Output kept in a record: the first `cap` characters, and the SHA-256 of all of it. */
+export const capped = (text: string, cap = 4096) => ({
+  text: text.length > cap ? text.slice(0, cap) : text,
+  bytes: Buffer.byteLength(text),
+  sha256: sha256Hex(text),
+  cut: text.length > cap,
+});
+
+export function createAuditor(writer: AuditWriter): Auditor {
+  return {
+    async record(kind, ctx, data) {
+      let record: AuditRecord;
+      try {
+        record = await writer.append({
+          kind,
+          ...(ctx.agentId && { agentId: ctx.agentId }),
+          ...(ctx.principalId && { principalId: ctx.principalId }),
+          ...(ctx.taskId && { taskId: ctx.taskId }),
+          ...(ctx.subject && { subject: ctx.subject }),
+          data,
+        });
+      } catch (e) {
+        throw new SandgateError('audit_unavailable', `the audit record could not be written, so nothing was done: ${(e as Error).message}`);
+      }
+      return record.id;
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import { createHash, verify } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import canonicalizeModule from 'canonicalize';
+import { describe, expect, it } from 'vitest';
+import { AUDIT_GENESIS, AuditRecord, CheckpointData } from '../../contract/audit.ts';
+import { auditKeyId, checkpointSignatureProblem, generateAuditSigner, loadAuditSigner, pinKeys } from '../../guard/audit/audit-signer.ts';
+import { appendRecord, checkpointPayload, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
+import { REDACTED, redact } from '../../guard/audit/redact.ts';
+
+// The reference implementation, called directly: the chain must agree with it byte for byte.
+const canonicalize = canonicalizeModule as unknown as (v: unknown) => string;
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('audit chain', () => {
+  it('hashes the RFC 8785 form of the record without its hash, and writes the canonical line', () => {
+    const { record, line } = appendRecord(startChain('w1'), {
+      kind: 'execution.requested',
+      agentId: 'ag_1',
+      taskId: 't1',
+      subject: 'ex_1',
+      data: { z: 1, a: { y: 'é', b: [3, 1.5e21, 'x'] } },
+    });
+    const { hash, ...rest } = record;
+    expect(hash).toBe(sha256(canonicalize(rest)));
+    expect(line).toBe(canonicalize(record));
+    expect(JSON.parse(line)).toEqual(record);
+    expect(AuditRecord.parse(record)).toEqual(record);
+    expect(record).toMatchObject({ v: 1, id: 'w1:1', writer: 'w1', seq: 1, prev: AUDIT_GENESIS });
+    expect(record.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('links each record to the previous one, and nested "id"/"hash" keys do not confuse the line', () => {
+    let head = startChain('w1');
+    const records = [];
+    for (let i = 0; i < 3; i++) {
+      const sealed = appendRecord(head, { kind: 'x.y', data: { id: `"id":"${i}`, nested: { hash: 'h', id: 'i' } } });
+      expect(sealed.line).toBe(canonicalize(sealed.record));
+      records.push(sealed.record);
+      head = sealed.head;
+    }
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3]);
+    expect(records[1]!.prev).toBe(records[0]!.hash);
+    expect(records[2]!.prev).toBe(records[1]!.hash);
+    expect(head).toEqual({ writer: 'w1', seq: 3, hash: records[2]!.hash });
+  });
+
+  it('refuses input that does not fit the contract', () => {
+    const head = startChain('w1');
+    expect(() => appendRecord(head, { kind: 'Not A Kind', data: {} })).toThrow();
+    expect(() => appendRecord(head, { kind: 'x.y', data: [] as unknown as Record<string, unknown> })).toThrow();
+    expect(() => appendRecord(head, { kind: 'x.y', data: { n: 1n } })).toThrow(); // BigInt has no JSON form
+  });
+
+  it('checkpoints sign {writer, upToSeq, head} and sit right after the record they cover', () => {
+    const signer = generateAuditSigner();
+    const first = appendRecord(startChain('w1'), { kind: 'x.y', data: {} });
+    const { checkpoint, input } = makeCheckpoint(first.head, signer);
+    expect(checkpoint).toMatchObject({ writer: 'w1', upToSeq: 1, head: first.record.hash, keyId: signer.keyId });
+    const payload = canonicalize({ writer: 'w1', upToSeq: 1, head: first.record.hash });
+    expect(checkpointPayload(checkpoint)).toBe(payload);
+    expect(verify(null, Buffer.from(payload), signer.publicKey, Buffer.from(checkpoint.signature, 'base64'))).toBe(true);
+    const cp = appendRecord(first.head, input);
+    expect(cp.record.kind).toBe('audit.checkpoint');
+    expect(CheckpointData.parse(cp.record.data).upToSeq).toBe(cp.record.seq - 1);
+    expect(cp.record.prev).toBe(checkpoint.head);
+  });
+
+  it('checkpoint signatures verify only with the pinned key and only for the signed values', () => {
+    const signer = generateAuditSigner();
+    const { checkpoint } = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, signer);
+    expect(checkpointSignatureProblem(checkpoint, pinKeys([signer.publicKeyPem]))).toBeNull();
+    expect(checkpointSignatureProblem({ ...checkpoint, upToSeq: 4 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, writer: 'w2' }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    const other = generateAuditSigner();
+    expect(checkpointSignatureProblem(checkpoint, pinKeys([other.publicKey]))).toMatch(/^checkpoint signature invalid: key ak_\w+ is not pinned$/);
+    // an attacker claiming the pinned key id still fails on the signature
+    const forged = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, { keyId: signer.keyId, sign: other.sign });
+    expect(checkpointSignatureProblem(forged.checkpoint, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+  });
+});
+
+describe('audit redaction', () => {
+  it('replaces values under secret-looking keys, at any depth, before hashing', () => {
+    const data = {
+      Authorization: 'Bearer abc',
+      headers: [{ 'x-api-key': 'k1', API_KEY: 'k2', apikey: 'k3', accept: 'json' }],
+      nested: { db: { password: 'p', credentials: { user: 'u', pass: 'p' } }, clientSecret: 's' },
+      accessToken: 'tok',
+      tokens: 1200,
+      maxTokens: 5000,
+      safe: 'kept',
+    };
+    const out = redact(data);
+    expect(out).toEqual({
+      Authorization: REDACTED,
+      headers: [{ 'x-api-key': REDACTED, API_KEY: REDACTED, apikey: REDACTED, accept: 'json' }],
+      nested: { db: { password: REDACTED, credentials: REDACTED }, clientSecret: REDACTED },
+      accessToken: REDACTED,
+      tokens: 1200, // counts stay: a number is not a credential
+      maxTokens: 5000,
+      safe: 'kept',
+    });
+    expect(data.accessToken).toBe('tok'); // the caller's object is untouched
+    const { record, line } = appendRecord(startChain('w1'), { kind: 'x.y', data });
+    expect(record.data).toEqual(out);
+    expect(line).not.toMatch(/Bearer abc|tok"|k1|"p"/);
+  });
+
+  it('normalizes to JSON like JSON.stringify', () => {
+    expect(redact({ d: new Date(0), u: undefined, f: () => 1, n: Number.NaN, a: [undefined] })).toEqual({ d: '1970-01-01T00:00:00.000Z', n: null, a: [null] });
+  });
+});
+
+describe('audit signing key', () => {
+  it('is created once, mode 0600, with its public key beside it, and reloads unchanged', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'audit-key-'));
+    const signer = await loadAuditSigner({ dataDir });
+    const keyFile = join(dataDir, 'keys', 'audit-signing.json');
+    expect((await stat(keyFile)).mode & 0o777).toBe(0o600);
+    const pem = await readFile(join(dataDir, 'keys', 'audit-signing.pub'), 'utf8');
+    expect(pem).toBe(signer.publicKeyPem);
+    expect(pem).toMatch(/^-----BEGIN PUBLIC KEY-----/);
+    expect(signer.keyId).toBe(auditKeyId(signer.publicKey));
+    expect(signer.keyId).toMatch(/^ak_[0-9a-f]{16}$/);
+    const again = await loadAuditSigner({ dataDir });
+    expect(again.keyId).toBe(signer.keyId);
+    const elsewhere = await loadAuditSigner({ keyFile: join(dataDir, 'other', 'k.json') });
+    expect(elsewhere.keyId).not.toBe(signer.keyId);
+    expect(await readFile(join(dataDir, 'other', 'k.pub'), 'utf8')).toBe(elsewhere.publicKeyPem);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+});
