@@ -41,6 +41,8 @@ export interface ApiDeps {
   logger: FastifyBaseLogger;
   redis: Redis;
   queues: ReadonlyMap<EngineName, Queue>;
+  /** Tool calls; shown on the dashboard and in the metrics beside the execution queues. */
+  actionsQueue: Queue;
   store: ExecutionStore;
   events: ExecutionEvents;
   agents: AgentStore;
@@ -77,7 +79,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installAuth(app, deps);
   await registerOpenApi(app);
 
-  const queues = [...deps.queues.values()];
+  const queues = [...deps.queues.values(), deps.actionsQueue];
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
   await app.register(taskRoutes, deps);

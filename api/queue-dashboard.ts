@@ -1,4 +1,4 @@
-// /admin/queues: bull-board over the execution queues, admin only. A browser gets a Basic-auth
+// /admin/queues: bull-board over the execution and action queues, admin only. A browser gets a Basic-auth
 // prompt (user "admin", password = the admin token); scripts may send the Bearer token.
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';

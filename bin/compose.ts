@@ -282,6 +282,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       logger: log,
       redis,
       queues,
+      actionsQueue,
       store,
       events,
       agents,

@@ -106,6 +106,26 @@ describe('a session, from the log alone', () => {
     expect(fetched.data.egress[0]).toMatchObject({ allowed: true, ip: '127.0.0.1', port: web.port });
   });
 
+  it('GET /v1/audit filters by task and kind and pages without gaps or repeats; agents may not read it', async () => {
+    const all = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&limit=1000`, headers: sg.admin })).json().records;
+    const seen: string[] = [];
+    let after = '';
+    for (let i = 0; i < 50; i++) {
+      const page = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&limit=5${after && `&after=${encodeURIComponent(after)}`}`, headers: sg.admin })).json();
+      seen.push(...page.records.map((r: { id: string }) => r.id));
+      if (!page.next) break;
+      after = page.next;
+    }
+    expect(seen).toEqual(all.map((r: { id: string }) => r.id));
+    expect(seen.length).toBe(12);
+    const finished = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&kind=action.finished`, headers: sg.admin })).json().records;
+    expect(finished.map((r: { data: { tool: string } }) => r.data.tool)).toEqual(['http_fetch', 'send_email']);
+    const asAgent = await sg.app!.inject({ url: '/v1/audit', headers: { authorization: `Bearer ${agentToken}` } });
+    expect(asAgent.statusCode).toBe(403);
+    const badKind = await sg.app!.inject({ url: '/v1/audit?kind=Not%20A%20Kind', headers: sg.admin });
+    expect(badKind.statusCode).toBe(400);
+  });
+
   it('the files verify offline, and no secret is in them', async () => {
     const api = await sg.app!.inject({ url: '/v1/audit/verify', headers: sg.admin });
     expect(api.json()).toMatchObject({ ok: true, chains: 1 });

@@ -57,6 +57,7 @@ describe('service endpoints', () => {
     await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'js', code: '1' } });
     const text = (await sg.app!.inject('/metrics')).body;
     expect(text).toMatch(/sandgate_queue_jobs\{queue="executions-isolate",state="waiting"\} \d+/);
+    expect(text).toMatch(/sandgate_queue_jobs\{queue="actions",state="waiting"\} \d+/);
     expect(text).toMatch(/sandgate_runs_total\{profile="js",status="succeeded"\} [1-9]/);
     expect(text).toMatch(/sandgate_run_wall_seconds_bucket\{le="[0-9.]+",profile="js",status="succeeded"\}/);
   });
@@ -97,7 +98,7 @@ describe('/admin/queues', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).toMatch(/<html/i);
     const api = await sg.app!.inject({ url: '/admin/queues/api/queues', headers: sg.admin });
-    expect(api.json().queues.map((q: { name: string }) => q.name)).toContain('executions-isolate');
+    expect(api.json().queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(['executions-isolate', 'actions']));
   });
 });
 
