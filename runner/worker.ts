@@ -60,7 +60,11 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const settleRun = async (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>, cost: number, refund: boolean) => {
     const { exhausted } = await deps.budgets.settle({ id: job.id, agentId: job.agentId, taskId: job.taskId, cost, refund });
     // Stop, not spiral: once the task's spend is gone, nothing queued for it starts.
-    if (exhausted && job.taskId) await deps.canceller.cancelQueuedOfTask(job.taskId, TASK_EXHAUSTED);
+    if (exhausted && job.taskId) {
+      const cancelled = await deps.canceller.cancelQueuedOfTask(job.taskId, TASK_EXHAUSTED);
+      const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
+      await deps.audit.record('task.exhausted', ctx, { cap: exhausted, cancelledExecutions: cancelled }).catch(() => {});
+    }
   };
 
   const process = async (job: Job): Promise<void> => {

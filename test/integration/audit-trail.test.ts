@@ -13,20 +13,27 @@ const run = promisify(execFile);
 const GATEWAY_TOKEN = 'gw-audit-secret-91c2d7';
 let gateway: FakeEndpoint;
 let web: FakeEndpoint;
+let witness: FakeEndpoint;
 let sg: TestSandgate;
 
 beforeAll(async () => {
   gateway = await startFakeEndpoint();
   web = await startFakeEndpoint((_, res) => res.end('weather: sunny'));
-  sg = await startSandgate({ SANDGATE_TOOLS_DIR: 'tools', SANDGATE_MAIL_GATEWAY_URL: `${gateway.url}/send`, SANDGATE_MAIL_GATEWAY_TOKEN: GATEWAY_TOKEN });
+  witness = await startFakeEndpoint((_, res) => res.end());
+  sg = await startSandgate({
+    SANDGATE_TOOLS_DIR: 'tools',
+    SANDGATE_MAIL_GATEWAY_URL: `${gateway.url}/send`,
+    SANDGATE_MAIL_GATEWAY_TOKEN: GATEWAY_TOKEN,
+    SANDGATE_AUDIT_WITNESS_URL: `${witness.url}/checkpoints`,
+  });
 });
 afterAll(async () => {
   await sg?.stop();
-  await Promise.all([gateway?.close(), web?.close()]);
+  await Promise.all([gateway?.close(), web?.close(), witness?.close()]);
 });
 
 const auditDir = () => join(sg.config.SANDGATE_DATA_DIR, 'audit');
-const verifyCli = (dir: string, key: string) => run(process.execPath, ['bin/audit.ts', 'verify', '--dir', dir, '--public-key', key]).then(
+const verifyCli = (dir: string, key: string, extra: string[] = []) => run(process.execPath, ['bin/audit.ts', 'verify', '--dir', dir, '--public-key', key, ...extra]).then(
   (r) => ({ code: 0, out: r.stdout + r.stderr }),
   (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
 );
@@ -134,6 +141,13 @@ describe('a session, from the log alone', () => {
     const key = join(sg.config.SANDGATE_DATA_DIR, 'keys', 'audit-signing.pub');
     const cli = await verifyCli(auditDir(), key);
     expect(cli.code).toBe(0);
+    // The witness got the signed checkpoints, out of the service's reach; verify holds against them.
+    await eventually(async () => (witness.received.length > 0 ? true : undefined), 5000);
+    const witnessFile = join(sg.config.SANDGATE_DATA_DIR, 'witness.jsonl');
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(witnessFile, witness.received.map((r) => r.body).join('\n'));
+    expect(JSON.parse(witness.received[0]!.body)).toMatchObject({ upToSeq: expect.any(Number), signature: expect.any(String) });
+    expect((await verifyCli(auditDir(), key, ['--witness', witnessFile])).code).toBe(0);
 
     const files = (await readdir(auditDir())).filter((f) => f.endsWith('.jsonl'));
     const text = (await Promise.all(files.map((f) => readFile(join(auditDir(), f), 'utf8')))).join('');
