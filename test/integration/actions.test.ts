@@ -159,6 +159,33 @@ describe('refusals', () => {
   });
 });
 
+describe('tool-call limits', () => {
+  it('toolCallsPerMinute answers 429 with Retry-After; a task out of tool calls answers 402', async () => {
+    const created = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/agents',
+      headers: sg.admin,
+      payload: { name: 'chatty', grants: { tools: ['http_fetch'], destinations: [`127.0.0.1:${web.port}`] }, limits: { toolCallsPerMinute: 2 } },
+    });
+    const auth = { authorization: `Bearer ${await sg.mint(created.json().id)}` };
+    const call = () => sg.app!.inject({ method: 'POST', url: '/v1/actions', headers: auth, payload: { tool: 'http_fetch', args: { url: `${web.url}/` } } });
+    expect((await call()).statusCode).toBe(202);
+    expect((await call()).statusCode).toBe(202);
+    const third = await call();
+    expect(third.statusCode).toBe(429);
+    expect(third.json().error.code).toBe('rate_limited');
+    expect(Number(third.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+
+    const { auth: other } = await mailer();
+    const task = (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: other, payload: { goal: 'one call', budget: { maxToolCalls: 1 } } })).json().id;
+    const fetch = (t: string) => sg.app!.inject({ method: 'POST', url: '/v1/actions', headers: other, payload: { tool: 'http_fetch', args: { url: `${web.url}/` }, taskId: t } });
+    expect((await fetch(task)).statusCode).toBe(202);
+    const over = await fetch(task);
+    expect(over.statusCode).toBe(402);
+    expect(over.json().error.message).toMatch(/^maxToolCalls:/);
+  });
+});
+
 describe('taint', () => {
   it('http_fetch reads a granted page; its result taints the task, and the approver is told', async () => {
     const { auth } = await mailer();
