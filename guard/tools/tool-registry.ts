@@ -3,10 +3,8 @@
 // naming the file and the field. A tool whose endpoint names a missing environment variable is
 // listed as unavailable, and calling it is refused (fail closed).
 import { Ajv, type ValidateFunction } from 'ajv';
-import { readdir, readFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { ToolDefinition } from '../../contract/tool.ts';
+import { readDeclarations } from '../declaration-files.ts';
 
 export interface Tool {
   readonly definition: ToolDefinition;
@@ -45,24 +43,8 @@ function compile(ajv: Ajv, schema: Record<string, unknown>, path: string): Valid
 export async function loadTools(dir: string, env: Record<string, string | undefined>): Promise<ToolSet> {
   // strict: unknown keywords in a schema are mistakes; allErrors: tell the agent everything at once.
   const ajv = new Ajv({ strict: true, allErrors: true });
-  const files = (await readdir(dir).catch(() => [] as string[])).filter((f) => /\.ya?ml$/.test(f)).sort();
   const tools = new Map<string, Tool>();
-  for (const file of files) {
-    const path = join(dir, file);
-    let raw: unknown;
-    try {
-      raw = parseYaml(await readFile(path, 'utf8'));
-    } catch (e) {
-      throw new ToolError(`${path}: not valid YAML: ${(e as Error).message}`);
-    }
-    const parsed = ToolDefinition.safeParse(raw);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0]!;
-      throw new ToolError(`${path}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
-    }
-    const definition = parsed.data;
-    const stem = basename(file).replace(/\.ya?ml$/, '');
-    if (definition.name !== stem) throw new ToolError(`${path}: field "name": "${definition.name}" must match the file name "${stem}"`);
+  for (const { path, value: definition } of await readDeclarations(dir, ToolDefinition, (m) => new ToolError(m))) {
     const validate = compile(ajv, definition.args, path);
     const url = definition.handler.type === 'http' ? expand(definition.handler.url, env) : null;
     const credentials = definition.handler.type === 'http' ? Object.values(definition.handler.headers) : [];
