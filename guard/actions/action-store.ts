@@ -149,7 +149,13 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       for (const id of ids) {
         if (await expireIfDue(id)) continue;
         const a = await getApproval(id);
-        if (a?.status === 'pending') out.push(a);
+        if (a?.status !== 'pending') continue;
+        // An action cancelled while it waited (its agent revoked) needs no decision any more.
+        if ((await redis.hget(actKey(a.actionId), 'status')) !== 'awaiting_approval') {
+          await redis.zrem(pendingKey, id);
+          continue;
+        }
+        out.push(a);
       }
       return out;
     },

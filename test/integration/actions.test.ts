@@ -138,6 +138,8 @@ describe('irreversible tools wait for a human', () => {
     expect(rev.json().cancelledActions).toBe(1);
     const approvalId = (await sg.app!.inject({ url: `/v1/actions/${id}`, headers: sg.admin })).json().approval.id;
     expect((await decide(approver, approvalId, 'approve')).statusCode).toBe(409);
+    const pending = (await sg.app!.inject({ url: '/v1/approvals?status=pending', headers: approver })).json().approvals;
+    expect(pending.map((p: { id: string }) => p.id)).not.toContain(approvalId);
     expect(sentTo('revoked@example.com')).toHaveLength(0);
   });
 });
