@@ -206,12 +206,19 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   if (mode !== 'api') {
     const runners = await registerRunner(redis, prefix);
     closers.push(() => runners.stop());
+    // BullMQ leaves a connection it was handed open: these two are closed with the runner.
+    const workerConnection = await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null });
+    const actionConnection = await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null });
+    closers.push(async () => {
+      workerConnection.disconnect();
+      actionConnection.disconnect();
+    });
     const actionEvents = await createExecutionEvents<ActionStatus>(await connect(config.REDIS_URL, 'sandgate-action-events'), actions.doneChannel);
     closers.push(() => actionEvents.close());
     engines = makeEngines(config, log, profiles, runners, createToolBridge({ admission, agents, actions, events: actionEvents }));
     runner = await buildWorker({
       config,
-      connection: await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null }),
+      connection: workerConnection,
       subscriber: await connect(config.REDIS_URL, 'sandgate-cancel-sub'),
       store,
       budgets,
@@ -224,7 +231,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
     });
     const actionWorker = await buildActionWorker({
       config,
-      connection: await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null }),
+      connection: actionConnection,
       actions,
       budgets,
       agents,
