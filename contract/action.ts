@@ -28,7 +28,7 @@ export const EgressDecision = z
   .meta({ id: 'EgressDecision' });
 export type EgressDecision = z.infer<typeof EgressDecision>;
 
-export const ApprovalStatus = z.enum(['pending', 'approved', 'denied', 'expired', 'used']);
+export const ApprovalStatus = z.enum(['pending', 'approved', 'denied', 'expired', 'used', 'cancelled']);
 
 export const Approval = z
   .object({

@@ -32,6 +32,7 @@ export const InputFile = z.strictObject({
     .describe('relative to the work directory'),
   content: z.string(),
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
+  untrusted: z.boolean().optional().describe('the file carries data from an untrusted source: the task becomes tainted'),
 });
 
 export const ExecutionRequest = z
@@ -45,6 +46,7 @@ export const ExecutionRequest = z
     memoryMb: z.number().int().positive().optional().describe('lower than the profile ceiling, never higher'),
     taskId: TaskId.optional(),
     reasoning: z.string().max(8000).optional().describe('why the agent runs this; kept for the audit trail'),
+    untrusted: z.boolean().default(false).describe('stdin or the code carries data from an untrusted source: the task becomes tainted'),
   })
   .meta({ id: 'ExecutionRequest' });
 export type ExecutionRequest = z.infer<typeof ExecutionRequest>;

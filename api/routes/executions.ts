@@ -114,113 +114,116 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
     request: FastifyRequest<{ Body: ExecutionRequest; Querystring: z.infer<typeof ExecutionQuery> }>,
     reply: FastifyReply,
   ) {
-      const principal = request.principal!;
-      const body = request.body;
-      const profile = profiles.get(body.profile);
-      if (!profile) throw new SandgateError('unknown_profile', `no profile "${body.profile}"; GET /v1/profiles lists them`);
-      const decision = deps.policy.runProfile(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile, {
-        taskTainted: false, // taint tracking arrives with tool actions
-      });
-      if (!decision.allowed) {
-        const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
-        throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile.name}"${by}`);
+    const principal = request.principal!;
+    const body = request.body;
+    const profile = profiles.get(body.profile);
+    if (!profile) throw new SandgateError('unknown_profile', `no profile "${body.profile}"; GET /v1/profiles lists them`);
+    const taskId = taskIdFor(principal, body.taskId);
+    // Untrusted inputs taint the task for good; Cedar sees the taint (operators may forbid more).
+    const task = taskId ? await taskFor(deps.budgets, principal, taskId) : undefined;
+    const untrusted = body.untrusted || (body.files ?? []).some((f) => f.untrusted);
+    if (untrusted && taskId) await deps.budgets.taint(taskId, `inputs of an execution on ${profile.name} marked untrusted`);
+    const decision = deps.policy.runProfile(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile, {
+      taskTainted: untrusted || (task?.tainted ?? false),
+    });
+    if (!decision.allowed) {
+      const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
+      throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile.name}"${by}`);
+    }
+    if (body.language && body.language !== profile.language) {
+      throw new SandgateError('language_mismatch', `profile "${profile.name}" runs ${profile.language}, not ${body.language}`);
+    }
+    if (profile.engine === 'isolate' && (body.files?.length || body.stdin)) {
+      throw new SandgateError('unsupported_input', `profile "${profile.name}" has no filesystem or stdin: send code only`);
+    }
+    if (profile.engine === 'docker' && body.files?.length) {
+      const { maxCount, maxBytes } = profile.files;
+      if (body.files.length > maxCount) {
+        throw new SandgateError('limit_exceeds_profile', `${body.files.length} files; profile "${profile.name}" takes at most ${maxCount}`);
       }
-      if (body.language && body.language !== profile.language) {
-        throw new SandgateError('language_mismatch', `profile "${profile.name}" runs ${profile.language}, not ${body.language}`);
-      }
-      if (profile.engine === 'isolate' && (body.files?.length || body.stdin)) {
-        throw new SandgateError('unsupported_input', `profile "${profile.name}" has no filesystem or stdin: send code only`);
-      }
-      if (profile.engine === 'docker' && body.files?.length) {
-        const { maxCount, maxBytes } = profile.files;
-        if (body.files.length > maxCount) {
-          throw new SandgateError('limit_exceeds_profile', `${body.files.length} files; profile "${profile.name}" takes at most ${maxCount}`);
-        }
-        const bytes = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, f.encoding === 'base64' ? 'base64' : 'utf8'), 0);
-        if (bytes > maxBytes) throw new SandgateError('files_too_large', `files total ${bytes} bytes; profile "${profile.name}" takes at most ${maxBytes}`);
-      }
-      const limits = limitsFor(body, profile);
-      const taskId = taskIdFor(principal, body.taskId);
-      const queue = queues.get(profile.engine);
-      if (!queue || !(await deps.availableProfiles()).has(profile.name)) {
-        throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
-      }
+      const bytes = body.files.reduce((n, f) => n + Buffer.byteLength(f.content, f.encoding === 'base64' ? 'base64' : 'utf8'), 0);
+      if (bytes > maxBytes) throw new SandgateError('files_too_large', `files total ${bytes} bytes; profile "${profile.name}" takes at most ${maxBytes}`);
+    }
+    const limits = limitsFor(body, profile);
+    const queue = queues.get(profile.engine);
+    if (!queue || !(await deps.availableProfiles()).has(profile.name)) {
+      throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
+    }
 
-      if (taskId) await taskFor(deps.budgets, principal, taskId);
-      const id = `ex_${randomBytes(15).toString('base64url')}`;
-      const agent = request.agent!;
-      // Rate limit, task caps and the worst-case cost against task and day, in one atomic step.
-      const worstCase = worstCaseCost(profile, limits);
-      const admission = await deps.budgets.admit({ id, kind: 'run', agentId: agent.id, limits: agent.limits, taskId, worstCase });
-      if (!admission.ok) throw admissionError(admission, taskId, worstCase, `${agent.limits.runsPerMinute} runs`);
-      const refund = () => deps.budgets.settle({ id, agentId: agent.id, taskId, cost: 0, refund: true }).catch(() => {});
+    const id = `ex_${randomBytes(15).toString('base64url')}`;
+    const agent = request.agent!;
+    // Rate limit, task caps and the worst-case cost against task and day, in one atomic step.
+    const worstCase = worstCaseCost(profile, limits);
+    const admission = await deps.budgets.admit({ id, kind: 'run', agentId: agent.id, limits: agent.limits, taskId, worstCase });
+    if (!admission.ok) throw admissionError(admission, taskId, worstCase, `${agent.limits.runsPerMinute} runs`);
+    const refund = () => deps.budgets.settle({ id, agentId: agent.id, taskId, cost: 0, refund: true }).catch(() => {});
 
-      // Audit before effect: the code is not queued unless its request is on disk.
-      let auditId: string;
-      try {
-        auditId = await deps.audit.record(
-          'execution.requested',
-          { agentId: agent.id, principalId: principal.id, taskId, subject: id },
-          {
-            profile: profile.name,
-            language: profile.language,
-            code: capped(body.code, 65536),
-            stdin: body.stdin ? capped(body.stdin) : null,
-            files: (body.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content), encoding: f.encoding ?? 'utf8' })),
-            limits,
-            reasoning: body.reasoning ?? null,
-            decision: { allowed: true, policies: decision.policies },
-            budget: { reserved: worstCase },
-          },
-        );
-      } catch (e) {
-        await refund();
-        throw e;
-      }
+    // Audit before effect: the code is not queued unless its request is on disk.
+    let auditId: string;
+    try {
+      auditId = await deps.audit.record(
+        'execution.requested',
+        { agentId: agent.id, principalId: principal.id, taskId, subject: id },
+        {
+          profile: profile.name,
+          language: profile.language,
+          code: capped(body.code, 65536),
+          stdin: body.stdin ? capped(body.stdin) : null,
+          files: (body.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content), encoding: f.encoding ?? 'utf8' })),
+          limits,
+          reasoning: body.reasoning ?? null,
+          decision: { allowed: true, policies: decision.policies },
+          budget: { reserved: worstCase },
+        },
+      );
+    } catch (e) {
+      await refund();
+      throw e;
+    }
 
-      const job: ExecutionJob = {
-        id,
-        agentId: agent.id,
-        taskId,
-        profile: profile.name,
-        language: profile.language,
-        code: body.code,
-        stdin: body.stdin ?? '',
-        files: body.files ?? [],
-        limits,
-        ...(principal.role === 'agent' && principal.scopes && { scopes: principal.scopes }),
-      };
-      // Subscribe before enqueueing, so a run that ends at once is not missed.
-      const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
-      const created = await store.create({
-        id,
-        profile: profile.name,
-        language: profile.language,
-        agentId: job.agentId,
-        taskId,
-        createdAt: new Date().toISOString(),
-        auditId,
-      });
-      if (!created) {
-        waiter?.cancel();
-        await refund();
-        throw new SandgateError('agent_revoked', 'this agent has been revoked');
-      }
-      try {
-        await queue.add('run', job, { jobId: id });
-      } catch (e) {
-        waiter?.cancel();
-        await refund();
-        await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }).catch(() => {});
-        throw e;
-      }
-      if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
+    const job: ExecutionJob = {
+      id,
+      agentId: agent.id,
+      taskId,
+      profile: profile.name,
+      language: profile.language,
+      code: body.code,
+      stdin: body.stdin ?? '',
+      files: body.files ?? [],
+      limits,
+      ...(principal.role === 'agent' && principal.scopes && { scopes: principal.scopes }),
+    };
+    // Subscribe before enqueueing, so a run that ends at once is not missed.
+    const waiter = request.query.wait ? events.waitForFinal(id, limits.timeoutMs + deps.waitGraceMs) : undefined;
+    const created = await store.create({
+      id,
+      profile: profile.name,
+      language: profile.language,
+      agentId: job.agentId,
+      taskId,
+      createdAt: new Date().toISOString(),
+      auditId,
+    });
+    if (!created) {
+      waiter?.cancel();
+      await refund();
+      throw new SandgateError('agent_revoked', 'this agent has been revoked');
+    }
+    try {
+      await queue.add('run', job, { jobId: id });
+    } catch (e) {
+      waiter?.cancel();
+      await refund();
+      await store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }).catch(() => {});
+      throw e;
+    }
+    if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
 
-      request.raw.once('close', () => waiter.cancel());
-      await waiter.done;
-      const execution = await loadOwned(principal, id);
-      if (!isFinal(execution.status)) return reply.code(202).send({ id, status: execution.status });
-      return reply.code(200).send(execution);
+    request.raw.once('close', () => waiter.cancel());
+    await waiter.done;
+    const execution = await loadOwned(principal, id);
+    if (!isFinal(execution.status)) return reply.code(202).send({ id, status: execution.status });
+    return reply.code(200).send(execution);
   }
 
   app.get(

@@ -149,13 +149,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       for (const id of ids) {
         if (await expireIfDue(id)) continue;
         const a = await getApproval(id);
-        if (a?.status !== 'pending') continue;
-        // An action cancelled while it waited (its agent revoked) needs no decision any more.
-        if ((await redis.hget(actKey(a.actionId), 'status')) !== 'awaiting_approval') {
-          await redis.zrem(pendingKey, id);
-          continue;
-        }
-        out.push(a);
+        if (a?.status === 'pending') out.push(a);
       }
       return out;
     },
@@ -194,8 +188,13 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       return transition(id, status, ['queued', 'running'], { outcome: JSON.stringify(outcome), finishedAt: now() });
     },
 
-    cancel(id, reason) {
-      return transition(id, 'cancelled', ['queued', 'awaiting_approval'], { outcome: JSON.stringify({ error: reason }), finishedAt: now() });
+    async cancel(id, reason) {
+      const done = await transition(id, 'cancelled', ['queued', 'awaiting_approval'], { outcome: JSON.stringify({ error: reason }), finishedAt: now() });
+      // Its approval, if any, is moot: off the pending list, and never usable (the runner only
+      // uses an approved one). A decision racing this finds the action cancelled and gets 409.
+      const approvalId = done ? await redis.hget(actKey(id), 'approvalId') : null;
+      if (approvalId) await redis.multi().hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now()).zrem(pendingKey, approvalId).exec();
+      return done;
     },
 
     idsOfAgent(agentId) {

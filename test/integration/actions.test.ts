@@ -140,6 +140,7 @@ describe('irreversible tools wait for a human', () => {
     expect((await decide(approver, approvalId, 'approve')).statusCode).toBe(409);
     const pending = (await sg.app!.inject({ url: '/v1/approvals?status=pending', headers: approver })).json().approvals;
     expect(pending.map((p: { id: string }) => p.id)).not.toContain(approvalId);
+    expect((await sg.app!.inject({ url: `/v1/approvals/${approvalId}`, headers: approver })).json().status).toBe('cancelled');
     expect(sentTo('revoked@example.com')).toHaveLength(0);
   });
 });
