@@ -2,24 +2,17 @@
 // the API and/or the runner together. `bin/sandgate.ts` calls it; so do the integration tests.
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
-import { Redis, type RedisOptions } from 'ioredis';
 import pino, { type Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { buildApp } from '../api/app.ts';
 import type { Config } from '../contract/config.ts';
-import type { DockerProfile, EngineName } from '../contract/profile.ts';
+import type { EngineName } from '../contract/profile.ts';
 import { ACTIONS_QUEUE, executionQueueName } from '../contract/queues.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { createAgentStore } from '../guard/identity/agent-store.ts';
 import { createBudgetStore } from '../guard/budget/budget-store.ts';
 import { createWorkCanceller } from '../store/cancel-work.ts';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createAuditIndex } from '../guard/audit/audit-index.ts';
-import { loadAuditSigner } from '../guard/audit/audit-signer.ts';
-import { createAuditWriter } from '../guard/audit/audit-writer.ts';
-import { verifyAuditDir } from '../guard/audit/audit-verify.ts';
-import { createAuditor } from '../guard/audit/auditor.ts';
+import { openAuditTrail } from '../guard/audit/audit-trail.ts';
 import { createActionStore } from '../guard/actions/action-store.ts';
 import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
 import { loadTools } from '../guard/tools/tool-registry.ts';
@@ -29,9 +22,9 @@ import { createPrincipalStore } from '../guard/identity/principal-store.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
-import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
+import type { DockerEngine } from '../runner/engines/docker/docker-engine.ts';
+import { cached, connect, type LocalEngines, makeEngines, throttledErrorLog } from './compose-parts.ts';
 import type { Engine } from '../runner/engines/engine.ts';
-import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
 import { createToolBridge } from '../runner/tools/tool-bridge.ts';
 import type { ActionAdmissionDeps } from '../guard/actions/admit-action.ts';
 import type { ActionStatus } from '../contract/action.ts';
@@ -39,8 +32,8 @@ import { createRunMetrics } from '../runner/run-metrics.ts';
 import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
 import { createExecutionEvents } from '../store/execution-events.ts';
 import { createExecutionStore } from '../store/execution-store.ts';
-import { loadProfiles, type ProfileSet } from '../store/profiles.ts';
-import { type RunnerRegistry, registerRunner } from '../store/runner-registry.ts';
+import { loadProfiles, } from '../store/profiles.ts';
+import { registerRunner } from '../store/runner-registry.ts';
 
 export type Mode = 'all' | 'api' | 'runner';
 
@@ -65,77 +58,6 @@ export interface ComposeOptions {
   env?: Record<string, string | undefined>;
   /** DNS for tool egress (tests play hostile DNS through it). */
   lookup?: Lookup;
-}
-
-/** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
-function throttledErrorLog(log: Logger, source: string): (err: Error) => void {
-  let last = 0;
-  return (err) => {
-    const now = Date.now();
-    if (now - last < 10_000) return;
-    last = now;
-    log.error({ err: err.message, source }, 'connection error');
-  };
-}
-
-async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, connectionName: name, ...extra });
-  redis.on('error', () => {}); // reported through failing commands and /readyz, not as crashes
-  await redis.connect();
-  return redis;
-}
-
-interface LocalEngines {
-  isolate?: Engine;
-  docker?: DockerEngine;
-}
-
-function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry, tools: ToolBridge): LocalEngines {
-  const list = [...profiles.values()];
-  const engines: LocalEngines = {};
-  if (list.some((p) => p.engine === 'isolate')) {
-    engines.isolate = createIsolateEngine({
-      warm: config.SANDGATE_ISOLATE_WARM,
-      onCatastrophicError: (message) => {
-        logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
-        process.abort();
-      },
-      onThreadError: (err) => logger.error({ err: err.message }, 'isolate thread error'),
-      tools,
-    });
-  }
-  const dockerProfiles = list.filter((p): p is DockerProfile => p.engine === 'docker');
-  if (dockerProfiles.length) {
-    const logs = new Map<string, (e: Error) => void>();
-    engines.docker = createDockerEngine({
-      socketPath: config.SANDGATE_DOCKER_SOCKET,
-      profiles: dockerProfiles,
-      prefix: config.SANDGATE_PREFIX,
-      owner: runners.id,
-      isOwnerAlive: (owner) => runners.isAlive(owner),
-      onError: (e, what) => {
-        if (!logs.has(what)) logs.set(what, throttledErrorLog(logger, `docker ${what}`));
-        logs.get(what)!(e);
-      },
-    });
-  }
-  return engines;
-}
-
-/** Remembers a check's outcome briefly, so hot paths (each POST) do not ask Docker every time. */
-function cached<T>(fn: () => Promise<T>, ttlMs: number): () => Promise<T> {
-  let at = 0;
-  let value: Promise<T> | undefined;
-  return () => {
-    if (!value || Date.now() - at > ttlMs) {
-      at = Date.now();
-      value = fn();
-      value.catch(() => {
-        at = 0; // retry a failure on the next call
-      });
-    }
-    return value;
-  };
 }
 
 export async function composeSandgate({ config, mode, logger, defaultMetrics = false, env = process.env, lookup }: ComposeOptions): Promise<Sandgate> {
@@ -163,23 +85,17 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   const agents = createAgentStore(redis, prefix);
   const neededEngines = new Set([...profiles.values()].map((p) => p.engine));
   const closers: Array<() => Promise<unknown>> = [];
-  // One audit chain per process start (see guard/audit/): durable before anything it records
-  // happens; a Redis index makes every process's records readable from any API process.
-  const auditIndex = createAuditIndex(redis, prefix, config.SANDGATE_RECORD_TTL_S);
-  const auditDir = join(config.SANDGATE_DATA_DIR, 'audit');
-  await mkdir(auditDir, { recursive: true, mode: 0o700 });
-  const witnessLog = throttledErrorLog(log, 'audit-witness');
-  const auditSigner = loadAuditSigner(config.SANDGATE_AUDIT_KEY_FILE ? { keyFile: config.SANDGATE_AUDIT_KEY_FILE } : { dataDir: config.SANDGATE_DATA_DIR });
-  const auditWriter = await createAuditWriter({
-    dir: auditDir,
-    signer: await auditSigner,
-    ...(config.SANDGATE_AUDIT_WITNESS_URL && { witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL }),
-    onDurable: (records) => {
-      auditIndex.add(records).catch(throttledErrorLog(log, 'audit-index'));
-    },
-    onWitnessError: (e) => witnessLog(e as Error),
+  const auditErrors = { 'audit-index': throttledErrorLog(log, 'audit-index'), 'audit-witness': throttledErrorLog(log, 'audit-witness') };
+  const auditTrail = await openAuditTrail({
+    dataDir: config.SANDGATE_DATA_DIR,
+    keyFile: config.SANDGATE_AUDIT_KEY_FILE,
+    witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL,
+    redis,
+    prefix,
+    ttlSeconds: config.SANDGATE_RECORD_TTL_S,
+    onError: (source, e) => auditErrors[source](e),
   });
-  const audit = createAuditor(auditWriter);
+  const { audit } = auditTrail;
   // API and runners both admit tool calls (POST /v1/actions, and tools.call from sandboxed code).
   const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
   const actionsQueue = new Queue(ACTIONS_QUEUE, { connection: redis, prefix });
@@ -297,8 +213,8 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       tools,
       admission,
       audit,
-      auditIndex,
-      verifyAudit: async () => verifyAuditDir(auditDir, { publicKeys: [(await auditSigner).publicKeyPem] }),
+      auditIndex: auditTrail.index,
+      verifyAudit: auditTrail.verify,
       principals: createPrincipalStore(redis, prefix),
       policy,
       budgets,
@@ -346,7 +262,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       await step('runner', async () => runner?.close(), config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
       for (const [i, c] of closers.entries()) await step(`closer ${i}`, c);
       // Last before Redis: everything above may still write records (a run's end, an expiry).
-      await step('audit', () => auditWriter.close());
+      await step('audit', () => auditTrail.close());
       await step('redis', () => redis.quit().catch(() => redis.disconnect()), 2000);
       redis.disconnect();
     },

@@ -1,0 +1,83 @@
+// Pieces of the composition root: connections, the local engines, small caching and logging
+// helpers. Only bin/compose.ts uses them.
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../contract/config.ts';
+import type { DockerProfile } from '../contract/profile.ts';
+import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
+import type { Engine } from '../runner/engines/engine.ts';
+import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
+import type { ProfileSet } from '../store/profiles.ts';
+import type { RunnerRegistry } from '../store/runner-registry.ts';
+
+/** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
+export function throttledErrorLog(log: Logger, source: string): (err: Error) => void {
+  let last = 0;
+  return (err) => {
+    const now = Date.now();
+    if (now - last < 10_000) return;
+    last = now;
+    log.error({ err: err.message, source }, 'connection error');
+  };
+}
+
+export async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, connectionName: name, ...extra });
+  redis.on('error', () => {}); // reported through failing commands and /readyz, not as crashes
+  await redis.connect();
+  return redis;
+}
+
+export interface LocalEngines {
+  isolate?: Engine;
+  docker?: DockerEngine;
+}
+
+export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry, tools: ToolBridge): LocalEngines {
+  const list = [...profiles.values()];
+  const engines: LocalEngines = {};
+  if (list.some((p) => p.engine === 'isolate')) {
+    engines.isolate = createIsolateEngine({
+      warm: config.SANDGATE_ISOLATE_WARM,
+      onCatastrophicError: (message) => {
+        logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
+        process.abort();
+      },
+      onThreadError: (err) => logger.error({ err: err.message }, 'isolate thread error'),
+      tools,
+    });
+  }
+  const dockerProfiles = list.filter((p): p is DockerProfile => p.engine === 'docker');
+  if (dockerProfiles.length) {
+    const logs = new Map<string, (e: Error) => void>();
+    engines.docker = createDockerEngine({
+      socketPath: config.SANDGATE_DOCKER_SOCKET,
+      profiles: dockerProfiles,
+      prefix: config.SANDGATE_PREFIX,
+      owner: runners.id,
+      isOwnerAlive: (owner) => runners.isAlive(owner),
+      onError: (e, what) => {
+        if (!logs.has(what)) logs.set(what, throttledErrorLog(logger, `docker ${what}`));
+        logs.get(what)!(e);
+      },
+    });
+  }
+  return engines;
+}
+
+/** Remembers a check's outcome briefly, so hot paths (each POST) do not ask Docker every time. */
+export function cached<T>(fn: () => Promise<T>, ttlMs: number): () => Promise<T> {
+  let at = 0;
+  let value: Promise<T> | undefined;
+  return () => {
+    if (!value || Date.now() - at > ttlMs) {
+      at = Date.now();
+      value = fn();
+      value.catch(() => {
+        at = 0; // retry a failure on the next call
+      });
+    }
+    return value;
+  };
+}
+

@@ -1,0 +1,54 @@
+// The audit trail of one process, assembled: its own hash chain under $DATA_DIR/audit (durable
+// before anything it records happens), the checkpoint key kept apart, and the Redis index that
+// makes every process's records readable from any API process.
+import type { Redis } from 'ioredis';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AuditVerifyResult } from '../../contract/audit.ts';
+import { type AuditIndex, createAuditIndex } from './audit-index.ts';
+import { loadAuditSigner } from './audit-signer.ts';
+import { verifyAuditDir } from './audit-verify.ts';
+import { createAuditWriter } from './audit-writer.ts';
+import { type Auditor, createAuditor } from './auditor.ts';
+
+export interface AuditTrailOptions {
+  dataDir: string;
+  /** The checkpoint signing key; default $dataDir/keys/audit-signing.json. */
+  keyFile?: string | undefined;
+  witnessUrl?: string | undefined;
+  redis: Redis;
+  prefix: string;
+  ttlSeconds: number;
+  /** Failures that must not stop the service (index copy, witness), for the log. */
+  onError(source: 'audit-index' | 'audit-witness', error: Error): void;
+}
+
+export interface AuditTrail {
+  audit: Auditor;
+  index: AuditIndex;
+  /** Verifies this process's audit directory against the pinned public key. */
+  verify(): Promise<AuditVerifyResult>;
+  close(): Promise<void>;
+}
+
+export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrail> {
+  const dir = join(opts.dataDir, 'audit');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const signer = await loadAuditSigner(opts.keyFile ? { keyFile: opts.keyFile } : { dataDir: opts.dataDir });
+  const index = createAuditIndex(opts.redis, opts.prefix, opts.ttlSeconds);
+  const writer = await createAuditWriter({
+    dir,
+    signer,
+    ...(opts.witnessUrl && { witnessUrl: opts.witnessUrl }),
+    onDurable: (records) => {
+      index.add(records).catch((e: Error) => opts.onError('audit-index', e));
+    },
+    onWitnessError: (e) => opts.onError('audit-witness', e as Error),
+  });
+  return {
+    audit: createAuditor(writer),
+    index,
+    verify: () => verifyAuditDir(dir, { publicKeys: [signer.publicKeyPem] }),
+    close: () => writer.close(),
+  };
+}
