@@ -89,6 +89,10 @@ export const Usage = z
     wallMs: z.number().min(0),
     memoryBytes: z.number().int().min(0),
     cost: z.number().min(0),
+    measured: z
+      .boolean()
+      .optional()
+      .describe('false when the engine could not measure the run (its container vanished): the cost is then the worst case'),
   })
   .meta({ id: 'Usage' });
 export type Usage = z.infer<typeof Usage>;

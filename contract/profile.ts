@@ -37,7 +37,8 @@ export const IsolateProfile = z.strictObject({ ...common, engine: z.literal('iso
 export const DockerFiles = z.strictObject({
   maxCount: z.number().int().min(0).max(256).default(32).describe('input files per run'),
   maxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('input files, all together'),
-  outMaxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('files returned from out/'),
+  outMaxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('content bytes of the files returned from out/'),
+  outMaxCount: z.number().int().min(0).max(1000).default(100).describe('files returned from out/'),
 });
 
 export const DockerProfile = z.strictObject({
@@ -49,7 +50,7 @@ export const DockerProfile = z.strictObject({
   pidsLimit: z.number().int().min(8).max(4096).default(64),
   workdirMb: z.number().int().min(1).max(4096).default(64).describe('size of the /work tmpfs'),
   pool: z.number().int().min(0).max(32).default(2).describe('containers kept started and waiting; 0 = cold start'),
-  files: DockerFiles.default({ maxCount: 32, maxBytes: 1024 * 1024, outMaxBytes: 1024 * 1024 }),
+  files: DockerFiles.default({ maxCount: 32, maxBytes: 1024 * 1024, outMaxBytes: 1024 * 1024, outMaxCount: 100 }),
 });
 export type DockerProfile = z.infer<typeof DockerProfile>;
 

@@ -108,7 +108,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     if (result.status === 'cancelled' && controller.signal.reason instanceof Error && controller.signal.reason.message === 'shutdown') {
       result.error = { code: 'runner_shutdown', message: 'the runner shut down before the run finished' };
     }
-    const usage = { ...result.usage, cost: actualCost(profile, data.limits, result.usage) };
+    const usage = { ...result.usage, measured: result.usage.measured ?? true, cost: actualCost(profile, data.limits, result.usage) };
     const { status, exitCode, stdout, stderr, truncated } = result;
     const auditId = await deps.audit
       .record('run.finished', ctx, {
@@ -127,7 +127,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
         logger.error({ err: e.message, id: data.id }, 'the end of a run could not be audited');
         return undefined;
       });
-    await store.finish(data.id, status, {
+    const outcome = {
       ...(auditId && { auditId }),
       exitCode,
       stdout,
@@ -137,7 +137,9 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       ...(result.result !== undefined && { result: result.result }),
       ...(result.files && { files: result.files }),
       ...(result.error && { error: result.error }),
-    });
+    };
+    // Cancelled while it ran (DELETE, revocation): the record is final already; add what it used.
+    if ((await store.finish(data.id, status, outcome)) === 'refused') await store.amendCancelled(data.id, outcome);
     await settle(usage.cost).catch((e) => logger.error({ err: e, id: data.id }, 'could not settle the run'));
     metrics.observe(profile.name, status, usage.wallMs, usage.cpuMs);
   };

@@ -38,6 +38,20 @@ end
 return 1
 `;
 
+// A run cancelled while running is final at once (the caller is answered, waiters are told),
+// but only its runner knows what it used: the runner adds its outcome (usage, output, the audit
+// id of its end) to the cancelled record once, keeping the cancel's status and reason.
+// KEYS: record. ARGV: outcome JSON.
+const AMEND_CANCELLED = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'cancelled' or redis.call('HGET', KEYS[1], 'awaitingRunner') ~= '1' then return 0 end
+local cur = cjson.decode(redis.call('HGET', KEYS[1], 'outcome') or '{}')
+local new = cjson.decode(ARGV[1])
+new['error'] = cur['error']
+redis.call('HSET', KEYS[1], 'outcome', cjson.encode(new))
+redis.call('HDEL', KEYS[1], 'awaitingRunner')
+return 1
+`;
+
 export type TransitionResult = 'done' | 'refused' | 'missing';
 
 export interface ExecutionStore {
@@ -53,8 +67,10 @@ export interface ExecutionStore {
   markRunning(id: string): Promise<boolean>;
   /** queued|running → a final status, with the run's outcome. */
   finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>): Promise<TransitionResult>;
-  /** queued|running → cancelled; with `queuedOnly`, only a run that has not started. */
+  /** queued → cancelled, or with `queuedOnly: false` running → cancelled (awaiting its runner's outcome). */
   cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
+  /** Adds the runner's outcome to a run cancelled while it ran; false when there is none to add. */
+  amendCancelled(id: string, outcome: Partial<ExecutionOutcome>): Promise<boolean>;
 }
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
@@ -62,6 +78,7 @@ const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 type WithTransition = Redis & {
   sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
   sandgateCreate(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
+  sandgateAmendCancelled(record: string, outcome: string): Promise<number>;
 };
 
 export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
@@ -69,6 +86,7 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
   if (!('sandgateTransition' in redis)) {
     redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
     redis.defineCommand('sandgateCreate', { lua: CREATE }); // 3 or 4 keys: numKeys first
+    redis.defineCommand('sandgateAmendCancelled', { numberOfKeys: 1, lua: AMEND_CANCELLED });
   }
   const scripted = redis as WithTransition;
   const key = (id: string) => `${prefix}:exec:${id}`;
@@ -140,10 +158,15 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     },
 
     cancel(id, reason, queuedOnly = false) {
-      return transition(id, 'cancelled', queuedOnly ? ['queued'] : finalFrom, {
+      return transition(id, 'cancelled', queuedOnly ? ['queued'] : ['running'], {
         outcome: JSON.stringify({ error: reason }),
         finishedAt: new Date().toISOString(),
+        ...(!queuedOnly && { awaitingRunner: '1' }),
       });
+    },
+
+    async amendCancelled(id, outcome) {
+      return (await scripted.sandgateAmendCancelled(key(id), JSON.stringify(outcome))) === 1;
     },
   };
 }

@@ -25,9 +25,12 @@ export function worstCaseCost(profile: Profile, limits: ExecutionJob['limits']):
 
 /**
  * The cost of a finished run from what it measurably used, never above its reservation: the
- * few milliseconds a run overshoots its deadline by are Sandgate's, not the agent's.
+ * few milliseconds a run overshoots its deadline by are Sandgate's, not the agent's. A run
+ * whose usage could not be measured costs its worst case.
  */
 export function actualCost(profile: Profile, limits: ExecutionJob['limits'], usage: Omit<Usage, 'cost'>): number {
+  // What could not be measured is billed at its worst case, never at zero.
+  if (usage.measured === false) return worstCaseCost(profile, limits);
   const { perRun, perCpuSecond, perGbSecond } = profile.price;
   const gbSeconds = (usage.memoryBytes / GB) * (usage.wallMs / 1000);
   const cost = perRun + perCpuSecond * (usage.cpuMs / 1000) + perGbSecond * gbSeconds;

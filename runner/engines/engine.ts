@@ -12,13 +12,16 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-/** The result of a run Sandgate could not carry out (a fault of the engine, not of the code). */
+/**
+ * The result of a run Sandgate could not carry out (a fault of the engine, not of the code). The
+ * code may have run for all anyone knows: unmeasured, so it is billed at its worst case.
+ */
 export const faultResult = (code: string, message: string): EngineResult => ({
   status: 'failed',
   exitCode: null,
   stdout: '',
   stderr: '',
   truncated: false,
-  usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+  usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0, measured: false },
   error: { code, message },
 });

@@ -12,6 +12,9 @@ export const LABEL = {
   execution: 'sandgate.execution',
 } as const;
 
+/** All the supervisor keeps: setuid/setgid to become the sandbox user, kill for its leftovers. */
+export const SUPERVISOR_CAPS = ['SETUID', 'SETGID', 'KILL'] as const;
+
 export interface SpecInput {
   profile: DockerProfile;
   memoryMb: number;
@@ -26,7 +29,10 @@ export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): 
   const fsize = profile.workdirMb * 1024 * 1024;
   return {
     Image: profile.image,
-    User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+    // PID 1 is the run's supervisor (images/entrypoint.sh): root, so that it is another uid than
+    // the program (uid 10001), which therefore cannot ptrace it or read its memory; it keeps only
+    // the capabilities it needs to start the program as that uid and to kill what it leaves.
+    User: '0:0',
     WorkingDir: '/work',
     // The entrypoint waits on stdin for the program (images/entrypoint.sh).
     OpenStdin: true,
@@ -47,7 +53,8 @@ export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): 
       NetworkMode: 'none',
       ReadonlyRootfs: true,
       Tmpfs: {
-        '/work': `rw,nosuid,nodev,size=${profile.workdirMb}m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
+        // 0711: the supervisor (another uid) may look into out/, never list /work.
+        '/work': `rw,nosuid,nodev,size=${profile.workdirMb}m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0711`,
         '/tmp': `rw,nosuid,nodev,noexec,size=16m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
       },
       Memory: memory,
@@ -58,6 +65,7 @@ export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): 
       // runc NPROC would count every container of uid 10001 together, so the cgroup it is.
       ...(profile.runtime === 'runsc' ? {} : { PidsLimit: profile.pidsLimit }),
       CapDrop: ['ALL'],
+      CapAdd: [...SUPERVISOR_CAPS],
       SecurityOpt: ['no-new-privileges'],
       Ulimits: [
         { Name: 'nofile', Soft: 256, Hard: 256 },

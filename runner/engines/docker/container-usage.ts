@@ -74,10 +74,9 @@ export function createUsageReader(): (container: Container) => Promise<Container
       cpu_stats?: { cpu_usage?: { total_usage?: number } };
       memory_stats?: { max_usage?: number; usage?: number; failcnt?: number };
     };
-    return {
-      cpuMs: (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e6,
-      memoryPeakBytes: stats.memory_stats?.max_usage ?? stats.memory_stats?.usage ?? 0,
-      oomKills: 0,
-    };
+    // A container that has stopped answers zeros: that is no measurement, never a free run.
+    const memory = stats.memory_stats?.max_usage ?? stats.memory_stats?.usage;
+    if (memory === undefined) throw new Error(`no usage for container ${container.id}: it is not running`);
+    return { cpuMs: (stats.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e6, memoryPeakBytes: memory, oomKills: 0 };
   };
 }

@@ -1,7 +1,9 @@
 // The Docker engine: the only importer of dockerode. One container, one run: a run takes a
 // started container from its profile's pool (or starts one), writes the program to its stdin,
-// reads capped output until the entrypoint's trailer, reads usage from the cgroup, and removes
-// the container, always. Timeouts and cancels kill the container.
+// reads capped output until the supervisor's trailer (exit status, then the files of out/),
+// reads usage and OOM kills from the cgroup, and removes the container, always. Timeouts and
+// cancels read the usage, then kill the container. Nothing the program writes decides the
+// verdict (run-verdict.ts): see images/entrypoint.sh for why it cannot reach the supervisor.
 import Dockerode from 'dockerode';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
@@ -9,10 +11,11 @@ import type { Engine } from '../engine.ts';
 import { ContainerPool, type Sandbox } from './container-pool.ts';
 import { containerSpec } from './container-spec.ts';
 import { type ContainerUsage, createUsageReader } from './container-usage.ts';
-import { OutputReader } from './output-reader.ts';
+import { outputFiles } from './output-files.ts';
+import { OutputReader, type Trailer } from './output-reader.ts';
 import { createReaper, type Reaper } from './reaper.ts';
 import { encodeInput, InputRejected } from './stdin-protocol.ts';
-import { readTar } from './tar-reader.ts';
+import { runVerdict, type Verdict } from './run-verdict.ts';
 
 export interface DockerEngineOptions {
   profiles: readonly DockerProfile[];
@@ -111,19 +114,25 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       input = encodeInput(job, profile);
     } catch (e) {
       if (!(e instanceof InputRejected)) throw e;
-      return result({ status: 'failed', exitCode: null, error: { code: 'input_rejected', message: e.message } }, undefined, 0);
+      // Nothing ran: measured, and zero.
+      const reader = new OutputReader('-', job.limits.outputBytes, 0);
+      return withOutput(reader, { status: 'failed', exitCode: null, error: { code: 'input_rejected', message: e.message } }, NOTHING_RAN, 0);
     }
     const started = performance.now();
     const sandbox =
       job.limits.memoryMb === profile.limits.memoryMb
         ? await poolFor(profile).take()
         : await new ContainerPool({ docker, spec: specFor(profile, job.limits.memoryMb), size: 0, track: (id) => live.add(id), onError: (e) => onError(e, 'cold start') }).take();
-    const reader = new OutputReader(input.nonce, job.limits.outputBytes, profile.files.outMaxBytes);
+    const reader = new OutputReader(input.nonce, job.limits.outputBytes, input.outLimit);
     let ending: Ending | undefined;
+    let usageAtEnd: Promise<ContainerUsage | undefined> | undefined;
     const end = (why: Ending) => {
       if (ending) return;
       ending = why;
-      sandbox.container.kill({ signal: 'SIGKILL' }).catch(() => {});
+      // Usage first: the cgroup goes with the container, and a run that was stopped is billed
+      // for what it used up to here, like any other.
+      usageAtEnd = readUsage(sandbox.container).catch(() => undefined);
+      void usageAtEnd.finally(() => sandbox.container.kill({ signal: 'SIGKILL' }).catch(() => {}));
     };
     const timer = setTimeout(() => end('timed_out'), job.limits.timeoutMs);
     const onAbort = () => end('cancelled');
@@ -147,51 +156,24 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       const wallMs = performance.now() - started;
       reader.flush();
 
-      if (ending) {
-        const usage = await readUsage(sandbox.container).catch(() => undefined);
-        const message = ending === 'timed_out' ? `the run passed its ${job.limits.timeoutMs} ms wall-clock limit` : 'the run was cancelled';
-        return result({ status: ending, exitCode: null, error: { code: ending, message } }, usage, wallMs);
-      }
-      if (how === 'trailer') {
-        const usage = await readUsage(sandbox.container).catch(() => undefined);
-        const { exitCode, outTarBase64 } = reader.trailer!;
-        const files = outputFiles(outTarBase64, profile.files.outMaxBytes);
-        if (reader.trailerTooLarge || files.dropped) {
-          reader.out.truncated = true;
-          reader.out.write(2, `\n[sandgate] files in out/ exceed ${profile.files.outMaxBytes} bytes; some were dropped\n`);
-        }
-        const oom = (usage?.oomKills ?? 0) > 0 && exitCode !== 0;
-        if (oom) {
-          return result({ status: 'memory_exceeded', exitCode, error: { code: 'memory_exceeded', message: `the run passed its ${job.limits.memoryMb} MB memory limit` }, files: files.files }, usage, wallMs);
-        }
-        return result(
-          exitCode === 0
-            ? { status: 'succeeded', exitCode, files: files.files }
-            : { status: 'failed', exitCode, error: { code: 'nonzero_exit', message: `the program exited with code ${exitCode}` }, files: files.files },
-          usage,
-          wallMs,
-        );
-      }
-      // The container ended before its entrypoint could report: find out why.
-      const state = (await sandbox.container.inspect().catch(() => undefined))?.State;
-      if (state?.OOMKilled) {
-        return result({ status: 'memory_exceeded', exitCode: state.ExitCode ?? null, error: { code: 'memory_exceeded', message: `the run passed its ${job.limits.memoryMb} MB memory limit` } }, undefined, wallMs);
-      }
-      return result({ status: 'failed', exitCode: state?.ExitCode ?? null, error: { code: 'sandbox_died', message: 'the sandbox container stopped before the program finished' } }, undefined, wallMs);
+      const trailer = ending ? undefined : reader.trailer;
+      const exitCode = ending ? undefined : reader.exitCode;
+      const usage = await (usageAtEnd ?? readUsage(sandbox.container).catch(() => undefined));
+      const stopped =
+        how === 'closed' && !ending ? (await sandbox.container.inspect().catch(() => undefined))?.State : undefined;
+      const verdict = runVerdict({
+        ending,
+        exitCode,
+        oomKills: usage?.oomKills,
+        stopped: stopped && { oomKilled: Boolean(stopped.OOMKilled), exitCode: stopped.ExitCode ?? null },
+        limits: job.limits,
+      });
+      const returned = trailer ? collectFiles(trailer, profile, reader) : undefined;
+      return withOutput(reader, { ...verdict, ...(returned && { files: returned }) }, usage, wallMs);
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
       remove(sandbox);
-    }
-
-    function result(partial: Pick<EngineResult, 'status' | 'exitCode'> & Partial<EngineResult>, usage: ContainerUsage | undefined, wallMs: number): EngineResult {
-      return {
-        stdout: reader.out.stdout,
-        stderr: reader.out.stderr,
-        truncated: reader.out.truncated,
-        usage: { cpuMs: usage?.cpuMs ?? 0, wallMs, memoryBytes: usage?.memoryPeakBytes ?? 0 },
-        ...partial,
-      };
     }
   }
 
@@ -216,27 +198,33 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   };
 }
 
-function outputFiles(tarBase64: string | undefined, maxBytes: number): { files: EngineResult['files']; dropped: boolean } {
-  if (!tarBase64) return { files: undefined, dropped: false };
-  const files: NonNullable<EngineResult['files']> = [];
-  let total = 0;
-  let dropped = false;
-  for (const f of readTar(Buffer.from(tarBase64, 'base64'))) {
-    total += f.data.length;
-    if (total > maxBytes) {
-      dropped = true;
-      continue;
-    }
-    const text = new TextDecoder('utf-8', { fatal: true });
-    let content: string;
-    let encoding: 'utf8' | 'base64' = 'utf8';
-    try {
-      content = text.decode(f.data);
-    } catch {
-      content = f.data.toString('base64');
-      encoding = 'base64';
-    }
-    files.push({ path: f.path, content, encoding });
+const NOTHING_RAN: ContainerUsage = { cpuMs: 0, memoryPeakBytes: 0, oomKills: 0 };
+
+/** The run's output and usage around its verdict; usage that could not be read says so. */
+function withOutput(reader: OutputReader, verdict: Verdict & Partial<EngineResult>, usage: ContainerUsage | undefined, wallMs: number): EngineResult {
+  return {
+    stdout: reader.out.stdout,
+    stderr: reader.out.stderr,
+    truncated: reader.out.truncated,
+    usage: usage
+      ? { cpuMs: usage.cpuMs, wallMs, memoryBytes: usage.memoryPeakBytes, measured: true }
+      : { cpuMs: 0, wallMs, memoryBytes: 0, measured: false },
+    ...verdict,
+  };
+}
+
+/** The files of out/, with a note on stderr for whatever was left out. */
+function collectFiles(trailer: Trailer, profile: DockerProfile, reader: OutputReader): EngineResult['files'] {
+  if (trailer.outUnreadable) {
+    reader.out.truncated = true;
+    reader.out.write(2, '\n[sandgate] the files in out/ could not be read back; none are returned\n');
+    return undefined;
   }
-  return { files, dropped };
+  if (!trailer.outTar) return undefined;
+  const { files, notes } = outputFiles(trailer.outTar, profile.files);
+  if (notes.length) {
+    reader.out.truncated = true;
+    for (const n of notes) reader.out.write(2, `\n[sandgate] ${n}\n`);
+  }
+  return files;
 }
