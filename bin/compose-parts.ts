@@ -52,6 +52,7 @@ export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet
     const logs = new Map<string, (e: Error) => void>();
     engines.docker = createDockerEngine({
       socketPath: config.SANDGATE_DOCKER_SOCKET,
+      reapIntervalMs: config.SANDGATE_REAP_INTERVAL_MS,
       profiles: dockerProfiles,
       prefix: config.SANDGATE_PREFIX,
       owner: runners.id,
@@ -60,24 +61,12 @@ export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet
         if (!logs.has(what)) logs.set(what, throttledErrorLog(logger, `docker ${what}`));
         logs.get(what)!(e);
       },
+      // One line per change of state, not one per failed call.
+      onHealthChange: (state) =>
+        state.healthy
+          ? logger.info({ runtimes: [...state.runtimes] }, 'docker engine available')
+          : logger.error({ reason: state.reason }, 'docker engine unavailable: docker profiles answer 503 until it is back'),
     });
   }
   return engines;
 }
-
-/** Remembers a check's outcome briefly, so hot paths (each POST) do not ask Docker every time. */
-export function cached<T>(fn: () => Promise<T>, ttlMs: number): () => Promise<T> {
-  let at = 0;
-  let value: Promise<T> | undefined;
-  return () => {
-    if (!value || Date.now() - at > ttlMs) {
-      at = Date.now();
-      value = fn();
-      value.catch(() => {
-        at = 0; // retry a failure on the next call
-      });
-    }
-    return value;
-  };
-}
-

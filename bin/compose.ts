@@ -23,7 +23,7 @@ import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/po
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import type { DockerEngine } from '../runner/engines/docker/docker-engine.ts';
-import { cached, connect, type LocalEngines, makeEngines, throttledErrorLog } from './compose-parts.ts';
+import { connect, type LocalEngines, makeEngines, throttledErrorLog } from './compose-parts.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createToolBridge } from '../runner/tools/tool-bridge.ts';
 import type { ActionAdmissionDeps } from '../guard/actions/admit-action.ts';
@@ -36,6 +36,9 @@ import { loadProfiles, } from '../store/profiles.ts';
 import { registerRunner } from '../store/runner-registry.ts';
 
 export type Mode = 'all' | 'api' | 'runner';
+
+/** What shutdown may take beyond SANDGATE_SHUTDOWN_GRACE_MS (closing connections, the pools). */
+export const SHUTDOWN_MARGIN_MS = 4000;
 
 export interface Sandgate {
   app: FastifyInstance | undefined;
@@ -70,6 +73,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   const redis = await connect(config.REDIS_URL, 'sandgate-cmd', {
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
+    commandTimeout: config.SANDGATE_REDIS_TIMEOUT_MS,
     // Commands issued in one tick leave in one write: socket writes are the main thread's
     // largest cost under load.
     enableAutoPipelining: true,
@@ -84,7 +88,9 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   const actions = createActionStore(redis, prefix, config.SANDGATE_RECORD_TTL_S);
   const agents = createAgentStore(redis, prefix);
   const neededEngines = new Set([...profiles.values()].map((p) => p.engine));
-  const closers: Array<() => Promise<unknown>> = [];
+  // Closed in this order after the HTTP server and the runner; `must` steps run even when the
+  // shutdown deadline has passed (the heartbeat: its removal lets the next runner reap at once).
+  const closers: Array<{ name: string; close: () => Promise<unknown>; must?: boolean }> = [];
   const auditErrors = { 'audit-index': throttledErrorLog(log, 'audit-index'), 'audit-witness': throttledErrorLog(log, 'audit-witness') };
   const auditTrail = await openAuditTrail({
     dataDir: config.SANDGATE_DATA_DIR,
@@ -100,7 +106,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
   const actionsQueue = new Queue(ACTIONS_QUEUE, { connection: redis, prefix });
   actionsQueue.on('error', throttledErrorLog(log, 'queue:actions'));
-  closers.push(() => actionsQueue.close());
+  closers.push({ name: 'actions queue', close: () => actionsQueue.close() });
   const admission: ActionAdmissionDeps = {
     tools,
     policy,
@@ -118,19 +124,20 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
   };
 
   let runner: RunnerHandle | undefined;
+  let closeActionWorker: (() => Promise<void>) | undefined;
   let engines: LocalEngines = {};
   if (mode !== 'api') {
     const runners = await registerRunner(redis, prefix);
-    closers.push(() => runners.stop());
+    closers.push({ name: 'runner heartbeat', close: () => runners.stop(), must: true });
     // BullMQ leaves a connection it was handed open: these two are closed with the runner.
     const workerConnection = await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null });
     const actionConnection = await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null });
-    closers.push(async () => {
+    closers.push({ name: 'worker connections', must: true, close: async () => {
       workerConnection.disconnect();
       actionConnection.disconnect();
-    });
+    } });
     const actionEvents = await createExecutionEvents<ActionStatus>(await connect(config.REDIS_URL, 'sandgate-action-events'), actions.doneChannel);
-    closers.push(() => actionEvents.close());
+    closers.push({ name: 'action events', close: () => actionEvents.close() });
     engines = makeEngines(config, log, profiles, runners, createToolBridge({ admission, agents, actions, events: actionEvents }));
     runner = await buildWorker({
       config,
@@ -157,7 +164,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       logger: log.child({ part: 'actions' }),
       ...(lookup && { lookup }),
     });
-    closers.unshift(() => actionWorker.close());
+    closeActionWorker = () => actionWorker.close();
   }
 
   let app: FastifyInstance | undefined;
@@ -179,25 +186,21 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       },
     };
     const docker = engines.docker;
-    const dockerUp = docker ? cached(() => docker.check(), 2000) : undefined;
     for (const [name, queue] of queues) {
       const local = engines[name];
-      readiness[`engine:${name}`] =
-        name === 'docker' && dockerUp
-          ? dockerUp
-          : local
-            ? () => local.check()
-            : async () => {
-                if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
-              };
+      readiness[`engine:${name}`] = local
+        ? () => local.check() // the docker engine answers from its last probe, never waits on Docker
+        : async () => {
+            if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
+          };
     }
-    // Which profiles can run now: a runner-only deployment cannot see the runners' engines, so
-    // there every profile counts as available and readiness reports the runners instead.
-    const dockerProfiles = docker && dockerUp ? cached(() => dockerUp().then(() => docker.available()), 2000) : undefined;
+    // Which profiles can run now, from the engines' last probes (no call to Docker on a request's
+    // path). A runner-only deployment cannot see the runners' engines, so there every profile
+    // counts as available and readiness reports the runners instead.
     const availableProfiles = async (): Promise<ReadonlySet<string>> => {
       if (mode === 'api') return new Set(profiles.keys());
       const names = new Set([...profiles.values()].filter((p) => p.engine === 'isolate' && engines.isolate).map((p) => p.name));
-      for (const n of (await dockerProfiles?.().catch(() => undefined)) ?? []) names.add(n);
+      for (const n of docker?.available() ?? []) names.add(n);
       return names;
     };
     app = await buildApp({
@@ -234,7 +237,7 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       readiness,
       availableProfiles,
     });
-    closers.push(() => events.close(), ...[...queues.values()].map((q) => () => q.close()));
+    closers.push({ name: 'execution events', close: () => events.close() }, ...[...queues.values()].map((q) => ({ name: `queue ${q.name}`, close: () => q.close() })));
   }
 
   return {
@@ -245,25 +248,29 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
     registry,
     adminToken,
     async close() {
-      // Each step is bounded: a dependency that hangs (Redis, Docker) must not keep the
-      // process from closing; the step that overran is logged.
-      const step = async (name: string, fn: () => Promise<unknown>, ms = 10_000) => {
+      // Bounded whatever the dependencies do: everything ends within the grace period plus
+      // SHUTDOWN_MARGIN_MS; a step that overruns is named in the log and left behind.
+      const endBy = Date.now() + config.SANDGATE_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS;
+      const left = () => Math.max(0, endBy - Date.now());
+      const step = async (name: string, fn: () => Promise<unknown>, ms: number) => {
         let timer: NodeJS.Timeout | undefined;
         const overran = new Promise<void>((resolve) => {
           timer = setTimeout(() => {
-            log.error({ step: name, ms }, 'shutdown step overran its deadline; going on');
+            log.error({ step: name, ms: Math.round(ms) }, 'shutdown step overran its deadline; going on');
             resolve();
           }, ms);
         });
         await Promise.race([fn().catch((e: Error) => log.error({ step: name, err: e.message }, 'shutdown step failed')), overran]);
         clearTimeout(timer);
       };
-      await step('http', async () => app?.close());
-      await step('runner', async () => runner?.close(), config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
-      for (const [i, c] of closers.entries()) await step(`closer ${i}`, c);
+      await step('http', async () => app?.close(), Math.min(2000, left()));
+      // In-flight runs get the grace period (the runner cancels them after it); what follows
+      // keeps a share of the margin.
+      await step('runner', () => Promise.all([runner?.close(), closeActionWorker?.()]), Math.max(0, left() - 1500));
+      for (const c of closers) await step(c.name, c.close, c.must ? Math.max(300, Math.min(1000, left())) : Math.min(1000, left()));
       // Last before Redis: everything above may still write records (a run's end, an expiry).
-      await step('audit', () => auditTrail.close());
-      await step('redis', () => redis.quit().catch(() => redis.disconnect()), 2000);
+      await step('audit', () => auditTrail.close(), Math.max(500, left()));
+      await step('redis', () => redis.quit().catch(() => redis.disconnect()), Math.max(200, Math.min(1000, left())));
       redis.disconnect();
     },
   };

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import pino from 'pino';
 import { loadConfig } from '../contract/config.ts';
-import { composeSandgate, type Mode } from './compose.ts';
+import { composeSandgate, type Mode, SHUTDOWN_MARGIN_MS } from './compose.ts';
 
 const mode = (process.argv[2] ?? 'all') as Mode;
 if (!['all', 'api', 'runner'].includes(mode)) {
@@ -52,7 +52,7 @@ const stop = async (signal: string) => {
   const hardStop = setTimeout(() => {
     logger.error('shutdown did not complete in time; exiting');
     process.exit(1);
-  }, config.SANDGATE_SHUTDOWN_GRACE_MS + 10_000);
+  }, config.SANDGATE_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS + 2000);
   hardStop.unref();
   await sandgate.close();
   logger.info('stopped');

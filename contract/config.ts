@@ -49,6 +49,10 @@ export const ConfigSchema = z.object({
   SANDGATE_AUDIT_WITNESS_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** The audit checkpoint signing key; default $SANDGATE_DATA_DIR/keys/audit-signing.json. */
   SANDGATE_AUDIT_KEY_FILE: z.string().min(1).optional(),
+  /** A Redis command that has not answered by then fails (a hung Redis must not hang requests). */
+  SANDGATE_REDIS_TIMEOUT_MS: positiveInt.default(5000),
+  /** How often the Docker reaper looks for containers no live run owns. */
+  SANDGATE_REAP_INTERVAL_MS: positiveInt.default(60_000),
   /** Runner-only processes serve /metrics here (0 = off). */
   SANDGATE_RUNNER_METRICS_PORT: port.default(9464),
 });

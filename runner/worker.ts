@@ -16,7 +16,8 @@ import { actualCost } from '../guard/budget/pricing.ts';
 import { type Auditor, capped } from '../guard/audit/auditor.ts';
 import { sha256Hex } from '../guard/audit/canonical.ts';
 import type { ProfileSet } from '../store/profiles.ts';
-import { type Engine, faultResult } from './engines/engine.ts';
+import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
+import { retryUntilDone } from './retry.ts';
 import type { RunMetrics } from './run-metrics.ts';
 
 export interface WorkerDeps {
@@ -49,9 +50,15 @@ const RUNNER_LOST = {
 /** Settles a reservation at its full amount (the script caps the cost at what was reserved). */
 const WORST_CASE = 1e6;
 
+/** How long a finished run's result is held and retried while Redis is away. */
+const RESULT_HOLD_MS = 5 * 60_000;
+
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const { config, store, profiles, metrics, logger } = deps;
   const inFlight = new Map<string, AbortController>();
+  /** Runs that have ended here and whose result is being written: never "lost" by this process. */
+  const holding = new Set<string>();
+  const stopRetrying = new AbortController();
 
   await subscribeCancels(deps.subscriber, config.SANDGATE_PREFIX, (id) => {
     inFlight.get(id)?.abort(new Error('cancelled'));
@@ -77,13 +84,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     const data = parsed.data;
     const profile = profiles.get(data.profile);
     const engine = profile && deps.engines[profile.engine];
+    const settle = (cost: number, refund = false) => settleRun(data, cost, refund);
     if (!profile || !engine) {
-      await store.finish(data.id, 'failed', {
-        error: { code: 'engine_unavailable', message: `this runner cannot run profile "${data.profile}"` },
-      });
+      const error = { code: 'engine_unavailable', message: `this runner cannot run profile "${data.profile}"` };
+      if ((await store.finish(data.id, 'failed', { error })) === 'done') await settle(0, true);
       return;
     }
-    const settle = (cost: number, refund = false) => settleRun(data, cost, refund);
     if (!(await store.markRunning(data.id))) {
       // Cancelled while queued (refunded; nothing to run), or started before by a runner that
       // died: that one is charged its worst case, as it may have used all of it.
@@ -100,6 +106,14 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     try {
       result = await engine.run(data, profile, controller.signal);
     } catch (e) {
+      if (e instanceof EngineUnavailable) {
+        // Nothing of it ran (no sandbox could be started): failed and refunded in full.
+        inFlight.delete(data.id);
+        const error = { code: 'engine_unavailable', message: `the ${profile.engine} engine could not start the run: ${e.message}` };
+        await deps.audit.record('run.finished', ctx, { status: 'failed', error, usage: null }).catch(() => undefined);
+        if ((await store.finish(data.id, 'failed', { error })) === 'done') await settle(0, true);
+        return;
+      }
       logger.error({ err: e, id: data.id }, 'engine fault');
       result = faultResult('engine_fault', 'the engine failed to run this job; see the runner log');
     } finally {
@@ -138,9 +152,23 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       ...(result.files && { files: result.files }),
       ...(result.error && { error: result.error }),
     };
-    // Cancelled while it ran (DELETE, revocation): the record is final already; add what it used.
-    if ((await store.finish(data.id, status, outcome)) === 'refused') await store.amendCancelled(data.id, outcome);
-    await settle(usage.cost).catch((e) => logger.error({ err: e, id: data.id }, 'could not settle the run'));
+    // The run has ended: its result is held here and written through a Redis blip rather than
+    // lost (the job would otherwise end runner_lost, charged its worst case).
+    holding.add(data.id);
+    try {
+      await retryUntilDone(
+        async () => {
+          // Cancelled while it ran (DELETE, revocation): the record is final already; add what it used.
+          if ((await store.finish(data.id, status, outcome)) === 'refused') await store.amendCancelled(data.id, outcome);
+        },
+        { what: 'the result of a run', untilMs: RESULT_HOLD_MS, stop: stopRetrying.signal, logger, context: { id: data.id } },
+      );
+      await retryUntilDone(() => settle(usage.cost), { what: 'settling a run', untilMs: RESULT_HOLD_MS, stop: stopRetrying.signal, logger, context: { id: data.id } }).catch(
+        (e) => logger.error({ err: (e as Error).message, id: data.id }, 'could not settle the run'),
+      );
+    } finally {
+      holding.delete(data.id);
+    }
     metrics.observe(profile.name, status, usage.wallMs, usage.cpuMs);
   };
 
@@ -161,19 +189,34 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     });
     worker.on('failed', (job, err) => {
       if (!job) return;
-      logger.warn({ id: job.id, reason: err.message }, 'job failed in the queue');
+      const id = String(job.id);
+      // Held here (its result is on its way through a Redis blip): this process is its runner.
+      if (inFlight.has(id) || holding.has(id)) return;
+      logger.warn({ id, reason: err.message }, 'job failed in the queue');
       // The queue gave up on the job (its runner crashed): the record must not stay "running".
+      // A run that had started may have used its whole reservation; one that never did, none.
       const data = ExecutionJob.safeParse(job.data);
-      store
-        .finish(String(job.id), 'failed', { error: RUNNER_LOST })
-        .then((r) => (r === 'done' && data.success ? settleRun(data.data, WORST_CASE, false) : undefined))
-        .catch((e) => logger.error({ err: e }, 'could not settle'));
+      const lost = async () => {
+        if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
+          if (data.success) await settleRun(data.data, WORST_CASE, false);
+        } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
+          if (data.success) await settleRun(data.data, 0, true);
+        }
+      };
+      lost().catch((e: Error) => logger.error({ err: e.message, id }, 'could not settle a lost job'));
     });
     let lastError = 0; // a Redis outage repeats the same error per reconnect: log it every 10 s
     worker.on('error', (err) => {
       if (Date.now() - lastError < 10_000) return;
       lastError = Date.now();
       logger.error({ err: err.message }, `worker ${engineName} error`);
+    });
+    // While its engine cannot take work, the worker takes none: jobs wait in the queue (for this
+    // runner's recovery, or for another runner) instead of failing.
+    deps.engines[engineName]?.onAvailability?.((available) => {
+      if (available) worker.resume();
+      else void worker.pause(true).catch(() => {});
+      logger.info({ engine: engineName, available }, available ? 'taking jobs again' : 'not taking jobs while the engine is unavailable');
     });
     return worker;
   });
@@ -196,6 +239,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
         for (const c of inFlight.values()) c.abort(new Error('shutdown'));
         await closing;
       }
+      stopRetrying.abort();
       deps.subscriber.disconnect();
       await Promise.all(Object.values(deps.engines).map((e) => e?.close()));
     },

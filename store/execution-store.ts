@@ -65,8 +65,8 @@ export interface ExecutionStore {
   get(id: string): Promise<(Execution & { starts: number }) | undefined>;
   /** queued → running. False when the record is no longer queued (cancelled, or started before). */
   markRunning(id: string): Promise<boolean>;
-  /** queued|running → a final status, with the run's outcome. */
-  finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>): Promise<TransitionResult>;
+  /** queued|running (or only `from`) → a final status, with the run's outcome. */
+  finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>, from?: readonly ExecutionStatus[]): Promise<TransitionResult>;
   /** queued → cancelled, or with `queuedOnly: false` running → cancelled (awaiting its runner's outcome). */
   cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
   /** Adds the runner's outcome to a run cancelled while it ran; false when there is none to add. */
@@ -91,7 +91,7 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
   const scripted = redis as WithTransition;
   const key = (id: string) => `${prefix}:exec:${id}`;
   const doneChannel = `${prefix}:exec-done`;
-  const finalFrom = ['queued', 'running'];
+  const finalFrom: readonly ExecutionStatus[] = ['queued', 'running'];
 
   const transition = async (
     id: string,
@@ -149,9 +149,9 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       return (await transition(id, 'running', ['queued'], { startedAt: new Date().toISOString() })) === 'done';
     },
 
-    finish(id, status, outcome) {
+    finish(id, status, outcome, from = finalFrom) {
       if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-      return transition(id, status, finalFrom, {
+      return transition(id, status, from, {
         outcome: JSON.stringify(outcome),
         finishedAt: new Date().toISOString(),
       });

@@ -5,6 +5,7 @@ import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } 
 import { agentRevokedKey } from '../../contract/redis-keys.ts';
 import { TRANSITION } from '../records/transition-script.ts';
 import { CONSUME, CREATE_ACTION, DECIDE, EXPIRE } from './approval-scripts.ts';
+import { execAll } from '../records/exec-all.ts';
 
 export interface ActionMeta {
   id: string;
@@ -193,7 +194,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       // Its approval, if any, is moot: off the pending list, and never usable (the runner only
       // uses an approved one). A decision racing this finds the action cancelled and gets 409.
       const approvalId = done ? await redis.hget(actKey(id), 'approvalId') : null;
-      if (approvalId) await redis.multi().hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now()).zrem(pendingKey, approvalId).exec();
+      if (approvalId) await execAll(redis.multi().hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now()).zrem(pendingKey, approvalId));
       return done;
     },
 

@@ -5,6 +5,7 @@
 // lexicographic range is both the order and an exact cursor.
 import type { Redis } from 'ioredis';
 import type { AuditRecord } from '../../contract/audit.ts';
+import { execAll } from '../records/exec-all.ts';
 
 export interface AuditQuery {
   taskId?: string | undefined;
@@ -37,7 +38,7 @@ export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: numbe
         if (r.taskId) p.zadd(setKey({ taskId: r.taskId }), 0, m).expire(setKey({ taskId: r.taskId }), ttlSeconds);
         if (r.agentId) p.zadd(setKey({ agentId: r.agentId }), 0, m).expire(setKey({ agentId: r.agentId }), ttlSeconds);
       }
-      await p.exec();
+      await execAll(p);
     },
 
     async query(q) {

@@ -9,6 +9,7 @@ import { type AuditIndex, createAuditIndex } from './audit-index.ts';
 import { loadAuditSigner } from './audit-signer.ts';
 import { verifyAuditDir } from './audit-verify.ts';
 import { createAuditWriter } from './audit-writer.ts';
+import { createIndexCopier } from './index-copier.ts';
 import { type Auditor, createAuditor } from './auditor.ts';
 
 export interface AuditTrailOptions {
@@ -36,19 +37,21 @@ export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrai
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const signer = await loadAuditSigner(opts.keyFile ? { keyFile: opts.keyFile } : { dataDir: opts.dataDir });
   const index = createAuditIndex(opts.redis, opts.prefix, opts.ttlSeconds);
+  const copier = createIndexCopier(index, (e) => opts.onError('audit-index', e));
   const writer = await createAuditWriter({
     dir,
     signer,
     ...(opts.witnessUrl && { witnessUrl: opts.witnessUrl }),
-    onDurable: (records) => {
-      index.add(records).catch((e: Error) => opts.onError('audit-index', e));
-    },
+    onDurable: (records) => copier.add(records),
     onWitnessError: (e) => opts.onError('audit-witness', e as Error),
   });
   return {
     audit: createAuditor(writer),
     index,
     verify: () => verifyAuditDir(dir, { publicKeys: [signer.publicKeyPem] }),
-    close: () => writer.close(),
+    async close() {
+      await writer.close();
+      await copier.close(1000);
+    },
   };
 }

@@ -6,6 +6,7 @@ import type { AgentLimits } from '../../contract/agent.ts';
 import type { Budget, Task } from '../../contract/task.ts';
 import { ADMIT, REPORT_USAGE, SETTLE } from './budget-scripts.ts';
 import { fromNanos, toNanos } from './pricing.ts';
+import { execAll } from '../records/exec-all.ts';
 
 export type Admission =
   | { ok: true }
@@ -101,7 +102,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   return {
     async createTask(agentId, goal, budget) {
       const id = `task_${randomBytes(12).toString('base64url')}`;
-      await redis
+      await execAll(redis
         .multi()
         .hset(taskKey(id), {
           agentId,
@@ -118,7 +119,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
           createdAt: new Date().toISOString(),
         })
         .expire(taskKey(id), taskTtlSeconds)
-        .exec();
+        );
       return (await getTask(id))!;
     },
     getTask,
@@ -155,13 +156,13 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     async taint(taskId, source) {
       // Only a task that exists is tainted; the first 20 sources are kept (the first one matters most).
       if (!(await redis.exists(taskKey(taskId)))) return;
-      await redis
+      await execAll(redis
         .multi()
         .hset(taskKey(taskId), 'tainted', '1')
         .rpush(taintKey(taskId), source.slice(0, 500))
         .ltrim(taintKey(taskId), 0, 19)
         .expire(taintKey(taskId), taskTtlSeconds)
-        .exec();
+        );
     },
     async reportUsage(taskId, agentId, limits, tokens, cost) {
       const [verdict, cap] = await scripted.sandgateReportUsage(

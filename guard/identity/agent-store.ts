@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { Agent, AgentLimits, type Grants } from '../../contract/agent.ts';
 import { agentRevokedKey } from '../../contract/redis-keys.ts';
+import { execAll } from '../records/exec-all.ts';
 
 export interface AgentStore {
   create(input: { name: string; grants: Grants; limits?: Partial<AgentLimits> | undefined }): Promise<Agent>;
@@ -37,14 +38,14 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
       const agent = await this.get(id);
       if (!agent) return undefined;
       const revoked = { ...agent, revokedAt: agent.revokedAt ?? new Date().toISOString() };
-      await redis.multi().set(agentRevokedKey(prefix, id), revoked.revokedAt).set(key(id), JSON.stringify(revoked)).exec();
+      await execAll(redis.multi().set(agentRevokedKey(prefix, id), revoked.revokedAt).set(key(id), JSON.stringify(revoked)));
       return revoked;
     },
     async enable(id) {
       const agent = await this.get(id);
       if (!agent) return undefined;
       const enabled = { ...agent, revokedAt: null, tokenGeneration: agent.tokenGeneration + 1 };
-      await redis.multi().set(key(id), JSON.stringify(enabled)).del(agentRevokedKey(prefix, id)).exec();
+      await execAll(redis.multi().set(key(id), JSON.stringify(enabled)).del(agentRevokedKey(prefix, id)));
       return enabled;
     },
   };

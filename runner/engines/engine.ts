@@ -9,7 +9,14 @@ export interface Engine {
   run(job: ExecutionJob, profile: Profile, signal: AbortSignal): Promise<EngineResult>;
   /** Throws when the engine cannot take work here (for /readyz). */
   check(): Promise<void>;
+  /** Told when the engine stops or starts being able to take work (its worker pauses meanwhile). */
+  onAvailability?(listener: (available: boolean) => void): void;
   close(): Promise<void>;
+}
+
+/** The engine could not start the run at all (its dependency is failing): nothing of it ran. */
+export class EngineUnavailable extends Error {
+  override name = 'EngineUnavailable';
 }
 
 /**

@@ -1,10 +1,14 @@
 // SIGTERM: in-flight runs finish within the grace period, or end cancelled after it; the
 // process exits 0 having closed Redis.
+import { rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createExecutionStore } from '../../store/execution-store.ts';
 import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
-import { dropPrefix, eventually, REDIS_URL, testEnv } from '../helpers/sandgate.ts';
+import { SHUTDOWN_MARGIN_MS } from '../../bin/compose.ts';
+import { containersOf } from '../helpers/docker.ts';
+import { startDockerProxy } from '../helpers/docker-proxy.ts';
+import { dropPrefix, eventually, profilesDir, REDIS_URL, testEnv } from '../helpers/sandgate.ts';
 
 const redis = new Redis(REDIS_URL);
 const prefixes: string[] = [];
@@ -57,5 +61,48 @@ describe('SIGTERM', { timeout: 60_000 }, () => {
     const r = await store.get(id);
     expect(r?.status).toBe('cancelled');
     expect(r?.error?.code).toBe('runner_shutdown');
+  });
+});
+
+describe('SIGTERM with the Docker Engine hung', { timeout: 60_000 }, () => {
+  it('exits within the grace period plus the margin, removes its heartbeat, and the next runner reaps what it left', async () => {
+    const proxy = await startDockerProxy();
+    const dir = await profilesDir(['js', 'python']);
+    const env = testEnv({
+      PORT: String(await freePort()),
+      SANDGATE_SHUTDOWN_GRACE_MS: '1000',
+      SANDGATE_DATA_DIR: '/tmp/sandgate-shutdown-test',
+      SANDGATE_PROFILES_DIR: dir,
+      SANDGATE_DOCKER_SOCKET: proxy.path,
+    });
+    const prefix = env.SANDGATE_PREFIX!;
+    prefixes.push(prefix);
+    try {
+      const child = spawnSandgate('all', env);
+      await waitForOutput(child, /sandgate started/);
+      await eventually(async () => ((await containersOf(prefix)).length >= 4 ? true : undefined), 20_000, 'the python pool');
+      expect(await redis.keys(`${prefix}:runner:*`)).toHaveLength(1);
+      proxy.hang();
+      const t = Date.now();
+      child.proc.kill('SIGTERM');
+      expect(await child.exited).toBe(0);
+      const took = Date.now() - t;
+      expect(took).toBeLessThan(1000 + SHUTDOWN_MARGIN_MS + 1500);
+      expect(child.output()).toMatch(/left for the reaper|overran/);
+      expect(await redis.keys(`${prefix}:runner:*`)).toEqual([]);
+
+      // The next runner of the instance reaps the leftovers at start-up, not after a heartbeat TTL.
+      proxy.forward();
+      const next = spawnSandgate('runner', { ...env, SANDGATE_DOCKER_SOCKET: '/var/run/docker.sock', SANDGATE_RUNNER_METRICS_PORT: '0' });
+      await waitForOutput(next, /sandgate started/);
+      const owners = async () => new Set((await containersOf(prefix)).map((c) => c.Labels['sandgate.owner']));
+      await eventually(async () => ((await owners()).size === 1 ? true : undefined), 10_000, 'only the new runner’s containers');
+      next.proc.kill('SIGTERM');
+      expect(await next.exited).toBe(0);
+      expect(await containersOf(prefix)).toEqual([]);
+    } finally {
+      await proxy.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -3,25 +3,47 @@
 import type Dockerode from 'dockerode';
 import type { Container, ContainerCreateOptions } from 'dockerode';
 import type { Duplex } from 'node:stream';
+import { EngineUnavailable } from '../engine.ts';
+import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
 export interface Sandbox {
   container: Container;
   stream: Duplex;
 }
 
+/** A container that could not be started: the engine is failing, nothing of the run has run. */
+export class SandboxUnavailable extends EngineUnavailable {
+  override name = 'SandboxUnavailable';
+}
+
 export async function startSandbox(docker: Dockerode, spec: ContainerCreateOptions, track: (id: string) => void): Promise<Sandbox> {
-  const container = await docker.createContainer(spec);
+  let container: Container;
+  try {
+    container = await bounded(D.create, 'create', (abortSignal) => docker.createContainer({ ...spec, abortSignal }));
+  } catch (e) {
+    throw new SandboxUnavailable((e as Error).message);
+  }
   track(container.id);
   try {
     // Attach before start so no byte of output is missed.
-    const stream = (await container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true })) as Duplex;
+    const stream = (await bounded(D.attach, 'attach', (abortSignal) =>
+      container.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true, abortSignal }),
+    )) as Duplex;
     stream.pause();
-    await container.start();
+    await bounded(D.start, 'start', (abortSignal) => container.start({ abortSignal }));
     return { container, stream };
   } catch (e) {
-    await container.remove({ force: true }).catch(() => {});
-    throw e;
+    await removeContainer(container);
+    throw new SandboxUnavailable((e as Error).message);
   }
+}
+
+/** Force-removes a container within its deadline; a failure is left to the reaper. */
+export function removeContainer(container: Container): Promise<void> {
+  return bounded(D.remove, 'remove', (abortSignal) => container.remove({ force: true, abortSignal })).then(
+    () => undefined,
+    () => undefined,
+  );
 }
 
 /**
@@ -40,8 +62,18 @@ export class ContainerPool {
   readonly #size: number;
   readonly #track: (id: string) => void;
   readonly #onError: (e: Error) => void;
+  readonly #canStart: () => boolean;
 
-  constructor(opts: { docker: Dockerode; spec: ContainerCreateOptions; size: number; track: (id: string) => void; onError: (e: Error) => void }) {
+  constructor(opts: {
+    docker: Dockerode;
+    spec: ContainerCreateOptions;
+    size: number;
+    track: (id: string) => void;
+    onError: (e: Error) => void;
+    /** False while the engine is unhealthy: no refill then (the engine refills on recovery). */
+    canStart?: () => boolean;
+  }) {
+    this.#canStart = opts.canStart ?? (() => true);
     this.#docker = opts.docker;
     this.#spec = opts.spec;
     this.#size = opts.size;
@@ -60,13 +92,30 @@ export class ContainerPool {
     return sandbox ?? startSandbox(this.#docker, this.#spec, this.#track);
   }
 
+  /** A waiting container whose attach stream broke (dockerd restarted, the socket went) is useless. */
+  #watch(sandbox: Sandbox): void {
+    const drop = () => {
+      const at = this.#ready.indexOf(sandbox);
+      if (at === -1) return; // taken: the run sees the stream end itself
+      this.#ready.splice(at, 1);
+      void removeContainer(sandbox.container);
+      this.fill();
+    };
+    sandbox.stream.once('close', drop);
+    sandbox.stream.once('end', drop);
+    sandbox.stream.once('error', drop);
+  }
+
   /** Starts containers until the pool is full (see MAX_PARALLEL_STARTS). */
   fill(): void {
-    while (!this.#closed && this.#ready.length + this.#starting.size < this.#size && this.#starting.size < MAX_PARALLEL_STARTS) {
+    while (!this.#closed && this.#canStart() && this.#ready.length + this.#starting.size < this.#size && this.#starting.size < MAX_PARALLEL_STARTS) {
       const starting: Promise<void> = startSandbox(this.#docker, this.#spec, this.#track)
         .then(async (sandbox) => {
-          if (this.#closed) await sandbox.container.remove({ force: true }).catch(() => {});
-          else this.#ready.push(sandbox);
+          if (this.#closed) await removeContainer(sandbox.container);
+          else {
+            this.#watch(sandbox);
+            this.#ready.push(sandbox);
+          }
         })
         .catch((e: Error) => {
           this.#lastFailure = Date.now(); // no tight retry loop while Docker is failing
@@ -85,11 +134,12 @@ export class ContainerPool {
     return Date.now() - this.#lastFailure < 1000;
   }
 
-  /** Removes the waiting containers, including one still being started. */
+  /** Removes the waiting containers, including one still being started (each call bounded). */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all(this.#starting);
     const waiting = this.#ready.splice(0);
-    await Promise.all(waiting.map((s) => s.container.remove({ force: true }).catch(() => {})));
+    for (const s of waiting) s.stream.destroy();
+    await Promise.all(waiting.map((s) => removeContainer(s.container)));
   }
 }

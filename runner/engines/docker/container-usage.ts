@@ -3,6 +3,7 @@
 // and they know about OOM kills), Docker's stats API when Docker runs elsewhere.
 import type { Container } from 'dockerode';
 import { readFile } from 'node:fs/promises';
+import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
 export interface ContainerUsage {
   cpuMs: number;
@@ -70,7 +71,9 @@ export function createUsageReader(): (container: Container) => Promise<Container
         // fall through to the API
       }
     }
-    const stats = (await container.stats({ stream: false, 'one-shot': true } as { stream: false })) as {
+    const stats = (await bounded(D.stats, 'stats', (abortSignal) =>
+      container.stats({ stream: false, 'one-shot': true, abortSignal } as { stream: false }),
+    )) as {
       cpu_stats?: { cpu_usage?: { total_usage?: number } };
       memory_stats?: { max_usage?: number; usage?: number; failcnt?: number };
     };

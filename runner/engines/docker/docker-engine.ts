@@ -8,7 +8,8 @@ import Dockerode from 'dockerode';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
 import type { Engine } from '../engine.ts';
-import { ContainerPool, type Sandbox } from './container-pool.ts';
+import { ContainerPool, removeContainer, type Sandbox, SandboxUnavailable } from './container-pool.ts';
+import { bounded, createEngineHealth, DOCKER_DEADLINES, type EngineHealth, type HealthState } from './engine-health.ts';
 import { containerSpec } from './container-spec.ts';
 import { type ContainerUsage, createUsageReader } from './container-usage.ts';
 import { outputFiles } from './output-files.ts';
@@ -29,13 +30,19 @@ export interface DockerEngineOptions {
   socketPath?: string;
   reapIntervalMs?: number;
   onError?: (e: Error, what: string) => void;
+  /** Told once per change: the engine became unhealthy (with why) or healthy again. */
+  onHealthChange?: (state: HealthState) => void;
 }
 
 export interface DockerEngine extends Engine {
-  /** Profiles whose runtime this Docker engine has (runsc may be missing). */
-  available(): Promise<Set<string>>;
+  /** Profiles that can run now: the engine answered its last probe and has their runtime. */
+  available(): ReadonlySet<string>;
+  health: EngineHealth;
   reaper: Reaper;
 }
+
+/** What close() may take: containers it cannot remove by then are left for the next reaper. */
+const CLOSE_MS = 3000;
 
 type Ending = 'timed_out' | 'cancelled';
 
@@ -46,17 +53,30 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   const live = new Set<string>(); // containers this process owns: pooled, running, being removed
   const removals = new Set<Promise<unknown>>();
   const pools = new Map<string, ContainerPool>();
-  let runtimes: Promise<Set<string>> | undefined;
+  let closed = false;
+
+  const health = createEngineHealth({
+    probe: async (abortSignal) => {
+      // The typings lack the options argument dockerode takes (docker.js: ping(opts), info(opts)).
+      const withSignal = docker as unknown as { ping(o: object): Promise<unknown>; info(o: object): Promise<{ Runtimes?: Record<string, unknown> }> };
+      await withSignal.ping({ abortSignal });
+      const info = await withSignal.info({ abortSignal });
+      return new Set(Object.keys(info.Runtimes ?? {}));
+    },
+    onStateChange: (state) => {
+      opts.onHealthChange?.(state);
+      // Back after an outage: warm the pools again (they do not refill while it is down).
+      if (state.healthy && !closed) for (const p of opts.profiles) if (state.runtimes.has(p.runtime)) poolFor(p).fill();
+    },
+  });
+  const healthy = () => health.state().healthy;
 
   const remove = (sandbox: Sandbox) => {
     sandbox.stream.destroy();
-    const p = sandbox.container
-      .remove({ force: true })
-      .catch((e: Error) => onError(e, 'remove'))
-      .finally(() => {
-        live.delete(sandbox.container.id);
-        removals.delete(p);
-      });
+    const p = removeContainer(sandbox.container).finally(() => {
+      live.delete(sandbox.container.id);
+      removals.delete(p);
+    });
     removals.add(p);
   };
 
@@ -71,20 +91,22 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
         spec: specFor(profile, profile.limits.memoryMb),
         size: profile.pool,
         track: (id) => live.add(id),
-        onError: (e) => onError(e, `pool ${profile.name}`),
+        onError: (e) => {
+          // While the engine is known to be down, its health line has said so already.
+          if (healthy()) onError(e, `pool ${profile.name}`);
+          health.poke();
+        },
+        canStart: healthy,
       });
       pools.set(profile.name, pool);
     }
     return pool;
   };
 
-  const available = async (): Promise<Set<string>> => {
-    runtimes ??= docker.info().then((info: { Runtimes?: Record<string, unknown> }) => new Set(Object.keys(info.Runtimes ?? {})));
-    const have = await runtimes.catch((e) => {
-      runtimes = undefined;
-      throw e;
-    });
-    return new Set(opts.profiles.filter((p) => have.has(p.runtime)).map((p) => p.name));
+  const available = (): ReadonlySet<string> => {
+    const state = health.state();
+    if (!state.healthy) return new Set();
+    return new Set(opts.profiles.filter((p) => state.runtimes.has(p.runtime)).map((p) => p.name));
   };
 
   const reaper = createReaper({
@@ -95,18 +117,42 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     isOwnerAlive: opts.isOwnerAlive,
     onError: (e) => onError(e, 'reaper'),
   });
-  const reapTimer = setInterval(() => void reaper.sweep(), opts.reapIntervalMs ?? 60_000);
+  // A sweep that meets a failing Docker logs (throttled) and tries again next time.
+  const sweep = () => (healthy() ? reaper.sweep().catch((e: Error) => onError(e, 'reaper')) : Promise.resolve());
+  const reapTimer = setInterval(() => void sweep(), opts.reapIntervalMs ?? 60_000);
   reapTimer.unref();
 
-  // Start-up: clear what crashed runs left behind, then warm the pools of available profiles.
-  let closed = false;
-  const startup = reaper
-    .sweep()
-    .then(available)
-    .then((names) => {
+  // Start-up: clear what crashed runs left behind, then warm the pools of available profiles
+  // (the health probe warms them too, whenever the engine comes back).
+  const startup = health
+    .ready(DOCKER_DEADLINES.probe + 500)
+    .then(sweep)
+    .then(() => {
+      const names = available();
       for (const p of opts.profiles) if (names.has(p.name) && !closed) poolFor(p).fill();
     })
-    .catch((e) => onError(e, 'start-up'));
+    .catch((e: Error) => onError(e, 'start-up'));
+
+  /** A started container whose stream is still open (one broken by a Docker restart is dropped). */
+  async function takeSandbox(profile: DockerProfile, memoryMb: number): Promise<Sandbox> {
+    const pool =
+      memoryMb === profile.limits.memoryMb
+        ? poolFor(profile)
+        : new ContainerPool({ docker, spec: specFor(profile, memoryMb), size: 0, track: (id) => live.add(id), onError: (e) => onError(e, 'cold start') });
+    for (let attempt = 0; attempt < 3; attempt++) {
+      let sandbox: Sandbox;
+      try {
+        sandbox = await pool.take();
+      } catch (e) {
+        health.poke();
+        throw e;
+      }
+      if (!sandbox.stream.destroyed && !sandbox.stream.readableEnded) return sandbox;
+      remove(sandbox);
+    }
+    health.poke();
+    throw new SandboxUnavailable('the containers Docker started could not be reached');
+  }
 
   async function run(job: ExecutionJob, profile: DockerProfile, signal: AbortSignal): Promise<EngineResult> {
     let input: ReturnType<typeof encodeInput>;
@@ -119,20 +165,22 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       return withOutput(reader, { status: 'failed', exitCode: null, error: { code: 'input_rejected', message: e.message } }, NOTHING_RAN, 0);
     }
     const started = performance.now();
-    const sandbox =
-      job.limits.memoryMb === profile.limits.memoryMb
-        ? await poolFor(profile).take()
-        : await new ContainerPool({ docker, spec: specFor(profile, job.limits.memoryMb), size: 0, track: (id) => live.add(id), onError: (e) => onError(e, 'cold start') }).take();
+    if (!healthy()) throw new SandboxUnavailable(health.state().reason ?? 'the Docker Engine is unavailable');
+    const sandbox = await takeSandbox(profile, job.limits.memoryMb);
     const reader = new OutputReader(input.nonce, job.limits.outputBytes, input.outLimit);
     let ending: Ending | undefined;
     let usageAtEnd: Promise<ContainerUsage | undefined> | undefined;
+    let forceEnd = () => {};
     const end = (why: Ending) => {
       if (ending) return;
       ending = why;
       // Usage first: the cgroup goes with the container, and a run that was stopped is billed
       // for what it used up to here, like any other.
       usageAtEnd = readUsage(sandbox.container).catch(() => undefined);
-      void usageAtEnd.finally(() => sandbox.container.kill({ signal: 'SIGKILL' }).catch(() => {}));
+      void usageAtEnd.finally(() => {
+        forceEnd();
+        return bounded(DOCKER_DEADLINES.kill, 'kill', (abortSignal) => sandbox.container.kill({ signal: 'SIGKILL', abortSignal })).catch(() => {});
+      });
     };
     const timer = setTimeout(() => end('timed_out'), job.limits.timeoutMs);
     const onAbort = () => end('cancelled');
@@ -141,12 +189,16 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
 
     try {
       const finished = new Promise<'trailer' | 'closed'>((resolve) => {
+        if (sandbox.stream.destroyed || sandbox.stream.readableEnded) resolve('closed');
         sandbox.stream.on('data', (chunk: Buffer) => {
           if (reader.push(chunk)) resolve('trailer');
         });
         sandbox.stream.once('end', () => resolve('closed'));
         sandbox.stream.once('close', () => resolve('closed'));
         sandbox.stream.once('error', () => resolve('closed'));
+        // Once the engine has ended the run, it ends, whether or not Docker ever closes the
+        // stream (a hung engine): the kill's own deadline plus a little.
+        forceEnd = () => setTimeout(() => resolve('closed'), DOCKER_DEADLINES.kill + 1000).unref();
       });
       sandbox.stream.resume();
       for (const chunk of input.chunks) sandbox.stream.write(chunk);
@@ -160,7 +212,9 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       const exitCode = ending ? undefined : reader.exitCode;
       const usage = await (usageAtEnd ?? readUsage(sandbox.container).catch(() => undefined));
       const stopped =
-        how === 'closed' && !ending ? (await sandbox.container.inspect().catch(() => undefined))?.State : undefined;
+        how === 'closed' && !ending
+          ? (await bounded(DOCKER_DEADLINES.inspect, 'inspect', (abortSignal) => sandbox.container.inspect({ abortSignal })).catch(() => undefined))?.State
+          : undefined;
       const verdict = runVerdict({
         ending,
         exitCode,
@@ -180,20 +234,35 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   return {
     name: 'docker',
     reaper,
+    health,
     available,
     run(job, profile: Profile, signal) {
       if (profile.engine !== 'docker') throw new Error(`profile ${profile.name} is not a docker profile`);
       return run(job, profile, signal);
     },
+    onAvailability(listener) {
+      health.onChange((state) => listener(state.healthy));
+      if (!healthy()) listener(false);
+    },
     async check() {
-      await docker.ping();
+      const state = health.state();
+      if (!state.healthy) throw new Error(state.reason ?? 'the Docker Engine is unavailable');
     },
     async close() {
       closed = true;
+      health.stop();
       clearInterval(reapTimer);
-      await startup;
-      await Promise.all([...pools.values()].map((p) => p.close()));
-      await Promise.all(removals);
+      // Bounded whatever Docker does: what is not removed by then is left for the reaper (the
+      // runner's heartbeat goes next, so the next runner reaps at once).
+      let timer: NodeJS.Timeout | undefined;
+      const done = (async () => {
+        await startup;
+        await Promise.all([...pools.values()].map((p) => p.close()));
+        await Promise.all(removals);
+      })();
+      const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_MS)))]);
+      clearTimeout(timer);
+      if (timedOut) onError(new Error(`containers not removed within ${CLOSE_MS} ms are left for the reaper`), 'close');
     },
   };
 }

@@ -3,6 +3,7 @@
 // holds them; those of other runners only once that runner is known to be gone.
 import type Dockerode from 'dockerode';
 import { LABEL } from './container-spec.ts';
+import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
 export interface Reaper {
   /** Returns the number of containers removed. */
@@ -24,10 +25,9 @@ const GRACE_MS = 60_000;
 export function createReaper(opts: ReaperOptions): Reaper {
   let running: Promise<number> | undefined;
   const sweep = async (): Promise<number> => {
-    const containers = await opts.docker.listContainers({
-      all: true,
-      filters: { label: [`${LABEL.sandgate}=1`, `${LABEL.prefix}=${opts.prefix}`] },
-    });
+    const containers = await bounded(D.list, 'list', (abortSignal) =>
+      opts.docker.listContainers({ all: true, filters: { label: [`${LABEL.sandgate}=1`, `${LABEL.prefix}=${opts.prefix}`] }, abortSignal }),
+    );
     const alive = new Map<string, boolean>();
     let removed = 0;
     for (const c of containers) {
@@ -40,9 +40,7 @@ export function createReaper(opts: ReaperOptions): Reaper {
         orphan = !alive.get(owner);
       }
       if (!orphan) continue;
-      await opts.docker
-        .getContainer(c.Id)
-        .remove({ force: true })
+      await bounded(D.remove, 'remove', (abortSignal) => opts.docker.getContainer(c.Id).remove({ force: true, abortSignal }))
         .then(() => removed++)
         .catch((e: Error) => opts.onError(e));
     }
