@@ -32,10 +32,18 @@ as_sandbox mkdir -p /tmp/sandgate && as_sandbox mkdir -p -m 0755 /work/out
 
 read -r magic nonce code_bytes file_count out_limit || exit 120
 [ "$magic" = "SANDGATE/2" ] || exit 121
-as_sandbox /usr/local/bin/sandgate-stage "$code_bytes" "$file_count" || exit 122
+if ((file_count == 0)); then
+  # The common case, without a process of the sandbox user: the code goes to /run/sandgate, a
+  # tmpfs of this supervisor's, readable (not writable) by the program.
+  program="/run/sandgate/main.${SANDGATE_EXT}"
+  (umask 022 && dd iflag=count_bytes,fullblock bs=65536 count="$code_bytes" status=none of="$program") || exit 122
+else
+  program="/tmp/sandgate/main.${SANDGATE_EXT}"
+  as_sandbox /usr/local/bin/sandgate-stage "$code_bytes" "$file_count" || exit 122
+fi
 
 # shellcheck disable=SC2086 # SANDGATE_RUN is a command with its flags
-as_sandbox $SANDGATE_RUN "/tmp/sandgate/main.${SANDGATE_EXT}"
+as_sandbox $SANDGATE_RUN "$program"
 status=$?
 
 # Every process but this one: the program's background leftovers. kill(-1) fails with ESRCH once

@@ -85,10 +85,15 @@ export class ContainerPool {
     return this.#ready.length;
   }
 
-  /** A started, never-used container: from the pool when one is ready, otherwise started now. */
-  async take(): Promise<Sandbox> {
+  /**
+   * A started, never-used container: from the pool when one is ready, otherwise started now. The
+   * refill waits for `refillAfter` (the run's end) while others are ready: a container start costs
+   * dockerd a core for a while, and the run that took the container should not pay for it.
+   */
+  async take(refillAfter?: Promise<unknown>): Promise<Sandbox> {
     const sandbox = this.#ready.shift();
-    this.fill();
+    if (sandbox && refillAfter && this.#ready.length > 0) void refillAfter.finally(() => this.fill());
+    else this.fill();
     return sandbox ?? startSandbox(this.#docker, this.#spec, this.#track);
   }
 

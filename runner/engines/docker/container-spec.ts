@@ -56,6 +56,8 @@ export function containerSpec({ profile, memoryMb, prefix, owner }: SpecInput): 
         // 0711: the supervisor (another uid) may look into out/, never list /work.
         '/work': `rw,nosuid,nodev,size=${profile.workdirMb}m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0711`,
         '/tmp': `rw,nosuid,nodev,noexec,size=16m,uid=${SANDBOX_UID},gid=${SANDBOX_UID},mode=0700`,
+        // The supervisor's (root): the program's code when it comes without files.
+        '/run/sandgate': `rw,nosuid,nodev,noexec,size=${Math.ceil(profile.limits.codeBytes / 1048576) + 1}m,mode=0755`,
       },
       Memory: memory,
       MemorySwap: memory, // swap equal to memory: no swap at all

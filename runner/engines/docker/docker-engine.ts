@@ -41,6 +41,9 @@ export interface DockerEngine extends Engine {
   reaper: Reaper;
 }
 
+/** How long after a run's end its container's removal and the pool's refill start. */
+const AFTER_RUN_MS = 20;
+
 /** What close() may take: containers it cannot remove by then are left for the next reaper. */
 const CLOSE_MS = 3000;
 
@@ -71,12 +74,17 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   });
   const healthy = () => health.state().healthy;
 
-  const remove = (sandbox: Sandbox) => {
-    sandbox.stream.destroy();
-    const p = removeContainer(sandbox.container).finally(() => {
-      live.delete(sandbox.container.id);
-      removals.delete(p);
-    });
+  /** Removes a used container, after `after` when given; close() waits for every one of them. */
+  const remove = (sandbox: Sandbox, after: Promise<unknown> = Promise.resolve()) => {
+    const p = after
+      .then(() => {
+        sandbox.stream.destroy();
+        return removeContainer(sandbox.container);
+      })
+      .finally(() => {
+        live.delete(sandbox.container.id);
+        removals.delete(p);
+      });
     removals.add(p);
   };
 
@@ -134,7 +142,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     .catch((e: Error) => onError(e, 'start-up'));
 
   /** A started container whose stream is still open (one broken by a Docker restart is dropped). */
-  async function takeSandbox(profile: DockerProfile, memoryMb: number): Promise<Sandbox> {
+  async function takeSandbox(profile: DockerProfile, memoryMb: number, runEnded: Promise<unknown>): Promise<Sandbox> {
     const pool =
       memoryMb === profile.limits.memoryMb
         ? poolFor(profile)
@@ -142,7 +150,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     for (let attempt = 0; attempt < 3; attempt++) {
       let sandbox: Sandbox;
       try {
-        sandbox = await pool.take();
+        sandbox = await pool.take(runEnded);
       } catch (e) {
         health.poke();
         throw e;
@@ -166,7 +174,13 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     }
     const started = performance.now();
     if (!healthy()) throw new SandboxUnavailable(health.state().reason ?? 'the Docker Engine is unavailable');
-    const sandbox = await takeSandbox(profile, job.limits.memoryMb);
+    // Removal and refill wait until the run's result is on its way (AFTER_RUN_MS): dockerd's work
+    // for them would otherwise compete with the run's last steps for the same cores.
+    let runEnded: () => void = () => {};
+    const ended = new Promise<void>((resolve) => {
+      runEnded = () => setTimeout(resolve, AFTER_RUN_MS).unref();
+    });
+    const sandbox = await takeSandbox(profile, job.limits.memoryMb, ended);
     const reader = new OutputReader(input.nonce, job.limits.outputBytes, input.outLimit);
     let ending: Ending | undefined;
     let usageAtEnd: Promise<ContainerUsage | undefined> | undefined;
@@ -227,7 +241,8 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     } finally {
       clearTimeout(timer);
       signal.removeEventListener('abort', onAbort);
-      remove(sandbox);
+      runEnded();
+      remove(sandbox, ended);
     }
   }
 
