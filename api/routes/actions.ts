@@ -8,12 +8,15 @@ import { ToolInfo } from '../../contract/tool.ts';
 import type { ActionStore } from '../../guard/actions/action-store.ts';
 import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
 import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import { mayCallTool } from '../../guard/policy/authorize.ts';
+import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
 import { taskIdFor } from './executions.ts';
 import { taskFor } from './tasks.ts';
 
 export interface ActionRouteDeps {
   admission: ActionAdmissionDeps;
+  policy: PolicyDecisionPoint;
   actions: ActionStore;
   budgets: BudgetStore;
   tools: ToolSet;
@@ -35,11 +38,19 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
     '/v1/tools',
     {
       config: { roles: ['agent', 'admin', 'approver'] },
-      schema: { summary: 'The tools this service offers', tags: ['actions'], response: { 200: z.object({ tools: z.array(ToolInfo) }), ...errors } },
+      schema: {
+        summary: 'The tools this service offers: to an agent, only those it may call (its grants, narrowed by its token and the policies)',
+        tags: ['actions'],
+        response: { 200: z.object({ tools: z.array(ToolInfo) }), ...errors },
+      },
     },
-    async () => ({
-      tools: [...deps.tools.values()].map((t) => ({ ...t.definition, available: t.available })),
-    }),
+    async (request) => {
+      const principal = request.principal!;
+      // An agent is not told of tools it may not call, nor of their schemas (refuse before you reveal).
+      const caller = principal.role === 'agent' ? { agent: request.agent!, scopes: principal.scopes } : undefined;
+      const shown = [...deps.tools.values()].filter((t) => !caller || mayCallTool(deps.policy, caller, t.definition));
+      return { tools: shown.map((t) => ({ ...t.definition, available: t.available })) };
+    },
   );
 
   app.post(

@@ -1,5 +1,5 @@
-// POST/GET/DELETE /v1/executions: admit a run (authenticated, validated, authorized, within the
-// profile's ceiling), queue it, and optionally wait for its end.
+// POST/GET/DELETE /v1/executions: admit a run (authenticated, then authorized for its task and
+// profile, then within the profile's ceiling and inputs), queue it, and optionally wait for its end.
 import type { Queue } from 'bullmq';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
 import type { BudgetStore } from '../../guard/budget/budget-store.ts';
 import { worstCaseCost } from '../../guard/budget/pricing.ts';
+import { authorizeProfile } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import { taskFor } from './tasks.ts';
 import { admissionError } from '../../guard/budget/admission-error.ts';
@@ -96,12 +97,15 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       },
     },
     async (request, reply) => {
+      // The refusal is filed under the task only once the task is known to be the agent's: never
+      // in the trace of another agent's task.
+      const owned: { taskId: string | null } = { taskId: null };
       try {
-        return await admitExecution(request, reply);
+        return await admitExecution(request, reply, owned);
       } catch (e) {
         // Refusals are audited too (best effort: the refusal stands either way).
         if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
-          const ctx = { agentId: request.agent?.id, principalId: request.principal?.id, taskId: request.body.taskId ?? null };
+          const ctx = { agentId: request.agent?.id, principalId: request.principal?.id, taskId: owned.taskId };
           const data = { profile: request.body.profile, codeSha256: sha256Hex(request.body.code), reasoning: request.body.reasoning ?? null, refused: { code: e.code, message: e.message } };
           await deps.audit.record('execution.refused', ctx, data).catch(() => {});
         }
@@ -113,23 +117,22 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
   async function admitExecution(
     request: FastifyRequest<{ Body: ExecutionRequest; Querystring: z.infer<typeof ExecutionQuery> }>,
     reply: FastifyReply,
+    owned: { taskId: string | null },
   ) {
     const principal = request.principal!;
     const body = request.body;
-    const profile = profiles.get(body.profile);
-    if (!profile) throw new SandgateError('unknown_profile', `no profile "${body.profile}"; GET /v1/profiles lists them`);
     const taskId = taskIdFor(principal, body.taskId);
-    // Untrusted inputs taint the task for good; Cedar sees the taint (operators may forbid more).
     const task = taskId ? await taskFor(deps.budgets, principal, taskId) : undefined;
+    owned.taskId = taskId;
+    // Untrusted inputs taint the task for good, whatever comes of the request, so the task's state
+    // says nothing about the profile either.
     const untrusted = body.untrusted || (body.files ?? []).some((f) => f.untrusted);
-    if (untrusted && taskId) await deps.budgets.taint(taskId, `inputs of an execution on ${profile.name} marked untrusted`);
-    const decision = deps.policy.runProfile(request.agent!, principal.role === 'agent' ? principal.scopes : undefined, profile, {
+    if (untrusted && taskId) await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
+    // Authorize before anything about the profile is checked: see guard/policy/authorize.ts.
+    const caller = { agent: request.agent!, scopes: principal.role === 'agent' ? principal.scopes : undefined };
+    const { found: profile, decision } = authorizeProfile(deps.policy, caller, body.profile, profiles.get(body.profile), {
       taskTainted: untrusted || (task?.tainted ?? false),
     });
-    if (!decision.allowed) {
-      const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
-      throw new SandgateError('profile_not_granted', `this agent's token does not grant profile "${profile.name}"${by}`);
-    }
     if (body.language && body.language !== profile.language) {
       throw new SandgateError('language_mismatch', `profile "${profile.name}" runs ${profile.language}, not ${body.language}`);
     }

@@ -4,6 +4,8 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
 import { ErrorBody, errorBody } from '../../contract/errors.ts';
 import { ProfileView } from '../../contract/profile.ts';
+import { mayRunProfile } from '../../guard/policy/authorize.ts';
+import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ProfileSet } from '../../store/profiles.ts';
 
 export type ReadinessChecks = Readonly<Record<string, () => Promise<void>>>;
@@ -14,6 +16,7 @@ export interface ServiceRouteDeps {
   readiness: ReadinessChecks;
   /** Names of the profiles that can run now. */
   availableProfiles: () => Promise<ReadonlySet<string>>;
+  policy: PolicyDecisionPoint;
 }
 
 const Readiness = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
@@ -68,15 +71,19 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
     {
       config: { roles: ['agent', 'admin', 'approver', 'auditor'] },
       schema: {
-        summary: 'Sandbox profiles and their ceilings',
+        summary: 'Sandbox profiles and their ceilings: to an agent, only those it may run (its grants, narrowed by its token and the policies)',
         tags: ['service'],
         response: { 200: z.object({ profiles: z.array(ProfileView) }), 401: ErrorBody },
       },
     },
-    async () => {
+    async (request) => {
+      const principal = request.principal!;
+      // An agent is not told of profiles it may not run, nor of their ceilings (refuse before you reveal).
+      const caller = principal.role === 'agent' ? { agent: request.agent!, scopes: principal.scopes } : undefined;
+      const shown = [...deps.profiles.values()].filter((p) => !caller || mayRunProfile(deps.policy, caller, p));
       const available = await deps.availableProfiles();
       return {
-        profiles: [...deps.profiles.values()].map((p) => ({
+        profiles: shown.map((p) => ({
           name: p.name,
           description: p.description,
           engine: p.engine,

@@ -1,7 +1,7 @@
 // Admitting one tool call, the same way whether it comes from POST /v1/actions or from code in a
-// sandbox (`tools.call`): the tool must exist and be available, the arguments must fit its schema,
-// Cedar must permit it (grants, operator policies, taint), the budget must hold its cost; then it
-// is queued, or, when the tool is irreversible, parked for a human approver.
+// sandbox (`tools.call`): Cedar must permit it first (grants, scopes, operator policies, taint;
+// see policy/authorize.ts), then the tool must be available, the arguments must fit its schema and
+// the budget must hold its cost; then it is queued, or, when irreversible, parked for a human.
 import { randomBytes } from 'node:crypto';
 import type { ActionJob, ActionRequest, ActionStatus, Approval } from '../../contract/action.ts';
 import type { Agent, Scopes } from '../../contract/agent.ts';
@@ -9,6 +9,7 @@ import { SandgateError } from '../../contract/errors.ts';
 import { canonicalJson, sha256Hex } from '../audit/canonical.ts';
 import { admissionError } from '../budget/admission-error.ts';
 import type { BudgetStore } from '../budget/budget-store.ts';
+import { authorizeTool } from '../policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../policy/decision-point.ts';
 import { allowedDestinations } from '../policy/profile-grants.ts';
 import type { ToolSet } from '../tools/tool-registry.ts';
@@ -55,20 +56,19 @@ export async function admitAction(deps: ActionAdmissionDeps, caller: ActionCalle
 
 async function admit(deps: ActionAdmissionDeps, caller: ActionCaller, request: ActionRequest): Promise<{ id: string; status: ActionStatus }> {
   const { agent, taskId } = caller;
-  const tool = deps.tools.get(request.tool);
-  if (!tool) throw new SandgateError('unknown_tool', `no tool "${request.tool}"; GET /v1/tools lists them`);
-  if (!tool.available) throw new SandgateError('tool_unavailable', `tool "${request.tool}" is not configured on this service (its endpoint or credentials are missing)`);
-  const problems = tool.checkArgs(request.args);
-  if (problems.length) throw new SandgateError('validation_failed', `tool "${request.tool}": ${problems.join('; ')}`);
-
+  // Arguments the agent calls untrusted taint its task whatever comes of the call, so the task's
+  // state says nothing about the tool either.
   if (request.untrusted && taskId) await deps.budgets.taint(taskId, `arguments of a ${request.tool} call marked untrusted`);
   const task = taskId ? await deps.budgets.getTask(taskId) : undefined;
   const tainted = request.untrusted || (task?.tainted ?? false);
-  const decision = deps.policy.callTool(agent, caller.scopes, tool.definition, { taskTainted: tainted, untrustedArgs: request.untrusted });
-  if (!decision.allowed) {
-    const by = decision.policies.length ? ` (denied by ${decision.policies.join(', ')})` : '';
-    throw new SandgateError('tool_not_granted', `this agent's token does not grant tool "${request.tool}"${by}`);
-  }
+  // Authorize first: nothing below (configured? arguments?) is told to an agent refused here.
+  const { found: tool, decision } = authorizeTool(deps.policy, caller, request.tool, deps.tools.get(request.tool), {
+    taskTainted: tainted,
+    untrustedArgs: request.untrusted,
+  });
+  if (!tool.available) throw new SandgateError('tool_unavailable', `tool "${request.tool}" is not configured on this service (its endpoint or credentials are missing)`);
+  const problems = tool.checkArgs(request.args);
+  if (problems.length) throw new SandgateError('validation_failed', `tool "${request.tool}": ${problems.join('; ')}`);
 
   const id = `act_${randomBytes(15).toString('base64url')}`;
   const cost = tool.definition.cost;

@@ -8,8 +8,6 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Agent, Scopes } from '../../contract/agent.ts';
-import type { Profile } from '../../contract/profile.ts';
-import type { ToolDefinition } from '../../contract/tool.ts';
 import { allowedProfiles, allowedTools } from './profile-grants.ts';
 import { normaliseName } from './names.ts';
 
@@ -20,11 +18,24 @@ export interface Decision {
   errors: string[];
 }
 
+/** What Cedar sees of a tool or a profile (a stand-in has the same shape; see authorize.ts). */
+export interface ToolFacts {
+  name: string;
+  irreversible: boolean;
+  handler: { type: string };
+}
+export interface ProfileFacts {
+  name: string;
+  engine: string;
+  /** Docker profiles only. */
+  runtime?: string;
+}
+
 export interface PolicyDecisionPoint {
   /** May a caller of this role use this route (identified by "METHOD /path")? */
   callRoute(caller: { id: string; role: string }, route: string, roles: readonly string[]): Decision;
-  runProfile(agent: Agent, scopes: Scopes | undefined, profile: Profile, context: { taskTainted: boolean }): Decision;
-  callTool(agent: Agent, scopes: Scopes | undefined, tool: ToolDefinition, context: { taskTainted: boolean; untrustedArgs: boolean }): Decision;
+  runProfile(agent: Agent, scopes: Scopes | undefined, profile: ProfileFacts, context: { taskTainted: boolean }): Decision;
+  callTool(agent: Agent, scopes: Scopes | undefined, tool: ToolFacts, context: { taskTainted: boolean; untrustedArgs: boolean }): Decision;
   /** Re-reads the operator policies; on failure the previous set stays active. */
   reload(): Promise<void>;
 }
@@ -152,7 +163,7 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
           },
           {
             uid: { type: 'Sandgate::Profile', id: name },
-            attrs: { name, engine: profile.engine, runtime: profile.engine === 'docker' ? profile.runtime : 'isolate' },
+            attrs: { name, engine: profile.engine, runtime: profile.runtime ?? profile.engine },
             parents: [],
           },
         ],

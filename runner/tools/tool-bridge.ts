@@ -1,7 +1,8 @@
 // `tools.call(name, args)` from code in the js profile: the same admission as POST /v1/actions
-// (tool allow-list, argument schema, Cedar, budget, approval) for the agent that submitted the
-// code, with the token scopes it had. The call waits for the action's end within the run's own
-// deadline; an irreversible tool answers at once with its pending approval, never bypassing it.
+// (Cedar first, then availability, argument schema, budget, approval) for the agent that submitted
+// the code, with the token scopes it had; the shape check here names no tool's schema. The call
+// waits for the action's end within the run's own deadline; an irreversible tool answers at once
+// with its pending approval, never bypassing it.
 import { type Action, ActionRequest, type ActionStatus, FINAL_ACTION_STATUSES } from '../../contract/action.ts';
 import type { ExecutionJob } from '../../contract/execution.ts';
 import { isSandgateError } from '../../contract/errors.ts';

@@ -146,14 +146,16 @@ describe('irreversible tools wait for a human', () => {
 });
 
 describe('refusals', () => {
-  it('a tool the agent is not granted is 403; an unknown tool and bad arguments are 400', async () => {
+  // Refuse before you reveal: an unknown tool reads like an ungranted one (it was 400 unknown_tool,
+  // which told an agent which tools exist); test/security/refuse-before-reveal.test.ts goes further.
+  it('a tool the agent is not granted and an unknown tool are 403 alike; bad arguments of a granted one are 400', async () => {
     const { auth } = await sg.agent({ profiles: ['js'], tools: ['http_fetch'] });
     const notGranted = await ask(auth, email('x@example.com'));
     expect(notGranted.statusCode).toBe(403);
     expect(notGranted.json().error.code).toBe('tool_not_granted');
     const unknown = await sg.app!.inject({ method: 'POST', url: '/v1/actions', headers: auth, payload: { tool: 'launch_missiles', args: {} } });
-    expect(unknown.statusCode).toBe(400);
-    expect(unknown.json().error.code).toBe('unknown_tool');
+    expect(unknown.statusCode).toBe(403);
+    expect(unknown.json().error.code).toBe('tool_not_granted');
     const { auth: mail } = await mailer();
     const bad = await ask(mail, { to: 'not-an-address', subject: 's', body: 'b', bcc: 'hidden@example.com' });
     expect(bad.statusCode).toBe(400);

@@ -68,7 +68,8 @@ describe('bad requests', () => {
     ['wrong type', () => post({ profile: 'js', code: 42 }), 400, 'validation_failed'],
     ['unknown field', () => post({ profile: 'js', code: '1', sudo: true }), 400, 'validation_failed'],
     ['empty code', () => post({ profile: 'js', code: '' }), 400, 'validation_failed'],
-    ['unknown profile', () => post({ profile: 'cobol', code: '1' }), 400, 'unknown_profile'],
+    // Refused like an ungranted profile (it was 400 unknown_profile: it told which profiles exist).
+    ['unknown profile', () => post({ profile: 'cobol', code: '1' }), 403, 'profile_not_granted'],
     ['timeout above the ceiling', () => post({ profile: 'js', code: '1', timeoutMs: 5001 }), 400, 'limit_exceeds_profile'],
     ['memory above the ceiling', () => post({ profile: 'js', code: '1', memoryMb: 4096 }), 400, 'limit_exceeds_profile'],
     ['language of another profile', () => post({ profile: 'js', code: '1', language: 'python' }), 400, 'language_mismatch'],
