@@ -41,7 +41,9 @@ try {
 const result = await verifyAuditDir(dir, { publicKeys, witnessCheckpoints });
 const witnessed = witnessCheckpoints.length > 0 ? `, ${witnessCheckpoints.length} witness checkpoints` : '';
 if (result.ok) {
-  console.log(`audit ok: ${result.records} records in ${result.chains} chains${witnessed} (${dir})`);
+  // A chain not closed cleanly is a writer still running or killed: its last interval is unsigned.
+  const closed = Object.values(result.head).filter((h) => h.closed).length;
+  console.log(`audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${dir})`);
   process.exit(0);
 }
 const e = result.error!;

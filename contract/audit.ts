@@ -1,7 +1,8 @@
 // Audit records: one JSON line each in an append-only, hash-chained file per writer (one writer
 // per process start, see guard/audit/). A record's `hash` commits to every other field, `prev`
 // to the record before it, so editing, removing or reordering a line breaks the chain; signed
-// checkpoints (records of kind `audit.checkpoint`) pin the chain's head against truncation.
+// checkpoints (records of kind `audit.checkpoint`) pin the chain's head against truncation and,
+// by their interval, bound how much of a chain can ever be without one.
 import { z } from 'zod';
 
 /** `prev` of the first record of every chain. */
@@ -45,25 +46,36 @@ export const AuditRecord = z
   .meta({ id: 'AuditRecord' });
 export type AuditRecord = z.infer<typeof AuditRecord>;
 
-/** `data` of a checkpoint record. Its signature covers the canonical JSON of {writer, upToSeq, head}. */
-export const CheckpointData = z.strictObject({
-  upToSeq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
-  head: Sha256Hex.describe('hash of the record at upToSeq'),
-  keyId: z.string().min(1).max(64),
-  signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 Ed25519 signature'),
-});
-export type CheckpointData = z.infer<typeof CheckpointData>;
-
-/** A checkpoint on its own: what the head file holds and what a witness receives. */
-export const AuditCheckpoint = z.strictObject({ writer: AuditWriterId, ...CheckpointData.shape }).meta({ id: 'AuditCheckpoint' });
+/**
+ * A signed checkpoint: what a checkpoint record holds as `data`, what the head file names and
+ * what a witness receives. The signature covers every field but keyId and signature (see
+ * checkpointPayload in guard/audit/chain.ts): the writer, the position, the chain hash, whether
+ * the writer closed here, and the writer's checkpoint interval, which the verifier enforces on
+ * the records after it, so a forger can neither move it nor widen the unsigned tail.
+ */
+export const AuditCheckpoint = z
+  .strictObject({
+    writer: AuditWriterId,
+    upToSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).describe('0: the opening checkpoint, signed before the first record'),
+    head: Sha256Hex.describe('hash of the record at upToSeq (the genesis hash for 0)'),
+    closed: z.boolean().describe('the writer closed cleanly here: nothing may follow'),
+    everyRecords: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('the writer checkpoints after at most this many records'),
+    everyMs: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('…and before a record this many ms after the first uncheckpointed one'),
+    keyId: z.string().min(1).max(64),
+    signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 Ed25519 signature'),
+  })
+  .meta({ id: 'AuditCheckpoint' });
 export type AuditCheckpoint = z.infer<typeof AuditCheckpoint>;
+/** `data` of a checkpoint record: the checkpoint itself, writer included. */
+export const CheckpointData = AuditCheckpoint;
+export type CheckpointData = AuditCheckpoint;
 
 /**
- * `<writer>.head.json`: the last checkpoint known durable in the chain, and the one being
- * published (see the ordering note in guard/audit/audit-writer.ts).
+ * `<writer>.head.json`: the last checkpoint known durable in the chain (the opening one at first),
+ * and the one being published (see the ordering note in guard/audit/audit-writer.ts).
  */
 export const AuditHeadFile = z.strictObject({
-  v: z.literal(1),
+  v: z.literal(2),
   writer: AuditWriterId,
   checkpoint: AuditCheckpoint.nullable(),
   next: AuditCheckpoint.nullable(),
@@ -75,7 +87,10 @@ export const AuditVerifyResult = z
     ok: z.boolean(),
     records: z.number().int().describe('records verified (up to the first bad one)'),
     chains: z.number().int(),
-    head: z.record(z.string(), z.object({ seq: z.number().int(), hash: z.string() })),
+    head: z.record(
+      z.string(),
+      z.object({ seq: z.number().int(), hash: z.string(), closed: z.boolean().describe('ends with its signed closing checkpoint') }),
+    ),
     error: z
       .object({
         file: z.string(),

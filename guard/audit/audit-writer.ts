@@ -3,22 +3,32 @@
 // a file, so processes and machines need no lock between them.
 //
 // Group commit: append() hashes the record at once (seq order = call order) and queues it; one
-// flush loop writes everything queued in one write + fdatasync, resolves that batch, and takes
-// whatever arrived meanwhile as the next batch. An append resolves only once its line is on
+// flush loop writes everything queued (up to a second checkpoint) in one write + fdatasync,
+// resolves that batch, and takes whatever arrived meanwhile as the next batch. An append resolves only once its line is on
 // disk; if a write or sync fails, every queued append rejects and the writer stays failed.
 //
-// Checkpoints and the head file, and why a crash cannot look like a rollback:
-//   The head file holds {checkpoint, next}: `checkpoint` is durable in the chain, `next` is the
-//   one being published. Publishing checkpoint C_k goes
+// Where checkpoints go is decided when records are sequenced, not when they are flushed, so the
+// rule the verifier enforces holds however slow the disk or the event loop is (no grace needed):
+//   - right after the everyRecords-th record since the last checkpoint: no run is longer; and
+//   - before a record whose own timestamp is everyMs or more after the first record of its run:
+//     no run spans everyMs by the records' own times. A timer also ends a run everyMs after it
+//     began, so an idle writer's last records are signed (and witnessed) within everyMs.
+// Each checkpoint signs the writer, its position, the chain hash, that interval and whether it
+// closes the chain (see chain.ts). The opening checkpoint (upToSeq 0) goes into the head file before
+// the first record, so a chain with records whose head file names no checkpoint was forged; and
+// close() always appends a closing one (closed: true), so a clean close cannot be faked.
+//
+// The head file, and why a crash cannot look like a rollback:
+//   The head file holds {checkpoint, next}: `checkpoint` is durable in the chain (or the opening
+//   one), `next` is the one being published. Publishing checkpoint C_k goes
 //     1. head file := {checkpoint: C_k-1, next: C_k}   (temp file, fsync, rename, fsync dir)
-//     2. chain += batch ending with C_k                (write, fdatasync)
-//   and the next publication starts with {checkpoint: C_k, next: C_k+1}. A crash before 2 leaves
-//   C_k-1 as the chain's last checkpoint, after 2 leaves C_k: either way it is named by the head
-//   file, so the verifier's rule "the chain's last checkpoint is the head file's checkpoint or its
-//   next" never fires on a crash, and the head file never lags by more than the one checkpoint in
-//   flight. close() publishes {checkpoint: C_last, next: null}, sealing the chain completely.
-//   The head file is written once (empty) before the first record, so a chain with records but
-//   no head file means the head file was removed.
+//     2. chain += batch holding C_k                    (write, fdatasync)
+//   A batch holds at most one checkpoint (it ends before a second), so a crash, even one that
+//   tears the write, leaves C_k-1 or C_k as the chain's last checkpoint: either way it is named
+//   by the head file, and the verifier's rule "the chain's last checkpoint is the head file's
+//   checkpoint or its next" never fires on a crash. close() ends with {checkpoint: C_close, next:
+//   null}. The chain file is claimed before the head file is first written, so a chain with
+//   records but no head file means the head file was removed.
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -26,6 +36,7 @@ import { dirname, join } from 'node:path';
 import { type AuditCheckpoint, type AuditHeadFile, type AuditInput, type AuditRecord, CHECKPOINT_KIND } from '../../contract/audit.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import type { AuditSigner } from './audit-signer.ts';
+import { createWitnessPoster } from './audit-witness.ts';
 import { appendRecord, type ChainHead, makeCheckpoint, startChain } from './chain.ts';
 
 export interface AuditWriterOptions {
@@ -33,7 +44,9 @@ export interface AuditWriterOptions {
   /** Defaults to `${hostname}-${pid}-${random}`; must be new: an existing chain is never reopened. */
   writerId?: string;
   signer: AuditSigner;
+  /** Signed into every checkpoint and enforced by the verifier: at most this many records without one. */
   checkpointEveryRecords?: number;
+  /** …and no record this many ms (by record timestamps) after the first one since the last checkpoint. */
   checkpointEveryMs?: number;
   /** Each durable checkpoint is POSTed here as JSON (fire and forget; see onWitnessError). */
   witnessUrl?: string;
@@ -57,7 +70,7 @@ export interface AuditWriter {
   readonly writerId: string;
   /** Resolves once the record is durable; rejects with SandgateError 'dependency_unavailable' (503) if it cannot be. */
   append(input: AuditInput): Promise<AuditRecord>;
-  /** Drains the queue, appends a final checkpoint, seals the head file and closes the file. */
+  /** Drains the queue, appends the signed closing checkpoint, seals the head file and closes the file. */
   close(): Promise<void>;
   /** The last durable record. */
   head(): { seq: number; hash: string };
@@ -67,9 +80,14 @@ export interface AuditWriter {
 interface Queued {
   record: AuditRecord;
   line: string;
-  resolve(record: AuditRecord): void;
-  reject(error: Error): void;
+  /** Set on the writer's own checkpoint records, which nobody awaits. */
+  checkpoint?: AuditCheckpoint;
+  resolve?(record: AuditRecord): void;
+  reject?(error: Error): void;
 }
+
+export const DEFAULT_CHECKPOINT_EVERY_RECORDS = 1000;
+export const DEFAULT_CHECKPOINT_EVERY_MS = 1000;
 
 export function defaultWriterId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9_.-]/g, '_').slice(-128);
@@ -79,6 +97,11 @@ const unavailable = (message: string, cause?: unknown): SandgateError => {
   const e = new SandgateError('dependency_unavailable', message);
   if (cause !== undefined) e.cause = cause;
   return e;
+};
+
+const positiveInt = (name: string, v: number): number => {
+  if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
+  return v;
 };
 
 async function syncDir(dir: string): Promise<void> {
@@ -95,17 +118,18 @@ async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
 }
 
 export async function createAuditWriter(opts: AuditWriterOptions): Promise<AuditWriter> {
-  const { dir, signer, witnessUrl, onDurable, onWitnessError } = opts;
+  const { dir, signer, onDurable } = opts;
   const writerId = opts.writerId ?? defaultWriterId();
-  const everyRecords = opts.checkpointEveryRecords ?? 1000;
-  const everyMs = opts.checkpointEveryMs ?? 1000;
+  const everyRecords = positiveInt('checkpointEveryRecords', opts.checkpointEveryRecords ?? DEFAULT_CHECKPOINT_EVERY_RECORDS);
+  const everyMs = positiveInt('checkpointEveryMs', opts.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
+  const terms = { everyRecords, everyMs };
   const maxRecordBytes = opts.maxRecordBytes ?? 1 << 20;
-  const witnessTimeoutMs = opts.witnessTimeoutMs ?? 5000;
+  const witness = createWitnessPoster(opts.witnessUrl, opts.witnessTimeoutMs ?? 5000, opts.onWitnessError);
   const headPath = join(dir, `${writerId}.head.json`);
   const headTmp = join(dir, `.${writerId}.head.json.tmp`);
 
-  async function publishHead(checkpoint: AuditCheckpoint | null, next: AuditCheckpoint | null): Promise<void> {
-    const state: AuditHeadFile = { v: 1, writer: writerId, checkpoint, next };
+  async function publishHead(checkpoint: AuditCheckpoint, next: AuditCheckpoint | null): Promise<void> {
+    const state: AuditHeadFile = { v: 2, writer: writerId, checkpoint, next };
     const fh = await open(headTmp, 'w', 0o600);
     try {
       await fh.writeFile(`${JSON.stringify(state)}\n`);
@@ -117,15 +141,17 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     await syncDir(dir); // the rename must be durable before the chain names the checkpoint
   }
 
+  const opening = makeCheckpoint(startChain(writerId), signer, { closed: false, ...terms }).checkpoint;
   if (await mkdir(dir, { recursive: true, mode: 0o700 })) await syncDir(dirname(dir)); // newly made: its entry too
   // 'ax' = O_APPEND | O_CREAT | O_EXCL: claims the writer id; a chain is never appended to twice.
   const file = await open(join(dir, `${writerId}.jsonl`), 'ax', 0o600);
   try {
-    await publishHead(null, null); // its directory sync also makes the new chain file's entry durable
+    await publishHead(opening, null); // its directory sync also makes the new chain file's entry durable
   } catch (e) {
     await file.close();
     throw e;
   }
+  witness.post(opening); // the witness learns of the chain before it holds anything
 
   let assigned: ChainHead = startChain(writerId); // hashed and queued, maybe not yet durable
   let durable = { seq: 0, hash: assigned.hash };
@@ -133,27 +159,34 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   let running: Promise<void> | null = null;
   let failure: SandgateError | null = null;
   let closing: Promise<void> | null = null;
-  let sinceCheckpoint = 0;
-  let lastCheckpointAt = Date.now();
-  let lastCheckpoint: AuditCheckpoint | null = null; // durable in the chain
-  let forceCheckpoint = false;
+  let run: { count: number; startMs: number } | null = null; // the records since the last checkpoint
+  let lastCheckpoint: AuditCheckpoint = opening; // durable in the chain (or the opening one)
   let timer: NodeJS.Timeout | null = null;
-  const witnessPosts = new Set<Promise<void>>();
   const stats: AuditWriterStats = { records: 0, checkpoints: 0, batches: 0, syncs: 0 };
 
-  const checkpointDue = (): boolean =>
-    sinceCheckpoint > 0 && (forceCheckpoint || sinceCheckpoint >= everyRecords || Date.now() - lastCheckpointAt >= everyMs);
+  /** Ends the current run with a checkpoint, queued after everything assigned so far. */
+  function cut(closed: boolean): void {
+    const made = makeCheckpoint(assigned, signer, { closed, ...terms });
+    const sealed = appendRecord(assigned, made.input);
+    assigned = sealed.head;
+    queue.push({ record: sealed.record, line: sealed.line, checkpoint: made.checkpoint });
+    run = null;
+    if (timer) clearTimeout(timer);
+    timer = null;
+  }
 
   function armTimer(): void {
-    if (timer || closing || failure || sinceCheckpoint === 0) return;
+    if (timer || !run || closing || failure) return;
     timer = setTimeout(
       () => {
         timer = null;
+        if (!run || closing || failure) return;
+        cut(false);
         schedule();
       },
-      Math.max(0, lastCheckpointAt + everyMs - Date.now()),
+      Math.max(0, run.startMs + everyMs - Date.now()),
     );
-    timer.unref(); // a pending checkpoint must not keep the process alive; close() writes it
+    timer.unref(); // a pending checkpoint must not keep the process alive; close() writes one
   }
 
   function fail(error: unknown, batch: Queued[]): void {
@@ -162,49 +195,23 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     queue = [];
     if (timer) clearTimeout(timer);
     timer = null;
-    for (const q of pending) q.reject(failure);
-  }
-
-  function witness(checkpoint: AuditCheckpoint): void {
-    if (!witnessUrl) return;
-    const post = fetch(witnessUrl, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(checkpoint),
-      signal: AbortSignal.timeout(witnessTimeoutMs),
-    })
-      .then(async (res) => {
-        await res.body?.cancel();
-        if (!res.ok) throw new Error(`witness answered ${res.status}`);
-      })
-      .catch((e: unknown) => {
-        if (onWitnessError) onWitnessError(e, checkpoint);
-        else process.emitWarning(`audit witness: ${(e as Error).message}`);
-      })
-      .finally(() => witnessPosts.delete(post));
-    witnessPosts.add(post);
+    for (const q of pending) q.reject?.(failure);
   }
 
   async function flushOnce(): Promise<void> {
-    const batch = queue;
-    queue = [];
-    const lines = batch.map((q) => q.line);
-    const records = batch.map((q) => q.record);
-    let checkpoint: AuditCheckpoint | null = null;
+    // The batch ends before a second checkpoint (see the ordering note).
+    let end = 0;
+    let checkpoint: AuditCheckpoint | undefined;
+    for (; end < queue.length; end++) {
+      const cp = queue[end]!.checkpoint;
+      if (cp && checkpoint) break;
+      checkpoint ??= cp;
+    }
+    const batch = end === queue.length ? queue : queue.slice(0, end);
+    queue = end === queue.length ? [] : queue.slice(end);
     try {
-      if (checkpointDue()) {
-        // At most one checkpoint per batch, at its end: it covers everything before it.
-        const made = makeCheckpoint(assigned, signer);
-        const sealed = appendRecord(assigned, made.input);
-        assigned = sealed.head;
-        checkpoint = made.checkpoint;
-        sinceCheckpoint = 0;
-        lastCheckpointAt = Date.now();
-        lines.push(sealed.line);
-        records.push(sealed.record);
-      }
       if (checkpoint) await publishHead(lastCheckpoint, checkpoint); // step 1 of the ordering note
-      await writeFully(file, Buffer.from(`${lines.join('\n')}\n`));
+      await writeFully(file, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`));
       await file.datasync();
     } catch (e) {
       fail(e, batch);
@@ -212,23 +219,22 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     }
     stats.batches++;
     stats.syncs++;
-    stats.records += batch.length;
-    const last = records[records.length - 1]!;
+    stats.records += checkpoint ? batch.length - 1 : batch.length;
+    const last = batch[batch.length - 1]!.record;
     durable = { seq: last.seq, hash: last.hash };
     if (checkpoint) {
       stats.checkpoints++;
       lastCheckpoint = checkpoint;
-      witness(checkpoint);
+      witness.post(checkpoint);
     }
-    for (const q of batch) q.resolve(q.record);
+    for (const q of batch) q.resolve?.(q.record);
     if (onDurable) {
       try {
-        onDurable(records);
+        onDurable(batch.map((q) => q.record));
       } catch (e) {
         process.emitWarning(`audit onDurable threw: ${(e as Error).message}`);
       }
     }
-    armTimer();
   }
 
   function schedule(): void {
@@ -236,12 +242,11 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     running = (async () => {
       await null; // appends made in the same tick join the first batch
       try {
-        while (!failure && (queue.length > 0 || checkpointDue())) await flushOnce();
+        while (!failure && queue.length > 0) await flushOnce();
       } catch (e) {
         fail(e, []); // a bug, not I/O: still never leave an append hanging
       } finally {
         running = null;
-        armTimer(); // also re-arms a timer that fired a little early
       }
     })();
   }
@@ -256,19 +261,28 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       if (failure) return Promise.reject(failure);
       if (closing) return Promise.reject(unavailable('audit writer is closed'));
       if (input.kind === CHECKPOINT_KIND) return Promise.reject(new TypeError(`${CHECKPOINT_KIND} records are the writer's own`));
+      const now = new Date();
       let sealed: ReturnType<typeof appendRecord>;
       try {
-        sealed = appendRecord(assigned, input);
+        sealed = appendRecord(assigned, input, now);
+        // The time rule, by the record's own timestamp: it may not join a run begun everyMs before it.
+        if (run && now.getTime() - run.startMs >= everyMs) {
+          cut(false);
+          sealed = appendRecord(assigned, input, now);
+        }
       } catch (e) {
         return Promise.reject(e);
       }
       if (Buffer.byteLength(sealed.line) > maxRecordBytes) {
         return Promise.reject(new RangeError(`audit record over ${maxRecordBytes} bytes`));
       }
-      assigned = sealed.head;
-      sinceCheckpoint++;
+      const { record, line, head } = sealed;
+      assigned = head;
+      run ??= { count: 0, startMs: now.getTime() };
+      run.count++;
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ record: sealed.record, line: sealed.line, resolve, reject });
+        queue.push({ record, line, resolve, reject });
+        if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
         schedule();
         armTimer();
       });
@@ -278,14 +292,15 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
         if (timer) clearTimeout(timer);
         timer = null;
         try {
+          if (!failure) {
+            cut(true); // the signed "closed cleanly" marker, even if nothing is new since the last checkpoint
+            schedule();
+          }
           await drain();
-          forceCheckpoint = true; // the final checkpoint is the "closed cleanly" marker
-          schedule();
-          await drain();
-          if (!failure && lastCheckpoint) await publishHead(lastCheckpoint, null);
+          if (!failure) await publishHead(lastCheckpoint, null);
         } finally {
           await file.close();
-          await Promise.allSettled([...witnessPosts]);
+          await witness.settle();
         }
       })();
       return closing;

@@ -66,9 +66,31 @@ export function appendRecord(head: ChainHead, input: AuditInput, now: Date = new
   return { record, line, head: { writer: head.writer, seq, hash: record.hash } };
 }
 
-/** The bytes a checkpoint signature covers. `writer` is inside, so a signature cannot move chains. */
-export const checkpointPayload = (c: { writer: string; upToSeq: number; head: string }): string =>
-  canonicalJson({ writer: c.writer, upToSeq: c.upToSeq, head: c.head });
+/** What a checkpoint signs besides the chain position: set by the writer, enforced by the verifier. */
+export interface CheckpointTerms {
+  /** The writer's closing checkpoint: nothing may follow it. */
+  closed: boolean;
+  everyRecords: number;
+  everyMs: number;
+}
+
+/** Domain tag: a signature made for anything else (or by the older format) never verifies as a checkpoint. */
+export const CHECKPOINT_SIGNED = 'sandgate.audit.checkpoint/2';
+
+/**
+ * The bytes a checkpoint signature covers: the writer (so it cannot move to another chain), the
+ * position and chain hash (nor along its own), whether it closes the chain, and the interval.
+ */
+export const checkpointPayload = (c: Omit<AuditCheckpoint, 'keyId' | 'signature'>): string =>
+  canonicalJson({
+    signed: CHECKPOINT_SIGNED,
+    writer: c.writer,
+    upToSeq: c.upToSeq,
+    head: c.head,
+    closed: c.closed,
+    everyRecords: c.everyRecords,
+    everyMs: c.everyMs,
+  });
 
 export interface CheckpointSigner {
   readonly keyId: string;
@@ -79,12 +101,11 @@ export interface CheckpointSigner {
 /**
  * A checkpoint over everything up to `head`, and the input of the record that carries it. The
  * record is appended right after `head`, so its seq is always upToSeq + 1 and its prev is the
- * signed head: the verifier relies on that and needs no memory of older hashes.
+ * signed head: the verifier relies on that and needs no memory of older hashes. At seq 0 it is
+ * the opening checkpoint, which the writer puts in its head file before the first record.
  */
-export function makeCheckpoint(head: ChainHead, signer: CheckpointSigner): { checkpoint: AuditCheckpoint; input: AuditInput } {
-  if (head.seq < 1) throw new Error('nothing to checkpoint');
-  const signed = { writer: head.writer, upToSeq: head.seq, head: head.hash };
+export function makeCheckpoint(head: ChainHead, signer: CheckpointSigner, terms: CheckpointTerms): { checkpoint: AuditCheckpoint; input: AuditInput } {
+  const signed = { writer: head.writer, upToSeq: head.seq, head: head.hash, closed: terms.closed, everyRecords: terms.everyRecords, everyMs: terms.everyMs };
   const checkpoint: AuditCheckpoint = { ...signed, keyId: signer.keyId, signature: signer.sign(checkpointPayload(signed)) };
-  const { writer: _writer, ...data } = checkpoint;
-  return { checkpoint, input: { kind: CHECKPOINT_KIND, data } };
+  return { checkpoint, input: { kind: CHECKPOINT_KIND, data: checkpoint } };
 }

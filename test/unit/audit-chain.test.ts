@@ -6,12 +6,13 @@ import canonicalizeModule from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_GENESIS, AuditRecord, CheckpointData } from '../../contract/audit.ts';
 import { auditKeyId, checkpointSignatureProblem, generateAuditSigner, loadAuditSigner, pinKeys } from '../../guard/audit/audit-signer.ts';
-import { appendRecord, checkpointPayload, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
+import { appendRecord, CHECKPOINT_SIGNED, checkpointPayload, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
 import { REDACTED, redact } from '../../guard/audit/redact.ts';
 
 // The reference implementation, called directly: the chain must agree with it byte for byte.
 const canonicalize = canonicalizeModule as unknown as (v: unknown) => string;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const terms = { closed: false, everyRecords: 1000, everyMs: 1000 };
 
 describe('audit chain', () => {
   it('hashes the RFC 8785 form of the record without its hash, and writes the canonical line', () => {
@@ -53,30 +54,37 @@ describe('audit chain', () => {
     expect(() => appendRecord(head, { kind: 'x.y', data: { n: 1n } })).toThrow(); // BigInt has no JSON form
   });
 
-  it('checkpoints sign {writer, upToSeq, head} and sit right after the record they cover', () => {
+  it('checkpoints sign {writer, upToSeq, head, closed, interval} under a domain tag and sit right after the record they cover', () => {
     const signer = generateAuditSigner();
     const first = appendRecord(startChain('w1'), { kind: 'x.y', data: {} });
-    const { checkpoint, input } = makeCheckpoint(first.head, signer);
-    expect(checkpoint).toMatchObject({ writer: 'w1', upToSeq: 1, head: first.record.hash, keyId: signer.keyId });
-    const payload = canonicalize({ writer: 'w1', upToSeq: 1, head: first.record.hash });
+    const { checkpoint, input } = makeCheckpoint(first.head, signer, terms);
+    expect(checkpoint).toMatchObject({ writer: 'w1', upToSeq: 1, head: first.record.hash, closed: false, everyRecords: 1000, everyMs: 1000, keyId: signer.keyId });
+    const payload = canonicalize({ signed: CHECKPOINT_SIGNED, writer: 'w1', upToSeq: 1, head: first.record.hash, closed: false, everyRecords: 1000, everyMs: 1000 });
     expect(checkpointPayload(checkpoint)).toBe(payload);
     expect(verify(null, Buffer.from(payload), signer.publicKey, Buffer.from(checkpoint.signature, 'base64'))).toBe(true);
     const cp = appendRecord(first.head, input);
     expect(cp.record.kind).toBe('audit.checkpoint');
     expect(CheckpointData.parse(cp.record.data).upToSeq).toBe(cp.record.seq - 1);
     expect(cp.record.prev).toBe(checkpoint.head);
+    expect(cp.record.data).toEqual(checkpoint); // the record holds the whole checkpoint, writer included
+    // the opening checkpoint covers the empty chain
+    expect(makeCheckpoint(startChain('w1'), signer, terms).checkpoint).toMatchObject({ upToSeq: 0, head: AUDIT_GENESIS });
   });
 
   it('checkpoint signatures verify only with the pinned key and only for the signed values', () => {
     const signer = generateAuditSigner();
-    const { checkpoint } = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, signer);
+    const { checkpoint } = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, signer, terms);
     expect(checkpointSignatureProblem(checkpoint, pinKeys([signer.publicKeyPem]))).toBeNull();
     expect(checkpointSignatureProblem({ ...checkpoint, upToSeq: 4 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
     expect(checkpointSignatureProblem({ ...checkpoint, writer: 'w2' }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, head: 'b'.repeat(64) }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, closed: true }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, everyRecords: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, everyMs: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
     const other = generateAuditSigner();
     expect(checkpointSignatureProblem(checkpoint, pinKeys([other.publicKey]))).toMatch(/^checkpoint signature invalid: key ak_\w+ is not pinned$/);
     // an attacker claiming the pinned key id still fails on the signature
-    const forged = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, { keyId: signer.keyId, sign: other.sign });
+    const forged = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, { keyId: signer.keyId, sign: other.sign }, terms);
     expect(checkpointSignatureProblem(forged.checkpoint, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
   });
 });

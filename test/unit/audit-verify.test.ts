@@ -8,7 +8,7 @@ import type { AuditCheckpoint, AuditHeadFile, AuditInput, AuditRecord } from '..
 import { type AuditSigner, generateAuditSigner } from '../../guard/audit/audit-signer.ts';
 import { verifyAuditDir } from '../../guard/audit/audit-verify.ts';
 import { createAuditWriter } from '../../guard/audit/audit-writer.ts';
-import { appendRecord, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
+import { appendRecord, type CheckpointTerms, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
 
 // The fixture: chain w1 holds seq 1-5, checkpoint 6 (upTo 5), 7-11, checkpoint 12 (upTo 11),
 // 13-14 and the closing checkpoint 15 (upTo 14); chain w2 holds 1-3 and checkpoint 4.
@@ -62,7 +62,7 @@ describe('verifyAuditDir', () => {
     expect(result).toMatchObject({ ok: true, records: 19, chains: 2 });
     expect(result.error).toBeUndefined();
     const last = JSON.parse((await readLines(base)).at(-1)!) as AuditRecord;
-    expect(result.head.w1).toEqual({ seq: 15, hash: last.hash });
+    expect(result.head.w1).toEqual({ seq: 15, hash: last.hash, closed: true });
     expect(result.head.w2?.seq).toBe(4);
     expect(witness.map((c) => `${c.writer}:${c.upToSeq}`)).toEqual(['w1:5', 'w1:11', 'w1:14', 'w2:3']);
   });
@@ -159,7 +159,7 @@ describe('verifyAuditDir', () => {
     const dir = await copyOfBase();
     const [cp5, cp11] = witness;
     // step 1 done (head file names cp11 as next), step 2 not yet: the chain ends before cp11
-    await writeFile(join(dir, 'w1.head.json'), JSON.stringify({ v: 1, writer: 'w1', checkpoint: cp5, next: cp11 }));
+    await writeFile(join(dir, 'w1.head.json'), JSON.stringify({ v: 2, writer: 'w1', checkpoint: cp5, next: cp11 }));
     const lines = await readLines(dir);
     await writeLines(dir, lines.slice(0, 11));
     expect(await verify(dir)).toMatchObject({ ok: true, records: 11 + 4 });
@@ -259,7 +259,7 @@ function rewrite(records: AuditRecord[], key: AuditSigner, edit: (r: AuditRecord
   for (const r of records) {
     let input: AuditInput;
     if (r.kind === 'audit.checkpoint') {
-      const made = makeCheckpoint(head, key);
+      const made = makeCheckpoint(head, key, r.data as unknown as CheckpointTerms);
       input = made.input;
       last = made.checkpoint;
     } else {
@@ -270,5 +270,5 @@ function rewrite(records: AuditRecord[], key: AuditSigner, edit: (r: AuditRecord
     lines.push(sealed.line);
     head = sealed.head;
   }
-  return { lines, head: { v: 1, writer: 'w1', checkpoint: last, next: null } };
+  return { lines, head: { v: 2, writer: 'w1', checkpoint: last, next: null } };
 }

@@ -5,9 +5,9 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type AuditCheckpoint, AuditHeadFile, type AuditRecord } from '../../contract/audit.ts';
+import { AUDIT_GENESIS, type AuditCheckpoint, AuditHeadFile, type AuditRecord } from '../../contract/audit.ts';
 import { SandgateError } from '../../contract/errors.ts';
-import { generateAuditSigner } from '../../guard/audit/audit-signer.ts';
+import { checkpointSignatureProblem, generateAuditSigner, pinKeys } from '../../guard/audit/audit-signer.ts';
 import { verifyAuditDir } from '../../guard/audit/audit-verify.ts';
 import { createAuditWriter } from '../../guard/audit/audit-writer.ts';
 
@@ -28,8 +28,16 @@ describe('audit writer', () => {
   it('resolves an append only once its line is in the file, synced', async () => {
     const dir = await tmp();
     const w = await createAuditWriter({ dir, writerId: 'w1', signer });
-    // the head file exists before the first record, so a chain without one means it was removed
-    expect(await headFile(dir, 'w1')).toEqual({ v: 1, writer: 'w1', checkpoint: null, next: null });
+    // the head file exists before the first record, so a chain without one means it was removed,
+    // and it names the signed opening checkpoint, so a chain with records and no checkpoint was forged
+    const opening = await headFile(dir, 'w1');
+    expect(opening).toEqual({
+      v: 2,
+      writer: 'w1',
+      checkpoint: { writer: 'w1', upToSeq: 0, head: AUDIT_GENESIS, closed: false, everyRecords: 1000, everyMs: 1000, keyId: signer.keyId, signature: expect.any(String) },
+      next: null,
+    });
+    expect(checkpointSignatureProblem(opening.checkpoint!, pinKeys([signer.publicKey]))).toBeNull();
     expect((await stat(join(dir, 'w1.jsonl'))).mode & 0o777).toBe(0o600);
     for (let i = 1; i <= 3; i++) {
       const r = await w.append({ kind: 'execution.requested', agentId: 'ag_1', subject: `ex_${i}`, data: { i } });
@@ -89,9 +97,14 @@ describe('audit writer', () => {
     expect((await headFile(dir, 'w1')).next?.upToSeq).toBe(1);
     await sleep(200);
     expect(await chainLines(dir, 'w1')).toHaveLength(2);
-    await w.close(); // nothing new since: no extra checkpoint, the head file just seals
-    expect(await chainLines(dir, 'w1')).toHaveLength(2);
-    expect(await headFile(dir, 'w1')).toMatchObject({ checkpoint: { upToSeq: 1 }, next: null });
+    await w.close(); // nothing new since: only the signed closing checkpoint, so a clean close cannot be faked
+    const closed = await records(dir, 'w1');
+    expect(closed.map((r) => [r.kind, r.data.upToSeq, r.data.closed])).toEqual([
+      ['x.y', undefined, undefined],
+      ['audit.checkpoint', 1, false],
+      ['audit.checkpoint', 2, true],
+    ]);
+    expect(await headFile(dir, 'w1')).toMatchObject({ checkpoint: { upToSeq: 2, closed: true }, next: null });
   });
 
   it('POSTs each durable checkpoint to the witness; a failing witness never blocks appends', async () => {
@@ -116,7 +129,10 @@ describe('audit writer', () => {
       await w.close();
       const inChain = (await records(dir, 'w1')).filter((r) => r.kind === 'audit.checkpoint').map((r) => ({ writer: 'w1', ...r.data }) as AuditCheckpoint);
       expect(inChain.map((c) => c.upToSeq)).toEqual([3, 7, 9]);
-      expect([...received].sort((a, b) => a.upToSeq - b.upToSeq)).toEqual(inChain);
+      expect(inChain.map((c) => c.closed)).toEqual([false, false, true]);
+      // the opening checkpoint first: the witness knows of the chain before it holds anything
+      const opening = { writer: 'w1', upToSeq: 0, head: AUDIT_GENESIS, closed: false, everyRecords: 3, everyMs: 60_000, keyId: signer.keyId, signature: expect.any(String) };
+      expect([...received].sort((a, b) => a.upToSeq - b.upToSeq)).toEqual([opening, ...inChain]);
       expect(failures).toEqual([]);
 
       status = 500;
