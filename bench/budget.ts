@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Budget } from '../contract/task.ts';
-import { createBudgetStore } from '../guard/budget/budget-store.ts';
+import { createBudgetStore } from '../state/budgets.ts';
 import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
 import { fmt, latencies, percentile } from './lib.ts';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from '../contract/agent.ts';
 import { createPolicyDecisionPoint } from '../guard/policy/decision-point.ts';
-import { loadProfiles } from '../store/profiles.ts';
+import { loadProfiles } from '../guard/profiles.ts';
 import { fmt, percentile } from './lib.ts';
 
 const DECISIONS = Number(process.env.BENCH_DECISIONS ?? 20_000);

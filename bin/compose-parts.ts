@@ -7,8 +7,8 @@ import type { DockerProfile } from '../contract/profile.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
-import type { ProfileSet } from '../store/profiles.ts';
-import type { RunnerRegistry } from '../store/runner-registry.ts';
+import type { ProfileSet } from '../guard/profiles.ts';
+import type { RunnerRegistry } from '../state/runners.ts';
 
 /** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
 export function throttledErrorLog(log: Logger, source: string): (err: Error) => void {

@@ -5,9 +5,9 @@ import { Action, ActionAccepted, ActionId, type ActionJob, ActionRequest, Approv
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ToolInfo } from '../../contract/tool.ts';
-import type { ActionStore } from '../../guard/actions/action-store.ts';
+import type { ActionStore } from '../../state/actions.ts';
 import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
-import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
 import { mayCallTool } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';

@@ -12,18 +12,18 @@ import {
   TokenResponse,
 } from '../../contract/agent.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
-import type { AgentStore } from '../../guard/identity/agent-store.ts';
-import type { PrincipalStore } from '../../guard/identity/principal-store.ts';
+import type { AgentStore } from '../../state/agents.ts';
+import type { PrincipalStore } from '../../state/principals.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
-import type { WorkCanceller } from '../../store/cancel-work.ts';
-import type { ActionStore } from '../../guard/actions/action-store.ts';
+import type { WorkCanceller } from '../../guard/lifecycle/cancel-work.ts';
+import type { ActionStore } from '../../state/actions.ts';
 import type { Auditor } from '../../guard/audit/auditor.ts';
 import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
-import type { BudgetStore } from '../../guard/budget/budget-store.ts';
-import type { ExecutionStore } from '../../store/execution-store.ts';
-import type { ProfileSet } from '../../store/profiles.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
+import type { ExecutionStore } from '../../state/executions.ts';
+import type { ProfileSet } from '../../guard/profiles.ts';
 
 export interface AgentRouteDeps {
   agents: AgentStore;

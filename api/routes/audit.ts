@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { AuditKind, AuditRecord, type AuditVerifyResult, AuditVerifyResult as VerifyResult } from '../../contract/audit.ts';
 import { ErrorBody } from '../../contract/errors.ts';
-import type { AuditIndex } from '../../guard/audit/audit-index.ts';
+import type { AuditIndex } from '../../state/audit-index.ts';
 
 export interface AuditRouteDeps {
   auditIndex: AuditIndex;

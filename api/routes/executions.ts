@@ -17,18 +17,18 @@ import {
 } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
-import type { BudgetStore } from '../../guard/budget/budget-store.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
 import { worstCaseCost } from '../../guard/budget/pricing.ts';
 import { authorizeProfile } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import { taskFor } from './tasks.ts';
 import { admissionError } from '../../guard/budget/admission-error.ts';
-import type { WorkCanceller } from '../../store/cancel-work.ts';
+import type { WorkCanceller } from '../../guard/lifecycle/cancel-work.ts';
 import { type Auditor, capped } from '../../guard/audit/auditor.ts';
 import { sha256Hex } from '../../guard/audit/canonical.ts';
-import type { ExecutionEvents } from '../../store/execution-events.ts';
-import type { ExecutionStore } from '../../store/execution-store.ts';
-import type { ProfileSet } from '../../store/profiles.ts';
+import type { ExecutionEvents } from '../../state/record-events.ts';
+import type { ExecutionStore } from '../../state/executions.ts';
+import type { ProfileSet } from '../../guard/profiles.ts';
 
 export interface ExecutionRouteDeps {
   profiles: ProfileSet;

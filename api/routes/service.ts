@@ -6,7 +6,7 @@ import { ErrorBody, errorBody } from '../../contract/errors.ts';
 import { ProfileView } from '../../contract/profile.ts';
 import { mayRunProfile } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
-import type { ProfileSet } from '../../store/profiles.ts';
+import type { ProfileSet } from '../../guard/profiles.ts';
 
 export type ReadinessChecks = Readonly<Record<string, () => Promise<void>>>;
 

@@ -5,10 +5,10 @@ import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
-import type { BudgetStore } from '../../guard/budget/budget-store.ts';
-import { TASK_EXHAUSTED, type WorkCanceller } from '../../store/cancel-work.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
+import { TASK_EXHAUSTED, type WorkCanceller } from '../../guard/lifecycle/cancel-work.ts';
 import { type Auditor, capped } from '../../guard/audit/auditor.ts';
-import type { AuditIndex } from '../../guard/audit/audit-index.ts';
+import type { AuditIndex } from '../../state/audit-index.ts';
 import { AuditRecord } from '../../contract/audit.ts';
 
 export interface TaskRouteDeps {

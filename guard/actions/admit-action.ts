@@ -8,12 +8,12 @@ import type { Agent, Scopes } from '../../contract/agent.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import { canonicalJson, sha256Hex } from '../audit/canonical.ts';
 import { admissionError } from '../budget/admission-error.ts';
-import type { BudgetStore } from '../budget/budget-store.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
 import { authorizeTool } from '../policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../policy/decision-point.ts';
 import { allowedDestinations } from '../policy/profile-grants.ts';
 import type { ToolSet } from '../tools/tool-registry.ts';
-import type { ActionStore } from './action-store.ts';
+import type { ActionStore } from '../../state/actions.ts';
 import type { Auditor } from '../audit/auditor.ts';
 
 export interface ActionAdmissionDeps {

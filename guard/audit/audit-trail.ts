@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditVerifyResult } from '../../contract/audit.ts';
-import { type AuditIndex, createAuditIndex } from './audit-index.ts';
+import { type AuditIndex, createAuditIndex } from '../../state/audit-index.ts';
 import { loadAuditSigner } from './audit-signer.ts';
 import { verifyAuditDir } from './audit-verify.ts';
 import { createAuditWriter } from './audit-writer.ts';

@@ -3,7 +3,7 @@
 // Redis is back. Bounded: past MAX_PENDING records the oldest are dropped from the copy (the
 // files still hold them; `npm run audit -- verify` reads the files, not the index).
 import type { AuditRecord } from '../../contract/audit.ts';
-import type { AuditIndex } from './audit-index.ts';
+import type { AuditIndex } from '../../state/audit-index.ts';
 
 const MAX_PENDING = 200_000;
 

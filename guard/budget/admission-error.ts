@@ -1,6 +1,6 @@
 // How a refused admission reads to the agent: the same words for runs and tool calls.
 import { SandgateError } from '../../contract/errors.ts';
-import type { Admission } from './budget-store.ts';
+import type { Admission } from '../../state/budgets.ts';
 
 /** The refusal of an admission: 429 with Retry-After over a per-minute limit, 402 naming the cap. */
 export function admissionError(a: Exclude<Admission, { ok: true }>, taskId: string | null, worstCase: number, perMinute: string): SandgateError {

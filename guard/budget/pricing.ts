@@ -1,12 +1,9 @@
 // What a run costs: the worst case, reserved before it is admitted, and the actual cost from its
-// measured usage, settled after it ends. Money is counted in integer nano-units inside Redis so
-// that thousands of reserve/refund steps never drift the way float sums do.
+// measured usage, settled after it ends (in nano-units, contract/money.ts).
 import type { ExecutionJob, Usage } from '../../contract/execution.ts';
+import { fromNanos, toNanos } from '../../contract/money.ts';
 import type { Profile } from '../../contract/profile.ts';
 
-export const NANOS = 1e9;
-export const toNanos = (amount: number): number => Math.round(amount * NANOS);
-export const fromNanos = (nanos: number): number => nanos / NANOS;
 
 const GB = 1024 ** 3;
 

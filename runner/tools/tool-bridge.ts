@@ -6,10 +6,10 @@
 import { type Action, ActionRequest, type ActionStatus, FINAL_ACTION_STATUSES } from '../../contract/action.ts';
 import type { ExecutionJob } from '../../contract/execution.ts';
 import { isSandgateError } from '../../contract/errors.ts';
-import type { ActionStore } from '../../guard/actions/action-store.ts';
+import type { ActionStore } from '../../state/actions.ts';
 import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
-import type { AgentStore } from '../../guard/identity/agent-store.ts';
-import type { ExecutionEvents } from '../../store/execution-events.ts';
+import type { AgentStore } from '../../state/agents.ts';
+import type { ExecutionEvents } from '../../state/record-events.ts';
 import type { ToolBridge } from '../engines/isolate/isolate-engine.ts';
 
 export interface ToolBridgeDeps {

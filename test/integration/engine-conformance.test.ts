@@ -7,7 +7,7 @@ import type { DockerProfile, Profile } from '../../contract/profile.ts';
 import { createDockerEngine } from '../../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
 import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
-import { loadProfiles } from '../../store/profiles.ts';
+import { loadProfiles } from '../../guard/profiles.ts';
 import { containersOf } from '../helpers/docker.ts';
 
 const prefix = `sgconf-${process.pid}`;

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { composeSandgate } from '../../bin/compose.ts';
 import { loadConfig } from '../../contract/config.ts';
-import { createExecutionStore } from '../../store/execution-store.ts';
+import { createExecutionStore } from '../../state/executions.ts';
 import { spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { eventually, REDIS_URL, startSandgate, testEnv } from '../helpers/sandgate.ts';
 

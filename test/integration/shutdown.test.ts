@@ -3,7 +3,7 @@
 import { rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createExecutionStore } from '../../store/execution-store.ts';
+import { createExecutionStore } from '../../state/executions.ts';
 import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { SHUTDOWN_MARGIN_MS } from '../../bin/compose.ts';
 import { containersOf } from '../helpers/docker.ts';

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Budget } from '../../contract/task.ts';
-import { createBudgetStore } from '../../guard/budget/budget-store.ts';
+import { createBudgetStore } from '../../state/budgets.ts';
 import { dropPrefix, eventually, REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
 // Worst case of one run: 1 CPU-second price × 1 s timeout = 1.0 (the isolate has one core).

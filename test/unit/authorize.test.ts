@@ -6,7 +6,7 @@ import type { Agent } from '../../contract/agent.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import { authorizeProfile, authorizeTool } from '../../guard/policy/authorize.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
-import { loadProfiles, type ProfileSet } from '../../store/profiles.ts';
+import { loadProfiles, type ProfileSet } from '../../guard/profiles.ts';
 
 let pdp: PolicyDecisionPoint;
 let profiles: ProfileSet;

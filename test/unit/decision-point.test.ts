@@ -6,7 +6,7 @@ import type { Agent } from '../../contract/agent.ts';
 import type { Profile } from '../../contract/profile.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import { normaliseName } from '../../guard/policy/names.ts';
-import { loadProfiles, type ProfileSet } from '../../store/profiles.ts';
+import { loadProfiles, type ProfileSet } from '../../guard/profiles.ts';
 
 let profiles: ProfileSet;
 let pdp: PolicyDecisionPoint;

@@ -2,7 +2,8 @@
 // never more than the worst case; unmeasured usage costs the worst case.
 import { describe, expect, it } from 'vitest';
 import type { Profile } from '../../contract/profile.ts';
-import { actualCost, fromNanos, toNanos, worstCaseCost } from '../../guard/budget/pricing.ts';
+import { fromNanos, toNanos } from '../../contract/money.ts';
+import { actualCost, worstCaseCost } from '../../guard/budget/pricing.ts';
 
 const docker = { engine: 'docker', cpus: 2, price: { perRun: 0.001, perCpuSecond: 0.01, perGbSecond: 0.1 } } as Profile;
 const isolate = { engine: 'isolate', price: { perRun: 0, perCpuSecond: 1, perGbSecond: 0 } } as Profile;

@@ -2,10 +2,10 @@
 // queued never ran, so its whole reservation (and the run itself) goes back to the task; a run
 // cancelled while running is told to stop and its runner settles what it used.
 import type { Redis } from 'ioredis';
-import type { RunError } from '../contract/execution.ts';
-import type { BudgetStore } from '../guard/budget/budget-store.ts';
-import { publishCancel } from './cancel-channel.ts';
-import type { ExecutionStore, TransitionResult } from './execution-store.ts';
+import type { RunError } from '../../contract/execution.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
+import { publishCancel } from '../../state/cancel-channel.ts';
+import type { ExecutionStore, TransitionResult } from '../../state/executions.ts';
 
 /** Why queued work of a spent task ends cancelled. */
 export const TASK_EXHAUSTED: RunError = {

@@ -1,12 +1,13 @@
 // Tasks and their budgets, per-agent rate limits and daily spend, in Redis. Every admission is
-// one Lua script (budget-scripts.ts): no read-then-write in Node.
+// one Lua script (lua/budget-*.lua): no read-then-write in Node.
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import type { AgentLimits } from '../../contract/agent.ts';
-import type { Budget, Task } from '../../contract/task.ts';
-import { ADMIT, REPORT_USAGE, SETTLE } from './budget-scripts.ts';
-import { fromNanos, toNanos } from './pricing.ts';
-import { execAll } from '../records/exec-all.ts';
+import type { AgentLimits } from '../contract/agent.ts';
+import type { Budget, Task } from '../contract/task.ts';
+import { fromNanos, toNanos } from '../contract/money.ts';
+import { execAll } from './exec-all.ts';
+import { redisKeys } from './keys.ts';
+import { defineScripts } from './scripts.ts';
 
 export type Admission =
   | { ok: true }
@@ -53,25 +54,14 @@ export interface BudgetStore {
   ): Promise<{ ok: true } | { ok: false; cap: string } | { ok: false; missing: true }>;
 }
 
-type Scripted = Redis & {
-  sandgateAdmit(rate: string, task: string, day: string, reservation: string, ...args: string[]): Promise<[string, string, string?]>;
-  sandgateSettle(reservation: string, task: string, day: string, cost: string, refund: string): Promise<[string, string]>;
-  sandgateReportUsage(task: string, day: string, tokens: string, cost: string, perDay: string): Promise<[string, string]>;
-};
-
 const COUNTS = { run: ['runs', 'maxRuns'], tool: ['toolCalls', 'maxToolCalls'] } as const;
 
 export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: number): BudgetStore {
-  if (!('sandgateAdmit' in redis)) {
-    redis.defineCommand('sandgateAdmit', { numberOfKeys: 4, lua: ADMIT });
-    redis.defineCommand('sandgateSettle', { numberOfKeys: 3, lua: SETTLE });
-    redis.defineCommand('sandgateReportUsage', { numberOfKeys: 2, lua: REPORT_USAGE });
-  }
-  const scripted = redis as Scripted;
-  const taskKey = (id: string | null) => `${prefix}:task:${id ?? 'none'}`;
-  const dayKey = (agentId: string) => `${prefix}:spend-day:${agentId}`;
-  const reservationKey = (id: string) => `${prefix}:reservation:${id}`;
-  const taintKey = (id: string) => `${prefix}:task-taint:${id}`;
+  const scripts = defineScripts(redis);
+  const keys = redisKeys(prefix);
+  const taskKey = keys.task.record;
+  const dayKey = keys.agent.spendDay;
+  const taintKey = keys.task.taint;
 
   const getTask = async (id: string): Promise<Task | undefined> => {
     const [h, sources] = await Promise.all([redis.hgetall(taskKey(id)), redis.lrange(taintKey(id), 0, -1)]);
@@ -126,17 +116,9 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     async admit(r) {
       const [count, cap] = COUNTS[r.kind];
       const perMinute = r.kind === 'run' ? r.limits.runsPerMinute : r.limits.toolCallsPerMinute;
-      const [verdict, detail, left] = await scripted.sandgateAdmit(
-        `${prefix}:rate:${r.kind}:${r.agentId}`,
-        taskKey(r.taskId),
-        dayKey(r.agentId),
-        reservationKey(r.id),
-        String(perMinute),
-        String(toNanos(r.limits.spendPerDay)),
-        String(toNanos(r.worstCase)),
-        r.taskId ? '1' : '0',
-        count,
-        cap,
+      const [verdict, detail, left] = await scripts.budgetAdmit(
+        { rate: keys.agent.rate(r.kind, r.agentId), task: taskKey(r.taskId), daySpend: dayKey(r.agentId), reservation: keys.reservation(r.id) },
+        { perMinute, perDayNanos: toNanos(r.limits.spendPerDay), costNanos: toNanos(r.worstCase), hasTask: r.taskId !== null, countField: count, capField: cap },
       );
       if (verdict === 'ok') return { ok: true };
       if (verdict === 'rate') return { ok: false, reason: 'rate', retryAfterS: Math.max(1, Number(detail)) };
@@ -144,12 +126,9 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       return { ok: false, reason: 'exhausted', cap: detail, ...(left !== undefined && { left: Math.max(0, fromNanos(Number(left))) }) };
     },
     async settle(s) {
-      const [verdict, exhausted] = await scripted.sandgateSettle(
-        reservationKey(s.id),
-        taskKey(s.taskId),
-        dayKey(s.agentId),
-        String(toNanos(s.cost)),
-        s.refund ? '1' : '0',
+      const [verdict, exhausted] = await scripts.budgetSettle(
+        { reservation: keys.reservation(s.id), task: taskKey(s.taskId), daySpend: dayKey(s.agentId) },
+        { costNanos: toNanos(s.cost), refund: s.refund ?? false },
       );
       return { settled: verdict === 'ok', exhausted: exhausted || null };
     },
@@ -165,12 +144,9 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
         );
     },
     async reportUsage(taskId, agentId, limits, tokens, cost) {
-      const [verdict, cap] = await scripted.sandgateReportUsage(
-        taskKey(taskId),
-        dayKey(agentId),
-        String(tokens),
-        String(toNanos(cost)),
-        String(toNanos(limits.spendPerDay)),
+      const [verdict, cap] = await scripts.budgetReportUsage(
+        { task: taskKey(taskId), daySpend: dayKey(agentId) },
+        { tokens, costNanos: toNanos(cost), perDayNanos: toNanos(limits.spendPerDay) },
       );
       if (verdict === 'ok') return { ok: true };
       if (verdict === 'no_task') return { ok: false, missing: true };

@@ -1,9 +1,9 @@
 // Agents live in Redis so every API process sees a revocation on the very next request.
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { Agent, AgentLimits, type Grants } from '../../contract/agent.ts';
-import { agentRevokedKey } from '../../contract/redis-keys.ts';
-import { execAll } from '../records/exec-all.ts';
+import { Agent, AgentLimits, type Grants } from '../contract/agent.ts';
+import { redisKeys } from './keys.ts';
+import { execAll } from './exec-all.ts';
 
 export interface AgentStore {
   create(input: { name: string; grants: Grants; limits?: Partial<AgentLimits> | undefined }): Promise<Agent>;
@@ -15,7 +15,8 @@ export interface AgentStore {
 }
 
 export function createAgentStore(redis: Redis, prefix: string): AgentStore {
-  const key = (id: string) => `${prefix}:agent:${id}`;
+  const keys = redisKeys(prefix);
+  const key = keys.agent.record;
   return {
     async create({ name, grants, limits }) {
       const agent: Agent = {
@@ -38,14 +39,14 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
       const agent = await this.get(id);
       if (!agent) return undefined;
       const revoked = { ...agent, revokedAt: agent.revokedAt ?? new Date().toISOString() };
-      await execAll(redis.multi().set(agentRevokedKey(prefix, id), revoked.revokedAt).set(key(id), JSON.stringify(revoked)));
+      await execAll(redis.multi().set(keys.agent.revoked(id), revoked.revokedAt).set(key(id), JSON.stringify(revoked)));
       return revoked;
     },
     async enable(id) {
       const agent = await this.get(id);
       if (!agent) return undefined;
       const enabled = { ...agent, revokedAt: null, tokenGeneration: agent.tokenGeneration + 1 };
-      await execAll(redis.multi().set(key(id), JSON.stringify(enabled)).del(agentRevokedKey(prefix, id)));
+      await execAll(redis.multi().set(key(id), JSON.stringify(enabled)).del(keys.agent.revoked(id)));
       return enabled;
     },
   };

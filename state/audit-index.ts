@@ -4,8 +4,9 @@
 // Order: time, then record id; members of the sorted sets are "<ms, 15 digits>|<id>" so one
 // lexicographic range is both the order and an exact cursor.
 import type { Redis } from 'ioredis';
-import type { AuditRecord } from '../../contract/audit.ts';
-import { execAll } from '../records/exec-all.ts';
+import type { AuditRecord } from '../contract/audit.ts';
+import { execAll } from './exec-all.ts';
+import { redisKeys } from './keys.ts';
 
 export interface AuditQuery {
   taskId?: string | undefined;
@@ -24,9 +25,10 @@ export interface AuditIndex {
 const member = (r: AuditRecord) => `${String(Date.parse(r.time)).padStart(15, '0')}|${r.id}`;
 
 export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: number): AuditIndex {
-  const recKey = (id: string) => `${prefix}:audit:rec:${id}`;
+  const keys = redisKeys(prefix);
+  const recKey = keys.audit.record;
   const setKey = (q: Pick<AuditQuery, 'taskId' | 'agentId'>) =>
-    q.taskId ? `${prefix}:audit:task:${q.taskId}` : q.agentId ? `${prefix}:audit:agent:${q.agentId}` : `${prefix}:audit:all`;
+    q.taskId ? keys.audit.ofTask(q.taskId) : q.agentId ? keys.audit.ofAgent(q.agentId) : keys.audit.all;
 
   return {
     async add(records) {

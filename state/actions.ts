@@ -1,11 +1,10 @@
 // Action records and their approvals in Redis, shared by API and runners. Status changes are Lua
-// scripts (approval-scripts.ts, transition-script.ts) that check the current state first.
+// scripts (lua/action-*, lua/approval-*, lua/transition-2) that check the current state first.
 import type { Redis } from 'ioredis';
-import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../../contract/action.ts';
-import { agentRevokedKey } from '../../contract/redis-keys.ts';
-import { TRANSITION } from '../records/transition-script.ts';
-import { CONSUME, CREATE_ACTION, DECIDE, EXPIRE } from './approval-scripts.ts';
-import { execAll } from '../records/exec-all.ts';
+import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../contract/action.ts';
+import { execAll } from './exec-all.ts';
+import { redisKeys } from './keys.ts';
+import { defineScripts } from './scripts.ts';
 
 export interface ActionMeta {
   id: string;
@@ -50,40 +49,25 @@ export interface ActionStore {
   addAuditId(id: string, auditId: string): Promise<void>;
 }
 
-type Scripted = Redis & {
-  sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
-  sandgateCreateAction(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
-  sandgateDecide(apr: string, act: string, pending: string, channel: string, ...args: string[]): Promise<[string, string]>;
-  sandgateExpire(apr: string, act: string, pending: string, channel: string, ...args: string[]): Promise<number>;
-  sandgateConsume(apr: string, actionId: string, argsHash: string): Promise<number>;
-};
-
 const EXPIRED = { error: { code: 'approval_expired', message: 'no approver decided in time; the action did not run' } };
 
 export function createActionStore(redis: Redis, prefix: string, ttlSeconds: number): ActionStore {
-  if (!('sandgateCreateAction' in redis)) {
-    redis.defineCommand('sandgateCreateAction', { lua: CREATE_ACTION });
-    redis.defineCommand('sandgateDecide', { numberOfKeys: 4, lua: DECIDE });
-    redis.defineCommand('sandgateExpire', { numberOfKeys: 4, lua: EXPIRE });
-    redis.defineCommand('sandgateConsume', { numberOfKeys: 1, lua: CONSUME });
-  }
-  if (!('sandgateTransition' in redis)) redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
-  const scripted = redis as Scripted;
-  const actKey = (id: string) => `${prefix}:act:${id}`;
-  const aprKey = (id: string) => `${prefix}:apr:${id}`;
-  const pendingKey = `${prefix}:apr-pending`;
-  const agentIndex = (agentId: string) => `${prefix}:agent-acts:${agentId}`;
-  const doneChannel = `${prefix}:act-done`;
+  const scripts = defineScripts(redis);
+  const keys = redisKeys(prefix);
+  const actKey = keys.action.record;
+  const aprKey = keys.action.approval;
+  const pendingKey = keys.action.pendingApprovals;
+  const doneChannel = keys.action.doneChannel;
   const now = () => new Date().toISOString();
+  const approvalKeys = (approvalId: string, actionId: string) => ({ approval: aprKey(approvalId), action: actKey(actionId), pending: pendingKey, doneChannel });
 
   const transition = async (id: string, to: ActionStatus, from: readonly string[], fields: Record<string, string>) =>
-    (await scripted.sandgateTransition(actKey(id), doneChannel, to, String(ttlSeconds), String(from.length), ...from, ...Object.entries(fields).flat())) === 1;
+    (await scripts.transition({ record: actKey(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields })) === 1;
 
   const expireIfDue = async (approvalId: string) => {
     const actionId = await redis.hget(aprKey(approvalId), 'actionId');
     if (!actionId) return false;
-    const args = ['', '', '', now(), '', JSON.stringify(EXPIRED)];
-    return (await scripted.sandgateExpire(aprKey(approvalId), actKey(actionId), pendingKey, doneChannel, ...args)) === 1;
+    return scripts.approvalExpire(approvalKeys(approvalId, actionId), { at: now(), expiredOutcome: JSON.stringify(EXPIRED) });
   };
 
   const getApproval = async (id: string): Promise<Approval | undefined> => {
@@ -106,18 +90,18 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
   return {
     doneChannel,
 
-    async create(meta, approval) {
-      const keys = [actKey(meta.id), agentRevokedKey(prefix, meta.agentId), agentIndex(meta.agentId)];
-      const args = [meta.id, approval ? 'awaiting_approval' : 'queued', JSON.stringify(meta), String(ttlSeconds)];
-      if (approval) {
-        keys.push(aprKey(approval.id), pendingKey);
-        args.push(approval.id, JSON.stringify(approval.data), String(approval.ttlMs), meta.agentId);
-      }
-      return (await scripted.sandgateCreateAction(keys.length, ...keys, ...args)) !== 0;
+    create(meta, approval) {
+      const own = { action: actKey(meta.id), revoked: keys.agent.revoked(meta.agentId), agentIndex: keys.agent.actions(meta.agentId) };
+      const args = { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds };
+      if (!approval) return scripts.actionCreate(own, args);
+      return scripts.actionCreateAwaiting(
+        { ...own, approval: aprKey(approval.id), pending: pendingKey },
+        { ...args, approvalId: approval.id, data: JSON.stringify(approval.data), approvalTtlMs: approval.ttlMs, agentId: meta.agentId },
+      );
     },
 
     async get(id) {
-      const h = await redis.hgetall(actKey(id));
+      const [h, laterAuditIds] = await Promise.all([redis.hgetall(actKey(id)), redis.lrange(keys.action.auditIds(id), 0, -1)]);
       if (!h.meta || !h.status) return undefined;
       const meta = JSON.parse(h.meta) as ActionMeta;
       const outcome = h.outcome ? (JSON.parse(h.outcome) as Partial<ActionOutcome>) : {};
@@ -137,7 +121,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         egress: outcome.egress ?? [],
         usage: outcome.usage ?? { cost: 0 },
         auditId: meta.auditId ?? null,
-        auditIds: [...(meta.auditId ? [meta.auditId] : []), ...(h.auditIds ? (JSON.parse(h.auditIds) as string[]) : [])],
+        auditIds: [...(meta.auditId ? [meta.auditId] : []), ...laterAuditIds],
         finishedAt: h.finishedAt ?? null,
       };
     },
@@ -159,25 +143,21 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       const actionId = await redis.hget(aprKey(approvalId), 'actionId');
       if (!actionId) return { ok: false, why: 'missing', detail: '' };
       const denied = { error: { code: 'approval_denied', message: `denied by an approver${reason ? `: ${reason}` : ''}` } };
-      const [verdict, detail] = await scripted.sandgateDecide(
-        aprKey(approvalId),
-        actKey(actionId),
-        pendingKey,
-        doneChannel,
+      const [verdict, detail] = await scripts.approvalDecide(approvalKeys(approvalId, actionId), {
         decision,
-        deciderId,
-        reason ?? '',
-        now(),
-        JSON.stringify(denied),
-        JSON.stringify(EXPIRED),
-      );
+        decider: deciderId,
+        reason: reason ?? '',
+        at: now(),
+        deniedOutcome: JSON.stringify(denied),
+        expiredOutcome: JSON.stringify(EXPIRED),
+      });
       return verdict === 'ok' ? { ok: true } : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
     },
 
     expireIfDue,
 
-    async consumeApproval(approvalId, actionId, argsHash) {
-      return (await scripted.sandgateConsume(aprKey(approvalId), actionId, argsHash)) === 1;
+    consumeApproval(approvalId, actionId, argsHash) {
+      return scripts.approvalConsume({ approval: aprKey(approvalId) }, { actionId, argsHash });
     },
 
     markRunning(id) {
@@ -199,12 +179,12 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
     },
 
     idsOfAgent(agentId) {
-      return redis.smembers(agentIndex(agentId));
+      return redis.smembers(keys.agent.actions(agentId));
     },
 
     async addAuditId(id, auditId) {
-      const current = await redis.hget(actKey(id), 'auditIds');
-      await redis.hset(actKey(id), 'auditIds', JSON.stringify([...(current ? (JSON.parse(current) as string[]) : []), auditId]));
+      // A list, appended in Redis: two records added at once (decided, started) both stay.
+      await execAll(redis.multi().rpush(keys.action.auditIds(id), auditId).expire(keys.action.auditIds(id), ttlSeconds));
     },
   };
 }

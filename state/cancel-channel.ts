@@ -1,7 +1,8 @@
 // DELETE /v1/executions/:id reaches the runner that holds the run, wherever it is, over pub/sub.
 import type { Redis } from 'ioredis';
+import { redisKeys } from './keys.ts';
 
-export const cancelChannel = (prefix: string): string => `${prefix}:exec-cancel`;
+const cancelChannel = (prefix: string): string => redisKeys(prefix).execution.cancelChannel;
 
 export async function publishCancel(redis: Redis, prefix: string, id: string): Promise<void> {
   await redis.publish(cancelChannel(prefix), id);

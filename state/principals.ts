@@ -2,6 +2,7 @@
 // SHA-256, so a copy of Redis reveals no credential.
 import type { Redis } from 'ioredis';
 import { createHash, randomBytes } from 'node:crypto';
+import { redisKeys } from './keys.ts';
 
 export type HumanRole = 'approver' | 'auditor';
 
@@ -23,7 +24,8 @@ export interface PrincipalStore {
 const digest = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export function createPrincipalStore(redis: Redis, prefix: string): PrincipalStore {
-  const tokenKey = (token: string) => `${prefix}:principal-token:${digest(token)}`;
+  const keys = redisKeys(prefix);
+  const tokenKey = (token: string) => keys.principalToken(digest(token));
   return {
     async create({ name, role }) {
       const principal: HumanPrincipal = { id: `pr_${randomBytes(12).toString('base64url')}`, name, role, createdAt: new Date().toISOString() };

@@ -1,7 +1,7 @@
 // Sandbox profiles: read from YAML once at start-up and validated against the contract. A bad
 // file stops the start with a message naming the file and the field.
 import { Profile } from '../contract/profile.ts';
-import { readDeclarations } from '../guard/declaration-files.ts';
+import { readDeclarations } from './declaration-files.ts';
 
 export type ProfileSet = ReadonlyMap<string, Profile>;
 

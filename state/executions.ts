@@ -3,8 +3,8 @@
 // handed out again, can never move a record twice or run its code twice.
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
-import { agentExecutionsKey, agentRevokedKey, taskExecutionsKey } from '../contract/redis-keys.ts';
-import { TRANSITION } from '../guard/records/transition-script.ts';
+import { redisKeys } from './keys.ts';
+import { defineScripts } from './scripts.ts';
 
 export interface ExecutionMeta {
   id: string;
@@ -22,35 +22,6 @@ export type ExecutionOutcome = Pick<
   Execution,
   'exitCode' | 'stdout' | 'stderr' | 'result' | 'files' | 'truncated' | 'usage' | 'error'
 > & { /** The audit record of the run's end. */ auditId?: string };
-
-// Admission: the record is created only while the agent is not revoked, in one step, so no
-// request admitted after a revocation can slip in between a check and the write. The id goes
-// into the agent's index and, when it has one, the task's.
-// KEYS: record, revoked marker, agent index, [task index].
-const CREATE = `
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'id', ARGV[1], 'status', 'queued', 'meta', ARGV[2], 'starts', 0)
-redis.call('EXPIRE', KEYS[1], ARGV[3])
-for i = 3, #KEYS do
-  redis.call('SADD', KEYS[i], ARGV[1])
-  redis.call('EXPIRE', KEYS[i], ARGV[3])
-end
-return 1
-`;
-
-// A run cancelled while running is final at once (the caller is answered, waiters are told),
-// but only its runner knows what it used: the runner adds its outcome (usage, output, the audit
-// id of its end) to the cancelled record once, keeping the cancel's status and reason.
-// KEYS: record. ARGV: outcome JSON.
-const AMEND_CANCELLED = `
-if redis.call('HGET', KEYS[1], 'status') ~= 'cancelled' or redis.call('HGET', KEYS[1], 'awaitingRunner') ~= '1' then return 0 end
-local cur = cjson.decode(redis.call('HGET', KEYS[1], 'outcome') or '{}')
-local new = cjson.decode(ARGV[1])
-new['error'] = cur['error']
-redis.call('HSET', KEYS[1], 'outcome', cjson.encode(new))
-redis.call('HDEL', KEYS[1], 'awaitingRunner')
-return 1
-`;
 
 export type TransitionResult = 'done' | 'refused' | 'missing';
 
@@ -75,57 +46,48 @@ export interface ExecutionStore {
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 
-type WithTransition = Redis & {
-  sandgateTransition(record: string, channel: string, ...args: string[]): Promise<number>;
-  sandgateCreate(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
-  sandgateAmendCancelled(record: string, outcome: string): Promise<number>;
-};
-
 export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
-  // defineCommand sends EVALSHA (the script once, then its hash), not the script every call.
-  if (!('sandgateTransition' in redis)) {
-    redis.defineCommand('sandgateTransition', { numberOfKeys: 2, lua: TRANSITION });
-    redis.defineCommand('sandgateCreate', { lua: CREATE }); // 3 or 4 keys: numKeys first
-    redis.defineCommand('sandgateAmendCancelled', { numberOfKeys: 1, lua: AMEND_CANCELLED });
-  }
-  const scripted = redis as WithTransition;
-  const key = (id: string) => `${prefix}:exec:${id}`;
-  const doneChannel = `${prefix}:exec-done`;
+  const scripts = defineScripts(redis);
+  const keys = redisKeys(prefix);
+  const key = keys.execution.record;
+  const doneChannel = keys.execution.doneChannel;
   const finalFrom: readonly ExecutionStatus[] = ['queued', 'running'];
 
-  const transition = async (
-    id: string,
-    to: ExecutionStatus,
-    from: readonly string[],
-    fields: Record<string, string>,
-  ): Promise<TransitionResult> => {
-    const args = [to, String(ttlSeconds), String(from.length), ...from, ...Object.entries(fields).flat()];
-    const r = await scripted.sandgateTransition(key(id), doneChannel, ...args);
+  const transition = async (id: string, to: ExecutionStatus, from: readonly string[], fields: Record<string, string>): Promise<TransitionResult> => {
+    const r = await scripts.transition({ record: key(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields });
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
 
   return {
     doneChannel,
 
-    async create(meta) {
-      const keys = [key(meta.id), agentRevokedKey(prefix, meta.agentId), agentExecutionsKey(prefix, meta.agentId)];
-      if (meta.taskId) keys.push(taskExecutionsKey(prefix, meta.taskId));
-      return (await scripted.sandgateCreate(keys.length, ...keys, meta.id, JSON.stringify(meta), String(ttlSeconds))) === 1;
+    create(meta) {
+      return scripts.executionCreate(
+        {
+          record: key(meta.id),
+          revoked: keys.agent.revoked(meta.agentId),
+          agentIndex: keys.agent.executions(meta.agentId),
+          taskIndex: keys.task.executions(meta.taskId ?? 'none'),
+        },
+        { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds, hasTask: meta.taskId !== null },
+      );
     },
 
     idsOfAgent(agentId) {
-      return redis.smembers(agentExecutionsKey(prefix, agentId));
+      return redis.smembers(keys.agent.executions(agentId));
     },
 
     idsOfTask(taskId) {
-      return redis.smembers(taskExecutionsKey(prefix, taskId));
+      return redis.smembers(keys.task.executions(taskId));
     },
 
     async get(id) {
       const h = await redis.hgetall(key(id));
       if (!h.meta || !h.status) return undefined;
       const meta = JSON.parse(h.meta) as ExecutionMeta;
-      const outcome = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
+      // A run cancelled while it ran: the cancel's status and reason, with what its runner measured.
+      const own = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
+      const outcome = h.runnerOutcome ? { ...(JSON.parse(h.runnerOutcome) as Partial<ExecutionOutcome>), error: own.error } : own;
       return {
         ...meta,
         status: h.status as ExecutionStatus,
@@ -165,8 +127,8 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       });
     },
 
-    async amendCancelled(id, outcome) {
-      return (await scripted.sandgateAmendCancelled(key(id), JSON.stringify(outcome))) === 1;
+    amendCancelled(id, outcome) {
+      return scripts.executionAmendCancelled({ record: key(id) }, { outcome: JSON.stringify(outcome) });
     },
   };
 }

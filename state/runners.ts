@@ -3,6 +3,7 @@
 import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { redisKeys } from './keys.ts';
 
 export interface RunnerRegistry {
   readonly id: string;
@@ -12,7 +13,7 @@ export interface RunnerRegistry {
 
 export async function registerRunner(redis: Redis, prefix: string, ttlMs = 30_000): Promise<RunnerRegistry> {
   const id = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const key = (runner: string) => `${prefix}:runner:${runner}`;
+  const key = redisKeys(prefix).runner;
   const beat = () => redis.set(key(id), String(Date.now()), 'PX', ttlMs);
   await beat();
   const timer = setInterval(() => void beat().catch(() => {}), Math.floor(ttlMs / 3));

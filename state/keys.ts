@@ -1,0 +1,55 @@
+// Every Redis key and channel Sandgate uses, built here and nowhere else, under the instance's
+// prefix (two instances on one Redis stay apart). Grouped by what they hold.
+export type Keys = ReturnType<typeof redisKeys>;
+
+export function redisKeys(prefix: string) {
+  const k = (...parts: string[]) => [prefix, ...parts].join(':');
+  return {
+    prefix,
+    agent: {
+      /** The agent record (JSON). */
+      record: (agentId: string) => k('agent', agentId),
+      /** Set while the agent is revoked: every admission script checks it atomically. */
+      revoked: (agentId: string) => k('agent-revoked', agentId),
+      /** Its executions and actions, so a revocation reaches all of its work. */
+      executions: (agentId: string) => k('agent-execs', agentId),
+      actions: (agentId: string) => k('agent-acts', agentId),
+      /** GCRA state of its per-minute limit, per kind of work. */
+      rate: (kind: 'run' | 'tool', agentId: string) => k('rate', kind, agentId),
+      /** Its spend of the current UTC day (hash: day, spent, reserved). */
+      spendDay: (agentId: string) => k('spend-day', agentId),
+    },
+    principalToken: (tokenDigest: string) => k('principal-token', tokenDigest),
+    task: {
+      /** The task hash: budget, counts, spend, status (`none` for work without a task). */
+      record: (taskId: string | null) => k('task', taskId ?? 'none'),
+      taint: (taskId: string) => k('task-taint', taskId),
+      executions: (taskId: string) => k('task-execs', taskId),
+    },
+    /** A worst-case reservation held by admitted work until it is settled. */
+    reservation: (workId: string) => k('reservation', workId),
+    execution: {
+      record: (id: string) => k('exec', id),
+      /** `<id> <status>` is published here when an execution reaches a final status. */
+      doneChannel: k('exec-done'),
+      /** An execution id published here tells its runner, wherever it is, to stop it. */
+      cancelChannel: k('exec-cancel'),
+    },
+    action: {
+      record: (id: string) => k('act', id),
+      auditIds: (id: string) => k('act-audit', id),
+      approval: (id: string) => k('apr', id),
+      /** Pending approvals by expiry time (ms). */
+      pendingApprovals: k('apr-pending'),
+      doneChannel: k('act-done'),
+    },
+    audit: {
+      record: (id: string) => k('audit', 'rec', id),
+      all: k('audit', 'all'),
+      ofTask: (taskId: string) => k('audit', 'task', taskId),
+      ofAgent: (agentId: string) => k('audit', 'agent', agentId),
+    },
+    /** Heartbeat of a live runner process (TTL): the reaper spares its containers. */
+    runner: (runnerId: string) => k('runner', runnerId),
+  };
+}

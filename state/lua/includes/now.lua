@@ -1,0 +1,5 @@
+-- now: Redis's own clock in ms, so every process agrees on what time it is.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
