@@ -13,12 +13,12 @@ import type { PrincipalStore } from '../state/principals.ts';
 import type { BudgetStore } from '../state/budgets.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
-import type { ExecutionEvents } from '../state/record-events.ts';
+import type { RecordEvents } from '../state/record-events.ts';
 import type { ExecutionStore } from '../state/executions.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
-import type { WorkCanceller } from '../guard/lifecycle/cancel-work.ts';
 import type { ActionStore } from '../state/actions.ts';
-import type { ActionAdmissionDeps } from '../guard/actions/admit-action.ts';
+import type { ActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
+import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
 import type { ToolSet } from '../guard/tools/tool-registry.ts';
 import { actionRoutes } from './routes/actions.ts';
 import { auditRoutes } from './routes/audit.ts';
@@ -44,16 +44,17 @@ export interface ApiDeps {
   /** Tool calls; shown on the dashboard and in the metrics beside the execution queues. */
   actionsQueue: Queue;
   store: ExecutionStore;
-  events: ExecutionEvents;
+  events: RecordEvents;
+  /** The life of a run and of a tool call (guard/lifecycle): the routes only call these. */
+  executions: ExecutionLifecycle;
+  toolCalls: ActionLifecycle;
   agents: AgentStore;
   principals: PrincipalStore;
   tokens: TokenService;
   policy: PolicyDecisionPoint;
   budgets: BudgetStore;
-  canceller: WorkCanceller;
   actions: ActionStore;
   tools: ToolSet;
-  admission: ActionAdmissionDeps;
   audit: Auditor;
   auditIndex: AuditIndex;
   /** Verifies this process's audit directory (GET /v1/audit/verify). */

@@ -41,8 +41,8 @@ export interface BudgetStore {
   getTask(id: string): Promise<Task | undefined>;
   /** Rate limit, task caps and daily spend, atomically; counts and reserves when admitted. */
   admit(request: AdmitRequest): Promise<Admission>;
-  /** Settles or refunds a reservation; idempotent. `exhausted` names the cap this reached. */
-  settle(settlement: Settlement): Promise<{ settled: boolean; exhausted: string | null }>;
+  /** Settles or refunds a reservation; idempotent. `exhausted` names the cap this reached; `cost` is what was charged. */
+  settle(settlement: Settlement): Promise<{ settled: boolean; exhausted: string | null; cost: number }>;
   /** Marks a task as having received untrusted data, remembering from where. */
   taint(taskId: string, source: string): Promise<void>;
   reportUsage(
@@ -126,11 +126,11 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       return { ok: false, reason: 'exhausted', cap: detail, ...(left !== undefined && { left: Math.max(0, fromNanos(Number(left))) }) };
     },
     async settle(s) {
-      const [verdict, exhausted] = await scripts.budgetSettle(
+      const [verdict, exhausted, charged] = await scripts.budgetSettle(
         { reservation: keys.reservation(s.id), task: taskKey(s.taskId), daySpend: dayKey(s.agentId) },
         { costNanos: toNanos(s.cost), refund: s.refund ?? false },
       );
-      return { settled: verdict === 'ok', exhausted: exhausted || null };
+      return { settled: verdict === 'ok', exhausted: exhausted || null, cost: fromNanos(Number(charged)) };
     },
     async taint(taskId, source) {
       // Only a task that exists is tainted; the first 20 sources are kept (the first one matters most).

@@ -3,7 +3,7 @@
 import type { Redis } from 'ioredis';
 import type { ExecutionStatus } from '../contract/execution.ts';
 
-export interface ExecutionEvents<S extends string = ExecutionStatus> {
+export interface RecordEvents<S extends string = ExecutionStatus> {
   /** Resolves with the final status, or undefined when `timeoutMs` passes first. */
   waitForFinal(id: string, timeoutMs: number): { done: Promise<S | undefined>; cancel(): void };
   onFinal(listener: (id: string, status: S) => void): void;
@@ -11,7 +11,7 @@ export interface ExecutionEvents<S extends string = ExecutionStatus> {
 }
 
 /** Works for any record kind whose transitions publish `<id> <status>` (executions, actions). */
-export async function createExecutionEvents<S extends string = ExecutionStatus>(subscriber: Redis, channel: string): Promise<ExecutionEvents<S>> {
+export async function createRecordEvents<S extends string = ExecutionStatus>(subscriber: Redis, channel: string): Promise<RecordEvents<S>> {
   const waiters = new Map<string, Set<(s: S | undefined) => void>>();
   const listeners: Array<(id: string, status: S) => void> = [];
   subscriber.on('message', (ch: string, message: string) => {

@@ -45,7 +45,7 @@ export interface Scripts {
     k: { rate: string; task: string; daySpend: string; reservation: string },
     a: { perMinute: number; perDayNanos: number; costNanos: number; hasTask: boolean; countField: string; capField: string },
   ): Promise<[string, string, string?]>;
-  budgetSettle(k: { reservation: string; task: string; daySpend: string }, a: { costNanos: number; refund: boolean }): Promise<[string, string]>;
+  budgetSettle(k: { reservation: string; task: string; daySpend: string }, a: { costNanos: number; refund: boolean }): Promise<[string, string, string]>;
   budgetReportUsage(k: { task: string; daySpend: string }, a: { tokens: number; costNanos: number; perDayNanos: number }): Promise<[string, string]>;
   actionCreate(k: { action: string; revoked: string; agentIndex: string }, a: { id: string; meta: string; ttlS: number }): Promise<boolean>;
   actionCreateAwaiting(
@@ -87,7 +87,7 @@ export function defineScripts(redis: Redis): Scripts {
       ];
     },
     async budgetSettle(k, a) {
-      return (await call('budget-settle-3', k.reservation, k.task, k.daySpend, a.costNanos, flag(a.refund))) as [string, string];
+      return (await call('budget-settle-3', k.reservation, k.task, k.daySpend, a.costNanos, flag(a.refund))) as [string, string, string];
     },
     async budgetReportUsage(k, a) {
       return (await call('budget-report-usage-2', k.task, k.daySpend, a.tokens, a.costNanos, a.perDayNanos)) as [string, string];

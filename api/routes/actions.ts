@@ -1,21 +1,20 @@
 // Tool calls: POST/GET /v1/actions, GET /v1/tools, and the approvals humans decide on.
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Action, ActionAccepted, ActionId, type ActionJob, ActionRequest, Approval, ApprovalDecisionRequest, ApprovalId, ApprovalQuery } from '../../contract/action.ts';
+import { Action, ActionAccepted, ActionId, ActionRequest, Approval, ApprovalDecisionRequest, ApprovalId, ApprovalQuery } from '../../contract/action.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ToolInfo } from '../../contract/tool.ts';
 import type { ActionStore } from '../../state/actions.ts';
-import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
+import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
 import { mayCallTool } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
-import { taskIdFor } from './executions.ts';
-import { taskFor } from './tasks.ts';
+import { taskFor, taskIdFor } from '../../guard/lifecycle/task-access.ts';
 
 export interface ActionRouteDeps {
-  admission: ActionAdmissionDeps;
+  toolCalls: ActionLifecycle;
   policy: PolicyDecisionPoint;
   actions: ActionStore;
   budgets: BudgetStore;
@@ -69,7 +68,7 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
       const taskId = taskIdFor(principal, request.body.taskId);
       if (taskId) await taskFor(budgets, principal, taskId);
       const scopes = principal.role === 'agent' ? principal.scopes : undefined;
-      const accepted = await admitAction(deps.admission, { agent: request.agent!, scopes, taskId }, request.body);
+      const accepted = await deps.toolCalls.admit({ agent: request.agent!, scopes, taskId }, request.body);
       return reply.code(202).send(accepted);
     },
   );
@@ -128,50 +127,8 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
       },
     },
     async (request) => {
-      const { id } = request.params;
       const { decision, reason } = request.body;
-      const decided = await actions.decide(id, decision, request.principal!.id, reason ?? null);
-      if (!decided.ok) {
-        if (decided.why === 'missing') throw new SandgateError('not_found', `no approval ${id}`);
-        if (decided.why === 'self') throw new SandgateError('self_approval', 'the principal that asked for an action cannot decide on it');
-        if (decided.why === 'expired') throw new SandgateError('invalid_state', `approval ${id} expired before it was decided; its action did not run`);
-        if (decided.why === 'decided') throw new SandgateError('invalid_state', `approval ${id} is already ${decided.detail}; an approval is decided once`);
-        throw new SandgateError('invalid_state', `the action of approval ${id} is ${decided.detail}`);
-      }
-      const approval = (await actions.getApproval(id))!;
-      const action = (await actions.get(approval.actionId))!;
-      const ctx = { agentId: action.agentId, principalId: request.principal!.id, taskId: action.taskId, subject: action.id };
-      const decidedRecord = deps.admission.audit.record('approval.decided', ctx, { approvalId: id, tool: action.tool, argsHash: approval.argsHash, decision, by: request.principal!.id, reason: reason ?? null });
-      try {
-        await actions.addAuditId(action.id, await decidedRecord);
-      } catch (e) {
-        // Audit before effect: an approval that cannot be recorded sends nothing.
-        if (decision === 'approve') await actions.finish(action.id, 'failed', { error: { code: 'audit_unavailable', message: 'the approval could not be recorded; nothing was sent' } });
-        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
-        throw e;
-      }
-      if (decision === 'deny') {
-        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
-        return approval;
-      }
-      const job: ActionJob = {
-        id: action.id,
-        agentId: action.agentId,
-        taskId: action.taskId,
-        tool: action.tool,
-        args: approval.args,
-        argsHash: approval.argsHash,
-        approvalId: id,
-        destinations: action.destinations,
-      };
-      try {
-        await deps.admission.enqueue(job);
-      } catch (e) {
-        await actions.finish(action.id, 'failed', { error: { code: 'dependency_unavailable', message: 'approved, but the action could not be queued' } });
-        await budgets.settle({ id: action.id, agentId: action.agentId, taskId: action.taskId, cost: 0, refund: true });
-        throw e;
-      }
-      return approval;
+      return deps.toolCalls.decide(request.params.id, decision, request.principal!, reason ?? null);
     },
   );
 };

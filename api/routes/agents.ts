@@ -16,13 +16,11 @@ import type { AgentStore } from '../../state/agents.ts';
 import type { PrincipalStore } from '../../state/principals.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
-import type { WorkCanceller } from '../../guard/lifecycle/cancel-work.ts';
-import type { ActionStore } from '../../state/actions.ts';
 import type { Auditor } from '../../guard/audit/auditor.ts';
 import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
-import type { BudgetStore } from '../../state/budgets.ts';
-import type { ExecutionStore } from '../../state/executions.ts';
+import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
+import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import type { ProfileSet } from '../../guard/profiles.ts';
 
 export interface AgentRouteDeps {
@@ -30,10 +28,8 @@ export interface AgentRouteDeps {
   principals: PrincipalStore;
   tokens: TokenService;
   profiles: ProfileSet;
-  store: ExecutionStore;
-  canceller: WorkCanceller;
-  actions: ActionStore;
-  budgets: BudgetStore;
+  executions: ExecutionLifecycle;
+  toolCalls: ActionLifecycle;
   tools: ToolSet;
   audit: Auditor;
 }
@@ -42,7 +38,7 @@ const IdParams = z.strictObject({ id: AgentId });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
 export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, deps) => {
-  const { agents, tokens, profiles, store } = deps;
+  const { agents, tokens, profiles } = deps;
   const mustGet = async (id: string) => {
     const agent = await agents.get(id);
     if (!agent) throw new SandgateError('not_found', `no agent ${id}`);
@@ -117,18 +113,10 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       // so the sweep below sees every execution that ever will exist.
       const agent = await agents.revoke(request.params.id);
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
-      let cancelled = 0;
-      let cancelledActions = 0;
-      for (const id of await store.idsOfAgent(agent.id)) {
-        if ((await deps.canceller.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' })) === 'done') cancelled++;
-      }
+      const reason = { code: 'agent_revoked', message: 'the agent was revoked' };
+      const cancelled = await deps.executions.cancelAllOf(agent.id, reason);
       // Tool calls not yet made (queued, or waiting for an approver) never will be.
-      for (const id of await deps.actions.idsOfAgent(agent.id)) {
-        const action = await deps.actions.get(id);
-        if (!action || !(await deps.actions.cancel(id, { code: 'agent_revoked', message: 'the agent was revoked' }))) continue;
-        await deps.budgets.settle({ id, agentId: agent.id, taskId: action.taskId, cost: 0, refund: true });
-        cancelledActions++;
-      }
+      const cancelledActions = await deps.toolCalls.cancelAllOf(agent.id, reason);
       await deps.audit.record('agent.revoked', { agentId: agent.id, principalId: request.principal!.id }, { cancelledExecutions: cancelled, cancelledActions });
       return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled, cancelledActions };
     },

@@ -3,17 +3,17 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
-import type { Principal } from '../../contract/principal.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
+import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
+import { taskFor } from '../../guard/lifecycle/task-access.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
-import { TASK_EXHAUSTED, type WorkCanceller } from '../../guard/lifecycle/cancel-work.ts';
 import { type Auditor, capped } from '../../guard/audit/auditor.ts';
 import type { AuditIndex } from '../../state/audit-index.ts';
 import { AuditRecord } from '../../contract/audit.ts';
 
 export interface TaskRouteDeps {
   budgets: BudgetStore;
-  canceller: WorkCanceller;
+  executions: ExecutionLifecycle;
   audit: Auditor;
   auditIndex: AuditIndex;
 }
@@ -21,16 +21,7 @@ export interface TaskRouteDeps {
 const IdParams = z.strictObject({ id: TaskId });
 const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 
-/** An agent sees only its own tasks (others are "not found"); admin and auditor see all. */
-export async function taskFor(budgets: BudgetStore, principal: Principal, id: string): Promise<Task> {
-  const task = await budgets.getTask(id);
-  if (!task || (principal.role === 'agent' && task.agentId !== principal.agentId)) {
-    throw new SandgateError('not_found', `no task ${id}`);
-  }
-  return task;
-}
-
-export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, canceller, audit, auditIndex }) => {
+export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, executions, audit, auditIndex }) => {
   app.post(
     '/v1/tasks',
     {
@@ -77,8 +68,7 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { bu
         if ('missing' in outcome) throw new SandgateError('not_found', `no task ${task.id}`);
         if (outcome.cap === 'spendPerDay') throw new SandgateError('budget_exceeded', `spendPerDay: this agent has spent its budget for today`);
         // Stop, not spiral: nothing queued for a spent task runs.
-        const cancelled = await canceller.cancelQueuedOfTask(task.id, TASK_EXHAUSTED);
-        await audit.record('task.exhausted', ctx, { cap: outcome.cap, cancelledExecutions: cancelled });
+        await executions.stopTask(agent.id, task.id, outcome.cap);
         throw new SandgateError('budget_exceeded', `${outcome.cap}: task ${task.id} passed its ${outcome.cap}; the task is exhausted`);
       }
       return { remaining: (await budgets.getTask(task.id))!.remaining };

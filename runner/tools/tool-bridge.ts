@@ -7,16 +7,16 @@ import { type Action, ActionRequest, type ActionStatus, FINAL_ACTION_STATUSES } 
 import type { ExecutionJob } from '../../contract/execution.ts';
 import { isSandgateError } from '../../contract/errors.ts';
 import type { ActionStore } from '../../state/actions.ts';
-import { type ActionAdmissionDeps, admitAction } from '../../guard/actions/admit-action.ts';
+import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { AgentStore } from '../../state/agents.ts';
-import type { ExecutionEvents } from '../../state/record-events.ts';
+import type { RecordEvents } from '../../state/record-events.ts';
 import type { ToolBridge } from '../engines/isolate/isolate-engine.ts';
 
 export interface ToolBridgeDeps {
-  admission: ActionAdmissionDeps;
+  toolCalls: ActionLifecycle;
   agents: AgentStore;
   actions: ActionStore;
-  events: ExecutionEvents<ActionStatus>;
+  events: RecordEvents<ActionStatus>;
 }
 
 const coded = (code: string, message: string) => Object.assign(new Error(message), { code });
@@ -40,7 +40,7 @@ export function createToolBridge(deps: ToolBridgeDeps): ToolBridge {
     if (!request.success) throw coded('validation_failed', request.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
     let accepted: { id: string; status: ActionStatus };
     try {
-      accepted = await admitAction(deps.admission, { agent, scopes: job.scopes, taskId: job.taskId }, request.data);
+      accepted = await deps.toolCalls.admit({ agent, scopes: job.scopes, taskId: job.taskId }, request.data);
     } catch (e) {
       if (isSandgateError(e)) throw coded(e.code, e.message);
       throw e;

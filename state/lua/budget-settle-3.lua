@@ -8,11 +8,11 @@
   KEYS[3] the agent's day spend
   ARGV[1] actual cost (nanos; capped at what was reserved)
   ARGV[2] '1' for a refund
-  Returns {'ok', exhausted cap or ''} | {'none', ''}.
+  Returns {'ok', exhausted cap or '', settled cost (nanos)} | {'none', '', '0'}.
 ]]
 local reservation, task, day_spend = KEYS[1], KEYS[2], KEYS[3]
 local refund = ARGV[2] == '1'
-if redis.call('EXISTS', reservation) == 0 then return {'none', ''} end
+if redis.call('EXISTS', reservation) == 0 then return {'none', '', '0'} end
 local r = redis.call('HMGET', reservation, 'amount', 'day', 'count', 'task')
 redis.call('DEL', reservation)
 local amount = tonumber(r[1])
@@ -29,4 +29,4 @@ if r[4] == '1' and redis.call('EXISTS', task) == 1 then
 end
 redis.call('HINCRBY', day_spend, 'reserved', -amount)
 if redis.call('HGET', day_spend, 'day') == r[2] then redis.call('HINCRBY', day_spend, 'spent', actual) end
-return {'ok', exhausted}
+return {'ok', exhausted, tostring(actual)}

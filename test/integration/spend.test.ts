@@ -149,10 +149,10 @@ describe('budget store settlement', () => {
     for (const id of ['a', 'b']) {
       expect(await budgets.admit({ id, kind: 'run', agentId: 'ag_settle', limits, taskId: task.id, worstCase: 1 })).toEqual({ ok: true });
     }
-    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: true, exhausted: null });
-    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: false, exhausted: null });
+    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: true, exhausted: null, cost: 1 }); // charged at most what was reserved
+    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: false, exhausted: null, cost: 0 });
     expect((await budgets.getTask(task.id))!.used.spend).toBe(1); // capped at the reservation of 1
-    expect(await budgets.settle({ id: 'b', agentId: 'ag_settle', taskId: task.id, cost: 1 })).toEqual({ settled: true, exhausted: 'maxSpend' });
+    expect(await budgets.settle({ id: 'b', agentId: 'ag_settle', taskId: task.id, cost: 1 })).toEqual({ settled: true, exhausted: 'maxSpend', cost: 1 });
     expect(await budgets.getTask(task.id)).toMatchObject({ status: 'exhausted', used: { spend: 2 }, reserved: { spend: 0 } });
   });
 

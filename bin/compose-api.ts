@@ -1,0 +1,72 @@
+// The API side of a process: the admin token and signing keys, the readiness checks and the
+// fastify app over the core's state and lifecycles.
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
+import { buildApp } from '../api/app.ts';
+import type { ReadinessChecks } from '../api/routes/service.ts';
+import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
+import { loadKeyRing } from '../guard/identity/signing-keys.ts';
+import { createTokenService } from '../guard/identity/tokens.ts';
+import { createPrincipalStore } from '../state/principals.ts';
+import { createRecordEvents } from '../state/record-events.ts';
+import type { Core } from './compose-core.ts';
+import { connect } from './compose-parts.ts';
+import type { Closer } from './shutdown.ts';
+
+export interface ApiSide {
+  app: FastifyInstance;
+  adminToken: string;
+  closers: Closer[];
+}
+
+/** Redis, and each engine a loaded profile needs: local ones from their last probe, remote ones by their workers. */
+export function readinessChecks(core: Core): ReadinessChecks {
+  const checks: Record<string, () => Promise<void>> = {
+    redis: async () => {
+      await core.redis.ping();
+    },
+  };
+  for (const [name, queue] of core.executionQueues) {
+    const local = core.local.engines[name];
+    checks[`engine:${name}`] = local
+      ? () => local.check() // the docker engine answers from its last probe, never waits on Docker
+      : async () => {
+          if ((await queue.getWorkersCount()) === 0) throw new Error(`no runner is taking ${name} jobs`);
+        };
+  }
+  return checks;
+}
+
+export async function composeApiSide(core: Core, registry: Registry): Promise<ApiSide> {
+  const { config } = core;
+  const adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
+  const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
+  const events = await createRecordEvents(await connect(config.REDIS_URL, 'sandgate-events-sub'), core.store.doneChannel);
+  const app = await buildApp({
+    config,
+    logger: core.log,
+    redis: core.redis,
+    queues: core.executionQueues,
+    actionsQueue: core.actionsQueue,
+    store: core.store,
+    events,
+    executions: core.executions,
+    toolCalls: core.toolCalls,
+    agents: core.agents,
+    actions: core.actions,
+    tools: core.tools,
+    audit: core.auditTrail.audit,
+    auditIndex: core.auditTrail.index,
+    verifyAudit: core.auditTrail.verify,
+    principals: createPrincipalStore(core.redis, config.SANDGATE_PREFIX),
+    policy: core.policy,
+    budgets: core.budgets,
+    tokens: createTokenService(keys),
+    admin: adminTokenCheck(adminToken),
+    profiles: core.profiles,
+    registry,
+    readiness: readinessChecks(core),
+    availableProfiles: core.availableProfiles,
+  });
+  return { app, adminToken, closers: [{ name: 'execution events', close: () => events.close() }] };
+}

@@ -1,0 +1,140 @@
+// What both sides of Sandgate share, built once per process: the Redis connection and the state
+// on it, the audit trail, the policy decision point, the tools, the queues, the lifecycle hooks
+// and the two lifecycles every route and worker goes through.
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Config } from '../contract/config.ts';
+import type { EngineName } from '../contract/profile.ts';
+import { ACTIONS_QUEUE, executionQueueName } from '../contract/queues.ts';
+import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
+import { type AuditTrail, openAuditTrail } from '../guard/audit/audit-trail.ts';
+import { type ActionLifecycle, createActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
+import { createExecutionLifecycle, type ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
+import { createHooks, type Hooks } from '../guard/lifecycle/hooks.ts';
+import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
+import { loadProfiles, type ProfileSet } from '../guard/profiles.ts';
+import { loadTools, type ToolSet } from '../guard/tools/tool-registry.ts';
+import { EXPIRE_JOB } from '../runner/tools/action-worker.ts';
+import { type ActionStore, createActionStore } from '../state/actions.ts';
+import { type AgentStore, createAgentStore } from '../state/agents.ts';
+import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
+import { publishCancel } from '../state/cancel-channel.ts';
+import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
+import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
+import type { Mode } from './compose.ts';
+
+export interface Core {
+  config: Config;
+  log: Logger;
+  redis: Redis;
+  profiles: ProfileSet;
+  tools: ToolSet;
+  policy: PolicyDecisionPoint;
+  store: ExecutionStore;
+  budgets: BudgetStore;
+  actions: ActionStore;
+  agents: AgentStore;
+  auditTrail: AuditTrail;
+  executionQueues: ReadonlyMap<EngineName, Queue>;
+  actionsQueue: Queue;
+  hooks: Hooks;
+  executions: ExecutionLifecycle;
+  toolCalls: ActionLifecycle;
+  /** The engines this process runs, set by the runner side once it has made them. */
+  local: { engines: LocalEngines };
+  /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
+  availableProfiles(): Promise<ReadonlySet<string>>;
+}
+
+export async function composeCore(config: Config, mode: Mode, log: Logger, env: Record<string, string | undefined>): Promise<Core> {
+  const profiles = await loadProfiles(config.SANDGATE_PROFILES_DIR);
+  const tools = await loadTools(config.SANDGATE_TOOLS_DIR, env);
+  // Requests fail fast (503) rather than queue up while Redis is away.
+  const redis = await connect(config.REDIS_URL, 'sandgate-cmd', {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: config.SANDGATE_REDIS_TIMEOUT_MS,
+    // Commands issued in one tick leave in one write: socket writes are the main thread's
+    // largest cost under load.
+    enableAutoPipelining: true,
+  });
+  const prefix = config.SANDGATE_PREFIX;
+  const ttl = config.SANDGATE_RECORD_TTL_S;
+  const store = createExecutionStore(redis, prefix, ttl);
+  const budgets = createBudgetStore(redis, prefix, ttl);
+  const actions = createActionStore(redis, prefix, ttl);
+  const agents = createAgentStore(redis, prefix);
+  const auditErrors = { 'audit-index': throttledErrorLog(log, 'audit-index'), 'audit-witness': throttledErrorLog(log, 'audit-witness') };
+  const auditTrail = await openAuditTrail({
+    dataDir: config.SANDGATE_DATA_DIR,
+    keyFile: config.SANDGATE_AUDIT_KEY_FILE,
+    witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL,
+    redis,
+    prefix,
+    ttlSeconds: ttl,
+    onError: (source, e) => auditErrors[source](e),
+  });
+  const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
+
+  const queue = (name: string) => {
+    const q = new Queue(name, { connection: redis, prefix });
+    q.on('error', throttledErrorLog(log, `queue:${name}`));
+    return q;
+  };
+  const engines = new Set([...profiles.values()].map((p) => p.engine));
+  const executionQueues = new Map<EngineName, Queue>([...engines].map((e) => [e, queue(executionQueueName(e))]));
+  const actionsQueue = queue(ACTIONS_QUEUE);
+
+  // A runner-only deployment cannot see the runners' engines: an API-only process counts every
+  // profile as available, and its readiness reports the runners instead.
+  const local: Core['local'] = { engines: {} };
+  const availableProfiles = async (): Promise<ReadonlySet<string>> => {
+    if (mode === 'api') return new Set(profiles.keys());
+    const names = new Set([...profiles.values()].filter((p) => p.engine === 'isolate' && local.engines.isolate).map((p) => p.name));
+    for (const n of local.engines.docker?.available() ?? []) names.add(n);
+    return names;
+  };
+
+  const hooks = createHooks((e, event) => log.error({ err: e.message, event: event.type }, 'a lifecycle observer failed'));
+  const executions = createExecutionLifecycle({
+    store,
+    budgets,
+    audit: auditTrail.audit,
+    policy,
+    profiles,
+    hooks,
+    logger: log,
+    publishCancel: (id) => publishCancel(redis, prefix, id),
+    availableProfiles,
+    enqueue: async (engine, job) => {
+      const q = executionQueues.get(engine);
+      if (!q) throw new Error(`no queue for engine ${engine}`);
+      await q.add('run', job, { jobId: job.id });
+    },
+    dequeue: async (id) => {
+      await Promise.all([...executionQueues.values()].map((q) => q.remove(id).catch(() => 0)));
+    },
+  });
+  // API and runners both admit tool calls (POST /v1/actions, and tools.call from sandboxed code).
+  const toolCalls = createActionLifecycle({
+    tools,
+    policy,
+    budgets,
+    actions,
+    agents,
+    audit: auditTrail.audit,
+    hooks,
+    logger: log,
+    approvalTtlMs: config.SANDGATE_APPROVAL_TTL_S * 1000,
+    enqueue: async (job) => {
+      await actionsQueue.add('call', job, { jobId: job.id });
+    },
+    scheduleExpiry: async (approval, delayMs) => {
+      await actionsQueue.add(EXPIRE_JOB, { approvalId: approval.id, actionId: approval.actionId }, { jobId: `expire-${approval.id}`, delay: delayMs });
+    },
+    announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log),
+    stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
+  });
+  return { config, log, redis, profiles, tools, policy, store, budgets, actions, agents, auditTrail, executionQueues, actionsQueue, hooks, executions, toolCalls, local, availableProfiles };
+}

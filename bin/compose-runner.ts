@@ -1,0 +1,67 @@
+// The runner side of a process: its heartbeat, the local engines, the execution workers and the
+// actions worker. Everything it needs beyond its own connections comes from the core.
+import type { ActionStatus } from '../contract/action.ts';
+import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
+import { buildActionWorker } from '../runner/tools/action-worker.ts';
+import { createToolBridge } from '../runner/tools/tool-bridge.ts';
+import { createRunMetrics } from '../runner/run-metrics.ts';
+import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
+import { createRecordEvents } from '../state/record-events.ts';
+import { registerRunner } from '../state/runners.ts';
+import type { Registry } from 'prom-client';
+import type { Core } from './compose-core.ts';
+import { connect, makeEngines } from './compose-parts.ts';
+import type { Closer } from './shutdown.ts';
+
+export interface RunnerSide {
+  runner: RunnerHandle;
+  closeActionWorker: () => Promise<void>;
+  /** Closed after the workers, in this order. */
+  closers: Closer[];
+}
+
+export async function composeRunnerSide(core: Core, registry: Registry, env: Record<string, string | undefined>, lookup: Lookup | undefined): Promise<RunnerSide> {
+  const { config, log } = core;
+  const closers: Closer[] = [];
+  const runners = await registerRunner(core.redis, config.SANDGATE_PREFIX);
+  // Runs even past the shutdown deadline: its removal lets the next runner reap at once.
+  closers.push({ name: 'runner heartbeat', close: () => runners.stop(), must: true });
+  // BullMQ leaves a connection it was handed open: these two are closed with the runner.
+  const workerConnection = await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null });
+  const actionConnection = await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null });
+  closers.push({
+    name: 'worker connections',
+    must: true,
+    close: async () => {
+      workerConnection.disconnect();
+      actionConnection.disconnect();
+    },
+  });
+  const actionEvents = await createRecordEvents<ActionStatus>(await connect(config.REDIS_URL, 'sandgate-action-events'), core.actions.doneChannel);
+  closers.push({ name: 'action events', close: () => actionEvents.close() });
+  const bridge = createToolBridge({ toolCalls: core.toolCalls, agents: core.agents, actions: core.actions, events: actionEvents });
+  core.local.engines = makeEngines(config, log, core.profiles, runners, bridge);
+  // A first answer from Docker before the process says it started (bounded: a missing engine
+  // must not delay the start of js runs).
+  await core.local.engines.docker?.health.ready(1500);
+  const runner = await buildWorker({
+    config,
+    connection: workerConnection,
+    subscriber: await connect(config.REDIS_URL, 'sandgate-cancel-sub'),
+    executions: core.executions,
+    profiles: core.profiles,
+    engines: core.local.engines,
+    metrics: createRunMetrics(registry),
+    logger: log.child({ part: 'runner' }),
+  });
+  const actionWorker = await buildActionWorker({
+    config,
+    connection: actionConnection,
+    toolCalls: core.toolCalls,
+    tools: core.tools,
+    env,
+    logger: log.child({ part: 'actions' }),
+    ...(lookup && { lookup }),
+  });
+  return { runner, closeActionWorker: () => actionWorker.close(), closers };
+}

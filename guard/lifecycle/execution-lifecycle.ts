@@ -1,0 +1,333 @@
+// The life of a run, in one place. The HTTP route and the runner's worker call these steps; they
+// re-implement none of them.
+//
+// API side, `admit`, in this order (refuse before you reveal; audit before effect):
+//   1. task       the task the caller may name (403/404), inputs marked untrusted taint it
+//   2. authorize  Cedar on the profile before anything about it is checked (403)
+//   3. inputs     language, stdin/files, ceilings, code size (400/413); engine available (503)
+//   4. checks     admission hooks (a paused task or suspended agent refuses here)
+//   5. reserve    rate limit, task caps, worst case against task and day (429/402)
+//   6. audit      "execution.requested" is durable, or 503 and nothing happens
+//   7. record     created only while the agent is not revoked
+//   8. enqueue    onto the engine's queue
+// A failure after step 5 is undone in one place (undo.ts): the reservation refunded, a record
+// that was created marked `rejected`. Every refusal is audited as "execution.refused".
+//
+// Runner side: `start` (queued → running, exactly once) → the engine runs it → `finish` (price,
+// audit "run.finished", record, settle; held and retried through a Redis blip), or
+// `unavailable` (no sandbox could be started: refunded), or `lost` (the queue gave up on it).
+// Every step is told to the hooks' observers.
+import type { Logger } from 'pino';
+import type { Agent } from '../../contract/agent.ts';
+import { SandgateError } from '../../contract/errors.ts';
+import type { EngineResult, ExecutionJob, ExecutionRequest, RunError } from '../../contract/execution.ts';
+import type { Principal } from '../../contract/principal.ts';
+import type { EngineName, Profile } from '../../contract/profile.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
+import type { ExecutionStore, TransitionResult } from '../../state/executions.ts';
+import { type Auditor, capped } from '../audit/auditor.ts';
+import { sha256Hex } from '../audit/canonical.ts';
+import { actualCost, worstCaseCost } from '../budget/pricing.ts';
+import { authorizeProfile } from '../policy/authorize.ts';
+import type { PolicyDecisionPoint } from '../policy/decision-point.ts';
+import type { ProfileSet } from '../profiles.ts';
+import { checkInputs } from './execution-inputs.ts';
+import type { Hooks } from './hooks.ts';
+import { retryUntilDone } from './retry.ts';
+import { taskFor, taskIdFor } from './task-access.ts';
+import { withUndo } from './undo.ts';
+import { createWorkBudget, type WorkRef } from './work-budget.ts';
+import { newId } from './ids.ts';
+
+export interface ExecutionLifecycleDeps {
+  store: ExecutionStore;
+  budgets: BudgetStore;
+  audit: Auditor;
+  policy: PolicyDecisionPoint;
+  profiles: ProfileSet;
+  hooks: Hooks;
+  logger: Logger;
+  /** Tells the runner holding a running execution to stop it, wherever it runs. */
+  publishCancel(id: string): Promise<void>;
+  /** API side: puts a job on its engine's queue, takes one off, and says what can run now. */
+  enqueue?(engine: EngineName, job: ExecutionJob): Promise<void>;
+  dequeue?(id: string): Promise<void>;
+  availableProfiles?(): Promise<ReadonlySet<string>>;
+  /** How long a finished run's result is held and retried while Redis is away. */
+  resultHoldMs?: number;
+}
+
+export interface Caller {
+  principal: Principal;
+  agent: Agent;
+}
+
+export interface Admitted {
+  id: string;
+  limits: ExecutionJob['limits'];
+  auditId: string;
+}
+
+export interface ExecutionLifecycle {
+  /** Admits a run and queues it. `beforeRecord` runs just before the record exists (subscribe a waiter there). */
+  admit(caller: Caller, request: ExecutionRequest, opts?: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void }): Promise<Admitted>;
+  /** Cancels a queued run (refunded, off its queue) or tells the runner of a running one to stop. */
+  cancel(id: string, reason: RunError): Promise<TransitionResult>;
+  /** Cancels every queued and running execution of an agent (revocation); returns how many. */
+  cancelAllOf(agentId: string, reason: RunError): Promise<number>;
+  /** Stop, not spiral: a task whose budget is spent cancels its queued runs, and says so. */
+  stopTask(agentId: string, taskId: string, cap: string): Promise<number>;
+
+  /** queued → running; false when it must not run (cancelled while queued, or started before). */
+  start(job: ExecutionJob, profile: Profile): Promise<boolean>;
+  /** The run has ended: price, audit, record and settle it. */
+  finish(job: ExecutionJob, profile: Profile, result: EngineResult, stopRetrying?: AbortSignal): Promise<void>;
+  /** No sandbox could be started: nothing ran, failed and refunded. */
+  unavailable(job: ExecutionJob, message: string): Promise<void>;
+  /** The queue gave up on the job (its runner died): a started run is charged its worst case. */
+  lost(id: string, job: ExecutionJob | undefined): Promise<void>;
+  /** A job that does not match the contract. */
+  malformed(id: string): Promise<void>;
+}
+
+const RUNNER_LOST: RunError = {
+  code: 'runner_lost',
+  message: 'the runner executing this run stopped before it finished; it is not retried, so the code never runs twice',
+};
+
+export const TASK_EXHAUSTED: RunError = {
+  code: 'budget_exceeded',
+  message: 'the task reached a budget cap before this run started; it was cancelled and refunded',
+};
+
+export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): ExecutionLifecycle {
+  const { store, audit, hooks, logger } = deps;
+  const ref = (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>): WorkRef => ({ id: job.id, kind: 'run', agentId: job.agentId, taskId: job.taskId });
+
+  /** Cancels a run that has not started: refunded in full and taken off its queue. */
+  const cancelQueued = async (id: string, reason: RunError): Promise<TransitionResult> => {
+    const record = await store.get(id);
+    if (!record) return 'missing';
+    const done = await store.cancel(id, reason, true);
+    if (done === 'done') {
+      await budget.settle(ref({ id, agentId: record.agentId, taskId: record.taskId }), { refund: true });
+      await deps.dequeue?.(id);
+    }
+    return done;
+  };
+
+  const stopTask = async (agentId: string, taskId: string, cap: string): Promise<number> => {
+    let cancelled = 0;
+    for (const id of await store.idsOfTask(taskId)) if ((await cancelQueued(id, TASK_EXHAUSTED)) === 'done') cancelled++;
+    await audit.record('task.exhausted', { agentId, taskId }, { cap, cancelledExecutions: cancelled }).catch(() => {});
+    hooks.emit({ type: 'task_exhausted', agentId, taskId, cap });
+    return cancelled;
+  };
+
+  const budget = createWorkBudget({ budgets: deps.budgets, hooks, stopTask: async (a, t, c) => void (await stopTask(a, t, c)) });
+  const hold = <T>(what: string, id: string, fn: () => Promise<T>, stop?: AbortSignal) =>
+    retryUntilDone(fn, { what, untilMs: deps.resultHoldMs ?? 5 * 60_000, ...(stop && { stop }), logger, context: { id } });
+
+  async function admit(caller: Caller, body: ExecutionRequest, opts: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void } = {}): Promise<Admitted> {
+    const { principal, agent } = caller;
+    // 1. task: the refusal is filed under the task only once it is known to be the agent's.
+    const owned: { taskId: string | null } = { taskId: null };
+    try {
+      const taskId = taskIdFor(principal, body.taskId);
+      const task = taskId ? await taskFor(deps.budgets, principal, taskId) : undefined;
+      owned.taskId = taskId;
+      // Untrusted inputs taint the task for good, whatever comes of the request.
+      const untrusted = body.untrusted || (body.files ?? []).some((f) => f.untrusted);
+      if (untrusted && taskId) await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
+
+      // 2. authorize, before anything about the profile is looked at.
+      const scopes = principal.role === 'agent' ? principal.scopes : undefined;
+      const { found: profile, decision } = authorizeProfile(deps.policy, { agent, scopes }, body.profile, deps.profiles.get(body.profile), {
+        taskTainted: untrusted || (task?.tainted ?? false),
+      });
+
+      // 3. inputs and engine.
+      const limits = checkInputs(body, profile);
+      if (!deps.enqueue || !(await deps.availableProfiles?.())?.has(profile.name)) {
+        throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
+      }
+
+      const id = newId('ex');
+      const worstCase = worstCaseCost(profile, limits);
+      const codeSha256 = sha256Hex(body.code);
+      // 4. checks.
+      await hooks.runChecks({ kind: 'run', id, agent, taskId, target: profile.name, inputHash: codeSha256, irreversible: false, tainted: untrusted || (task?.tainted ?? false), destinations: [], worstCase });
+
+      return await withUndo(async (undo) => {
+        // 5. reserve.
+        const work = ref({ id, agentId: agent.id, taskId });
+        await budget.reserve(work, agent, worstCase);
+        undo.push(() => budget.settle(work, { refund: true }));
+
+        // 6. audit before effect.
+        const auditId = await audit.record(
+          'execution.requested',
+          { agentId: agent.id, principalId: principal.id, taskId, subject: id },
+          {
+            profile: profile.name,
+            language: profile.language,
+            code: capped(body.code, 65536),
+            stdin: body.stdin ? capped(body.stdin) : null,
+            files: (body.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content), encoding: f.encoding ?? 'utf8' })),
+            limits,
+            reasoning: body.reasoning ?? null,
+            decision: { allowed: true, policies: decision.policies },
+            budget: { reserved: worstCase },
+          },
+        );
+
+        // 7. record (a waiter subscribes first, so a run that ends at once is not missed).
+        const unsubscribe = opts.beforeRecord?.(id, limits);
+        if (unsubscribe) undo.push(unsubscribe);
+        const meta = { id, profile: profile.name, language: profile.language, agentId: agent.id, taskId, createdAt: new Date().toISOString(), auditId };
+        if (!(await store.create(meta))) throw new SandgateError('agent_revoked', 'this agent has been revoked');
+        undo.push(() => store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }));
+
+        // 8. enqueue.
+        const job: ExecutionJob = {
+          id,
+          agentId: agent.id,
+          taskId,
+          profile: profile.name,
+          language: profile.language,
+          code: body.code,
+          stdin: body.stdin ?? '',
+          files: body.files ?? [],
+          limits,
+          ...(scopes && { scopes }),
+        };
+        await deps.enqueue!(profile.engine, job);
+        hooks.emit({
+          type: 'admitted',
+          attempt: { kind: 'run', id, agent, taskId, target: profile.name, inputHash: codeSha256, irreversible: false, tainted: untrusted || (task?.tainted ?? false), destinations: [], worstCase },
+          auditId,
+          status: 'queued',
+        });
+        return { id, limits, auditId };
+      });
+    } catch (e) {
+      if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
+        const ctx = { agentId: agent.id, principalId: principal.id, taskId: owned.taskId };
+        const data = { profile: body.profile, codeSha256: sha256Hex(body.code), reasoning: body.reasoning ?? null, refused: { code: e.code, message: e.message } };
+        const auditId = await audit.record('execution.refused', ctx, data).catch(() => undefined);
+        hooks.emit({ type: 'refused', kind: 'run', agentId: agent.id, taskId: owned.taskId, target: body.profile, code: e.code, auditId });
+      }
+      throw e;
+    }
+  }
+
+  return {
+    admit,
+
+    async cancel(id, reason) {
+      const queued = await cancelQueued(id, reason);
+      if (queued !== 'refused') return queued;
+      const running = await store.cancel(id, reason);
+      // The record is final now; its runner stops the run and adds what it used (finish).
+      if (running === 'done') await deps.publishCancel(id);
+      return running;
+    },
+
+    async cancelAllOf(agentId, reason) {
+      let cancelled = 0;
+      for (const id of await store.idsOfAgent(agentId)) if ((await this.cancel(id, reason)) === 'done') cancelled++;
+      return cancelled;
+    },
+
+    stopTask,
+
+    async start(job, profile) {
+      if (!(await store.markRunning(job.id))) {
+        // Cancelled while queued (refunded already; nothing to run), or started before by a
+        // runner that died: that one is charged its worst case, as it may have used all of it.
+        const lost = (await store.finish(job.id, 'failed', { error: RUNNER_LOST })) === 'done';
+        await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
+        return false;
+      }
+      // Appended in call order, so it lands before the run's end in this process's chain.
+      audit.record('run.started', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { profile: profile.name }).catch((e: Error) =>
+        logger.error({ err: e.message, id: job.id }, 'run start not audited'),
+      );
+      hooks.emit({ type: 'started', kind: 'run', id: job.id, agentId: job.agentId, taskId: job.taskId, target: profile.name });
+      return true;
+    },
+
+    async finish(job, profile, result, stopRetrying) {
+      const usage = { ...result.usage, measured: result.usage.measured ?? true, cost: actualCost(profile, job.limits, result.usage) };
+      const { status, exitCode, stdout, stderr, truncated } = result;
+      const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
+      const auditId = await audit
+        .record('run.finished', ctx, {
+          status,
+          exitCode,
+          usage,
+          stdout: capped(stdout),
+          stderr: capped(stderr),
+          result: result.result === undefined ? null : capped(JSON.stringify(result.result)),
+          files: (result.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content) })),
+          truncated,
+          error: result.error ?? null,
+        })
+        .catch((e: Error) => {
+          // The code has run: its result is still returned; the missing record is logged loudly.
+          logger.error({ err: e.message, id: job.id }, 'the end of a run could not be audited');
+          return undefined;
+        });
+      const outcome = {
+        ...(auditId && { auditId }),
+        exitCode,
+        stdout,
+        stderr,
+        truncated,
+        usage,
+        ...(result.result !== undefined && { result: result.result }),
+        ...(result.files && { files: result.files }),
+        ...(result.error && { error: result.error }),
+      };
+      // Held through a Redis blip rather than lost (the job would end runner_lost at its worst
+      // case). Cancelled while it ran (DELETE, revocation): the record is final; add what it used.
+      await hold('the result of a run', job.id, async () => {
+        if ((await store.finish(job.id, status, outcome)) === 'refused') await store.amendCancelled(job.id, outcome);
+      }, stopRetrying);
+      await hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying).catch((e: Error) =>
+        logger.error({ err: e.message, id: job.id }, 'could not settle the run'),
+      );
+      hooks.emit({
+        type: 'finished',
+        kind: 'run',
+        id: job.id,
+        agentId: job.agentId,
+        taskId: job.taskId,
+        target: profile.name,
+        status,
+        resultHash: sha256Hex(`${exitCode}\u0000${stdout}\u0000${stderr}\u0000${JSON.stringify(result.result ?? null)}`),
+        usage,
+        auditId,
+      });
+    },
+
+    async unavailable(job, message) {
+      const error = { code: 'engine_unavailable', message };
+      await audit.record('run.finished', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { status: 'failed', error, usage: null }).catch(() => undefined);
+      if ((await store.finish(job.id, 'failed', { error })) === 'done') await budget.settle(ref(job), { refund: true });
+    },
+
+    async lost(id, job) {
+      // A run that had started may have used its whole reservation; one that never did, none.
+      if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
+        if (job) await budget.settle(ref(job), { worstCase: true });
+      } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
+        if (job) await budget.settle(ref(job), { refund: true });
+      }
+    },
+
+    async malformed(id) {
+      await store.finish(id, 'failed', { error: { code: 'malformed_job', message: 'the queued job did not match the contract' } });
+    },
+  };
+}
