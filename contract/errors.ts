@@ -1,5 +1,8 @@
-// The one error registry: every fault Sandgate reports has a stable snake_case code and an HTTP
-// status here. Failures of user code are results (see execution.ts), never errors.
+// The one error registry. ERRORS: every fault Sandgate answers a request with, its stable
+// snake_case code and HTTP status (thrown as a SandgateError). RESULT_ERRORS: every code a run's
+// or a tool call's `error` field can carry (user-code failures and the service's own endings),
+// each with the one builder of its message (`resultError`). README's error tables list both, and
+// a test keeps them in step.
 import { z } from 'zod';
 
 export const ERRORS = {
@@ -49,6 +52,60 @@ export class SandgateError extends Error {
     this.status = ERRORS[code];
     this.headers = headers;
   }
+}
+
+const ms = (n: number) => `${n} ms`;
+
+/** The `error` of a run or a tool call: code → message builder. */
+export const RESULT_ERRORS = {
+  // How a run ended (the program's doing)
+  nonzero_exit: (exitCode: number) => `the program exited with code ${exitCode}`,
+  timed_out: (timeoutMs: number) => `the run passed its ${ms(timeoutMs)} wall-clock limit`,
+  memory_exceeded: (memoryMb: number) => `the run passed its ${memoryMb} MB memory limit`,
+  syntax_error: (message: string) => message,
+  uncaught_exception: (message: string) => message,
+  input_rejected: (why: string) => why,
+  sandbox_died: () => 'the sandbox container stopped before the program finished',
+  // Ended by someone or something else
+  cancelled: (by = '') => (by ? `cancelled by ${by}` : 'the run was cancelled'),
+  agent_revoked: () => 'the agent was revoked',
+  runner_shutdown: () => 'the runner shut down before the run finished',
+  runner_lost: (what: 'run' | 'call' = 'run') =>
+    what === 'run'
+      ? 'the runner executing this run stopped before it finished; it is not retried, so the code never runs twice'
+      : 'the runner stopped during the call; it is not retried',
+  budget_exceeded: () => 'the task reached a budget cap before this run started; it was cancelled and refunded',
+  engine_unavailable: (why: string) => why,
+  engine_fault: (what = 'the engine failed to run this job; see the runner log') => what,
+  malformed_job: () => 'the queued job did not match the contract',
+  dependency_unavailable: (what: string) => what,
+  audit_unavailable: (what: string) => what,
+  // Tool calls
+  approval_denied: (reason: string | null) => `denied by an approver${reason ? `: ${reason}` : ''}`,
+  approval_expired: () => 'no approver decided in time; the action did not run',
+  approval_invalid: () => 'no unused approval for this action and these exact arguments; nothing was sent',
+  unknown_tool: (tool: string) => `this runner has no tool "${tool}"`,
+  tool_unavailable: (why: string) => why,
+  tools_unavailable: () => 'this run cannot call tools',
+  tool_http_error: (status: number) => `the tool endpoint answered ${status}`,
+  tool_timeout: (timeoutMs: number) => `no answer within ${ms(timeoutMs)}`,
+  tool_unreachable: (why: string) => `the tool endpoint could not be reached: ${why}`,
+  tool_fault: () => 'the tool handler failed; see the runner log',
+  egress_refused: (why: string) => why,
+  egress_failed: (why: string) => why,
+  egress_timeout: (timeoutMs: number) => `timed out after ${ms(timeoutMs)}`,
+} as const;
+
+export type ResultErrorCode = keyof typeof RESULT_ERRORS;
+export interface ResultError<C extends string = ResultErrorCode> {
+  code: C;
+  message: string;
+}
+
+/** The one way to build the `error` of a run or a tool call. */
+export function resultError<C extends ResultErrorCode>(code: C, ...args: Parameters<(typeof RESULT_ERRORS)[C]>): ResultError<C> {
+  const build = RESULT_ERRORS[code] as (...a: unknown[]) => string;
+  return { code, message: build(...args) };
 }
 
 export const isSandgateError = (e: unknown): e is SandgateError => e instanceof SandgateError;

@@ -7,6 +7,7 @@ import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
+import { resultError } from '../contract/errors.ts';
 import { type EngineResult, ExecutionJob } from '../contract/execution.ts';
 import type { EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
@@ -74,12 +75,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
         return;
       }
       logger.error({ err: e, id: data.id }, 'engine fault');
-      result = faultResult('engine_fault', 'the engine failed to run this job; see the runner log');
+      result = faultResult(resultError('engine_fault'));
     } finally {
       inFlight.delete(data.id);
     }
     if (result.status === 'cancelled' && controller.signal.reason instanceof Error && controller.signal.reason.message === 'shutdown') {
-      result.error = { code: 'runner_shutdown', message: 'the runner shut down before the run finished' };
+      result.error = resultError('runner_shutdown');
     }
     holding.add(data.id);
     try {

@@ -2,6 +2,7 @@
 // scripts (lua/action-*, lua/approval-*, lua/transition-2) that check the current state first.
 import type { Redis } from 'ioredis';
 import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../contract/action.ts';
+import { resultError } from '../contract/errors.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
@@ -49,7 +50,7 @@ export interface ActionStore {
   addAuditId(id: string, auditId: string): Promise<void>;
 }
 
-const EXPIRED = { error: { code: 'approval_expired', message: 'no approver decided in time; the action did not run' } };
+const EXPIRED = { error: resultError('approval_expired') };
 
 export function createActionStore(redis: Redis, prefix: string, ttlSeconds: number): ActionStore {
   const scripts = defineScripts(redis);
@@ -142,7 +143,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
     async decide(approvalId, decision, deciderId, reason) {
       const actionId = await redis.hget(aprKey(approvalId), 'actionId');
       if (!actionId) return { ok: false, why: 'missing', detail: '' };
-      const denied = { error: { code: 'approval_denied', message: `denied by an approver${reason ? `: ${reason}` : ''}` } };
+      const denied = { error: resultError('approval_denied', reason) };
       const [verdict, detail] = await scripts.approvalDecide(approvalKeys(approvalId, actionId), {
         decision,
         decider: deciderId,

@@ -11,7 +11,7 @@ import type { BudgetStore } from '../../state/budgets.ts';
 import { mayCallTool } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
-import { taskFor, taskIdFor } from '../../guard/lifecycle/task-access.ts';
+import { ownedOrNotFound, taskFor, taskIdFor } from '../../guard/lifecycle/access.ts';
 
 export interface ActionRouteDeps {
   toolCalls: ActionLifecycle;
@@ -27,11 +27,7 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
   const { actions, budgets } = deps;
 
   /** Agents see only their own actions; anything else is "not found", so ids leak nothing. */
-  const loadOwned = async (principal: Principal, id: string) => {
-    const action = await actions.get(id);
-    if (!action || (principal.role === 'agent' && action.agentId !== principal.agentId)) throw new SandgateError('not_found', `no action ${id}`);
-    return action;
-  };
+  const loadOwned = async (principal: Principal, id: string) => ownedOrNotFound(principal, await actions.get(id), 'action', id);
 
   app.get(
     '/v1/tools',

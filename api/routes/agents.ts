@@ -11,7 +11,7 @@ import {
   Revocation,
   TokenResponse,
 } from '../../contract/agent.ts';
-import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
 import type { AgentStore } from '../../state/agents.ts';
 import type { PrincipalStore } from '../../state/principals.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
@@ -113,7 +113,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       // so the sweep below sees every execution that ever will exist.
       const agent = await agents.revoke(request.params.id);
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
-      const reason = { code: 'agent_revoked', message: 'the agent was revoked' };
+      const reason = resultError('agent_revoked');
       const cancelled = await deps.executions.cancelAllOf(agent.id, reason);
       // Tool calls not yet made (queued, or waiting for an approver) never will be.
       const cancelledActions = await deps.toolCalls.cancelAllOf(agent.id, reason);

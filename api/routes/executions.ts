@@ -2,9 +2,10 @@
 // (guard/lifecycle/execution-lifecycle.ts), plus `?wait=true`, which waits for the run's end.
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
 import { Execution, ExecutionAccepted, ExecutionId, ExecutionQuery, ExecutionRequest, isFinal } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
+import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import type { ExecutionStore } from '../../state/executions.ts';
 import type { RecordEvents } from '../../state/record-events.ts';
@@ -24,11 +25,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
 
   /** Agents see only their own executions; anything else is "not found", so ids leak nothing. */
   const loadOwned = async (principal: Principal, id: string) => {
-    const record = await store.get(id);
-    if (!record || (principal.role === 'agent' && record.agentId !== principal.agentId)) {
-      throw new SandgateError('not_found', `no execution ${id}`);
-    }
-    const { starts: _starts, ...execution } = record;
+    const { starts: _starts, ...execution } = ownedOrNotFound(principal, await store.get(id), 'execution', id);
     return execution;
   };
 
@@ -89,7 +86,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const { id } = request.params;
       const before = await loadOwned(request.principal!, id);
       // Off the queue and refunded if still waiting; if a runner holds it, the runner is told to stop.
-      const outcome = await deps.executions.cancel(id, { code: 'cancelled', message: `cancelled by ${request.principal!.role}` });
+      const outcome = await deps.executions.cancel(id, resultError('cancelled', request.principal!.role));
       if (outcome !== 'done') {
         throw new SandgateError('invalid_state', `execution ${id} has already ended (${(await store.get(id))?.status ?? before.status})`);
       }

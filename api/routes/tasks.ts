@@ -5,11 +5,12 @@ import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
-import { taskFor } from '../../guard/lifecycle/task-access.ts';
+import { taskFor } from '../../guard/lifecycle/access.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
 import { type Auditor, capped } from '../../guard/audit/auditor.ts';
 import type { AuditIndex } from '../../state/audit-index.ts';
 import { AuditRecord } from '../../contract/audit.ts';
+import { storyLine } from '../../guard/audit/story.ts';
 
 export interface TaskRouteDeps {
   budgets: BudgetStore;
@@ -100,26 +101,3 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { bu
     },
   );
 };
-
-/** One line of a task's story, readable without the JSON. */
-function storyLine(r: AuditRecord): string {
-  const d = r.data as Record<string, unknown>;
-  const why = typeof d.reasoning === 'string' ? ` because "${d.reasoning}"` : '';
-  const refused = d.refused as { code: string; message: string } | undefined;
-  const what: Record<string, () => string> = {
-    'task.created': () => `task created: "${d.goal}"`,
-    'execution.requested': () => `asked to run ${d.profile} code${why}; allowed by ${(d.decision as { policies: string[] }).policies.join(', ')}; reserved ${(d.budget as { reserved: number }).reserved}`,
-    'execution.refused': () => `asked to run ${d.profile} code${why}; refused: ${refused?.code} (${refused?.message})`,
-    'run.started': () => `run started on ${d.profile}`,
-    'run.finished': () => `run ${d.status} (exit ${d.exitCode}), cost ${(d.usage as { cost: number }).cost}; stdout: ${JSON.stringify((d.stdout as { text: string }).text.slice(0, 200))}`,
-    'action.requested': () => `asked to call ${d.tool} ${JSON.stringify(d.args)}${why}${d.approval ? '; waits for a human approver' : ''}${d.tainted ? ' (task tainted)' : ''}`,
-    'action.refused': () => `asked to call ${d.tool}${why}; refused: ${refused?.code} (${refused?.message})`,
-    'approval.decided': () => `${d.by} ${d.decision === 'approve' ? 'approved' : 'denied'} ${d.tool}${d.reason ? `: "${d.reason}"` : ''}`,
-    'approval.expired': () => `nobody decided on ${d.tool} in time: expired, not sent`,
-    'action.started': () => `calling ${d.tool}`,
-    'action.finished': () => `${d.tool} ${d.status}${d.error ? `: ${(d.error as { code: string }).code}` : ''}`,
-    'usage.reported': () => `reported ${d.tokens} model tokens, cost ${d.cost}${why}`,
-    'task.exhausted': () => `task exhausted (${d.cap}); ${d.cancelledExecutions} queued runs cancelled`,
-  };
-  return `${r.time} ${r.subject ?? ''} ${(what[r.kind] ?? (() => r.kind))()}`.replace(/ {2,}/g, ' ');
-}

@@ -1,6 +1,7 @@
 // What the rest of Sandgate calls to audit something: one record, durable before the promise
 // resolves (audit before effect), or a 503 `audit_unavailable` so the caller does nothing.
 import type { AuditRecord } from '../../contract/audit.ts';
+import type { AuditEventData, AuditEventKind, Capped } from '../../contract/audit-events.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import { sha256Hex } from './canonical.ts';
 import type { AuditWriter } from './audit-writer.ts';
@@ -14,12 +15,12 @@ export interface AuditContext {
 }
 
 export interface Auditor {
-  /** Appends one record and resolves with its id once it is on disk. */
-  record(kind: string, ctx: AuditContext, data: Record<string, unknown>): Promise<string>;
+  /** Appends one record of a kind of the vocabulary and resolves with its id once it is on disk. */
+  record<K extends AuditEventKind>(kind: K, ctx: AuditContext, data: AuditEventData[K]): Promise<string>;
 }
 
 /** Output kept in a record: the first `cap` characters, and the SHA-256 of all of it. */
-export const capped = (text: string, cap = 4096) => ({
+export const capped = (text: string, cap = 4096): Capped => ({
   text: text.length > cap ? text.slice(0, cap) : text,
   bytes: Buffer.byteLength(text),
   sha256: sha256Hex(text),
@@ -37,7 +38,7 @@ export function createAuditor(writer: AuditWriter): Auditor {
           ...(ctx.principalId && { principalId: ctx.principalId }),
           ...(ctx.taskId && { taskId: ctx.taskId }),
           ...(ctx.subject && { subject: ctx.subject }),
-          data,
+          data: data as unknown as Record<string, unknown>,
         });
       } catch (e) {
         throw new SandgateError('audit_unavailable', `the audit record could not be written, so nothing was done: ${(e as Error).message}`);

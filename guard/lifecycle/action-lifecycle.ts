@@ -22,7 +22,7 @@
 import type { Logger } from 'pino';
 import type { ActionJob, ActionRequest, ActionStatus, Approval, EgressDecision } from '../../contract/action.ts';
 import type { Agent, Scopes } from '../../contract/agent.ts';
-import { SandgateError } from '../../contract/errors.ts';
+import { type ResultError, resultError, SandgateError } from '../../contract/errors.ts';
 import type { ActionStore } from '../../state/actions.ts';
 import type { AgentStore } from '../../state/agents.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
@@ -94,7 +94,7 @@ export interface ActionLifecycle {
   lost(id: string): Promise<void>;
 }
 
-const fail = (code: string, message: string): ToolOutcome => ({ ok: false, error: { code, message }, egress: [] });
+const fail = (error: ResultError): ToolOutcome => ({ ok: false, error, egress: [] });
 
 export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycle {
   const { actions, audit, hooks } = deps;
@@ -186,7 +186,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'awaiting_approval' });
         return { id, status: 'awaiting_approval' as const };
       }
-      undo.push(() => actions.finish(id, 'failed', { error: { code: 'dependency_unavailable', message: 'the action could not be queued' } }));
+      undo.push(() => actions.finish(id, 'failed', { error: resultError('dependency_unavailable', 'the action could not be queued') }));
 
       // 8. enqueue.
       await deps.enqueue({ id, agentId: agent.id, taskId, tool: meta.tool, args: request.args, argsHash: hash, approvalId: null, destinations });
@@ -227,7 +227,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         await actions.addAuditId(action.id, auditId);
       } catch (e) {
         // Audit before effect: an approval that cannot be recorded sends nothing.
-        if (decision === 'approve') await actions.finish(action.id, 'failed', { error: { code: 'audit_unavailable', message: 'the approval could not be recorded; nothing was sent' } });
+        if (decision === 'approve') await actions.finish(action.id, 'failed', { error: resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent') });
         await budget.settle(ref(action), { refund: true });
         throw e;
       }
@@ -240,7 +240,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       try {
         await deps.enqueue(job);
       } catch (e) {
-        await actions.finish(action.id, 'failed', { error: { code: 'dependency_unavailable', message: 'approved, but the action could not be queued' } });
+        await actions.finish(action.id, 'failed', { error: resultError('dependency_unavailable', 'approved, but the action could not be queued') });
         await budget.settle(ref(action), { refund: true });
         throw e;
       }
@@ -282,22 +282,22 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       try {
         await actions.addAuditId(job.id, await audit.record('action.started', ctx, { tool: job.tool, argsHash: job.argsHash, approvalId: job.approvalId }));
       } catch (e) {
-        await actions.finish(job.id, 'failed', { error: { code: 'audit_unavailable', message: (e as Error).message }, usage: { cost: 0 } });
+        await actions.finish(job.id, 'failed', { error: resultError('audit_unavailable', (e as Error).message), usage: { cost: 0 } });
         await budget.settle(ref(job), { refund: true });
         return { go: false };
       }
       hooks.emit({ type: 'started', kind: 'tool', id: job.id, agentId: job.agentId, taskId: job.taskId, target: job.tool });
       const tool = deps.tools.get(job.tool);
-      if (!tool) return { go: false, ended: fail('unknown_tool', `this runner has no tool "${job.tool}"`) };
+      if (!tool) return { go: false, ended: fail(resultError('unknown_tool', job.tool)) };
       if (tool.definition.irreversible) {
         // Re-derived from the arguments actually about to be sent, not trusted from the job.
         const hash = argsHash(job.args);
         if (hash !== job.argsHash || !job.approvalId || !(await actions.consumeApproval(job.approvalId, job.id, hash))) {
-          return { go: false, ended: fail('approval_invalid', 'no unused approval for this action and these exact arguments; nothing was sent') };
+          return { go: false, ended: fail(resultError('approval_invalid')) };
         }
       }
       const agent = await deps.agents.get(job.agentId);
-      if (!agent || agent.revokedAt) return { go: false, ended: fail('agent_revoked', 'the agent was revoked before the call ran; nothing was sent') };
+      if (!agent || agent.revokedAt) return { go: false, ended: fail(resultError('agent_revoked')) };
       return { go: true };
     },
 
@@ -348,7 +348,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async lost(id) {
-      await actions.finish(id, 'failed', { error: { code: 'runner_lost', message: 'the runner stopped during the call; it is not retried' } });
+      await actions.finish(id, 'failed', { error: resultError('runner_lost', 'call') });
     },
   };
 }

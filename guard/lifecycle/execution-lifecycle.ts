@@ -19,7 +19,7 @@
 // Every step is told to the hooks' observers.
 import type { Logger } from 'pino';
 import type { Agent } from '../../contract/agent.ts';
-import { SandgateError } from '../../contract/errors.ts';
+import { resultError, SandgateError } from '../../contract/errors.ts';
 import type { EngineResult, ExecutionJob, ExecutionRequest, RunError } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
@@ -34,7 +34,7 @@ import type { ProfileSet } from '../profiles.ts';
 import { checkInputs } from './execution-inputs.ts';
 import type { Hooks } from './hooks.ts';
 import { retryUntilDone } from './retry.ts';
-import { taskFor, taskIdFor } from './task-access.ts';
+import { taskFor, taskIdFor } from './access.ts';
 import { withUndo } from './undo.ts';
 import { createWorkBudget, type WorkRef } from './work-budget.ts';
 import { newId } from './ids.ts';
@@ -90,15 +90,8 @@ export interface ExecutionLifecycle {
   malformed(id: string): Promise<void>;
 }
 
-const RUNNER_LOST: RunError = {
-  code: 'runner_lost',
-  message: 'the runner executing this run stopped before it finished; it is not retried, so the code never runs twice',
-};
-
-export const TASK_EXHAUSTED: RunError = {
-  code: 'budget_exceeded',
-  message: 'the task reached a budget cap before this run started; it was cancelled and refunded',
-};
+const RUNNER_LOST = resultError('runner_lost', 'run');
+const TASK_EXHAUSTED = resultError('budget_exceeded');
 
 export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): ExecutionLifecycle {
   const { store, audit, hooks, logger } = deps;
@@ -186,7 +179,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         if (unsubscribe) undo.push(unsubscribe);
         const meta = { id, profile: profile.name, language: profile.language, agentId: agent.id, taskId, createdAt: new Date().toISOString(), auditId };
         if (!(await store.create(meta))) throw new SandgateError('agent_revoked', 'this agent has been revoked');
-        undo.push(() => store.finish(id, 'rejected', { error: { code: 'dependency_unavailable', message: 'the job could not be queued' } }));
+        undo.push(() => store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') }));
 
         // 8. enqueue.
         const job: ExecutionJob = {
@@ -312,7 +305,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     },
 
     async unavailable(job, message) {
-      const error = { code: 'engine_unavailable', message };
+      const error = resultError('engine_unavailable', message);
       await audit.record('run.finished', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { status: 'failed', error, usage: null }).catch(() => undefined);
       if ((await store.finish(job.id, 'failed', { error })) === 'done') await budget.settle(ref(job), { refund: true });
     },
@@ -327,7 +320,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     },
 
     async malformed(id) {
-      await store.finish(id, 'failed', { error: { code: 'malformed_job', message: 'the queued job did not match the contract' } });
+      await store.finish(id, 'failed', { error: resultError('malformed_job') });
     },
   };
 }

@@ -1,6 +1,7 @@
 // What every engine offers the worker. An engine turns one job into one result; a failure of the
 // user's code is a status in the result, never a thrown error.
 import type { EngineResult, ExecutionJob } from '../../contract/execution.ts';
+import type { ResultError } from '../../contract/errors.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
 
 export interface Engine {
@@ -23,12 +24,12 @@ export class EngineUnavailable extends Error {
  * The result of a run Sandgate could not carry out (a fault of the engine, not of the code). The
  * code may have run for all anyone knows: unmeasured, so it is billed at its worst case.
  */
-export const faultResult = (code: string, message: string): EngineResult => ({
+export const faultResult = (error: ResultError): EngineResult => ({
   status: 'failed',
   exitCode: null,
   stdout: '',
   stderr: '',
   truncated: false,
   usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0, measured: false },
-  error: { code, message },
+  error,
 });

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ActionJob } from '../../contract/action.ts';
 import type { Config } from '../../contract/config.ts';
+import { resultError } from '../../contract/errors.ts';
 import { ACTIONS_QUEUE } from '../../contract/queues.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
@@ -62,7 +63,7 @@ export async function buildActionWorker(deps: ActionWorkerDeps): Promise<{ close
       outcome = await call(data);
     } catch (e) {
       logger.error({ err: e, id: data.id }, 'tool handler fault');
-      outcome = { ok: false, error: { code: 'tool_fault', message: 'the tool handler failed; see the runner log' }, egress: [] };
+      outcome = { ok: false, error: resultError('tool_fault'), egress: [] };
     }
     await toolCalls.finish(data, outcome);
   };

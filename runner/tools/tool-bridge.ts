@@ -5,7 +5,7 @@
 // with its pending approval, never bypassing it.
 import { type Action, ActionRequest, type ActionStatus, FINAL_ACTION_STATUSES } from '../../contract/action.ts';
 import type { ExecutionJob } from '../../contract/execution.ts';
-import { isSandgateError } from '../../contract/errors.ts';
+import { SandgateError } from '../../contract/errors.ts';
 import type { ActionStore } from '../../state/actions.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { AgentStore } from '../../state/agents.ts';
@@ -19,7 +19,6 @@ export interface ToolBridgeDeps {
   events: RecordEvents<ActionStatus>;
 }
 
-const coded = (code: string, message: string) => Object.assign(new Error(message), { code });
 
 /** What the script gets back: the action's outcome, without the agent's own bookkeeping. */
 const view = (a: Action) => ({
@@ -35,16 +34,11 @@ const view = (a: Action) => ({
 export function createToolBridge(deps: ToolBridgeDeps): ToolBridge {
   return async (job: ExecutionJob, name, args, signal) => {
     const agent = await deps.agents.get(job.agentId);
-    if (!agent || agent.revokedAt) throw coded('agent_revoked', 'the agent has been revoked');
+    if (!agent || agent.revokedAt) throw new SandgateError('agent_revoked', 'the agent has been revoked');
     const request = ActionRequest.safeParse({ tool: name, args, ...(job.taskId && { taskId: job.taskId }), reasoning: `tools.call from execution ${job.id}` });
-    if (!request.success) throw coded('validation_failed', request.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    let accepted: { id: string; status: ActionStatus };
-    try {
-      accepted = await deps.toolCalls.admit({ agent, scopes: job.scopes, taskId: job.taskId }, request.data);
-    } catch (e) {
-      if (isSandgateError(e)) throw coded(e.code, e.message);
-      throw e;
-    }
+    if (!request.success) throw new SandgateError('validation_failed', request.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    // A refusal reaches the script as the SandgateError itself: its `code` is the API's.
+    const accepted: { id: string; status: ActionStatus } = await deps.toolCalls.admit({ agent, scopes: job.scopes, taskId: job.taskId }, request.data);
     if (accepted.status !== 'awaiting_approval') {
       // Subscribed first, then read: an action that ended in between is not missed.
       const waiter = deps.events.waitForFinal(accepted.id, 24 * 3600 * 1000);
@@ -59,7 +53,7 @@ export function createToolBridge(deps: ToolBridgeDeps): ToolBridge {
       }
     }
     const action = await deps.actions.get(accepted.id);
-    if (!action) throw coded('not_found', `action ${accepted.id} is gone`);
+    if (!action) throw new SandgateError('not_found', `action ${accepted.id} is gone`);
     return view(action);
   };
 }

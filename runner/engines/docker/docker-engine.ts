@@ -5,6 +5,7 @@
 // cancels read the usage, then kill the container. Nothing the program writes decides the
 // verdict (run-verdict.ts): see images/entrypoint.sh for why it cannot reach the supervisor.
 import Dockerode from 'dockerode';
+import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
 import type { Engine } from '../engine.ts';
@@ -170,7 +171,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       if (!(e instanceof InputRejected)) throw e;
       // Nothing ran: measured, and zero.
       const reader = new OutputReader('-', job.limits.outputBytes, 0);
-      return withOutput(reader, { status: 'failed', exitCode: null, error: { code: 'input_rejected', message: e.message } }, NOTHING_RAN, 0);
+      return withOutput(reader, { status: 'failed', exitCode: null, error: resultError('input_rejected', e.message) }, NOTHING_RAN, 0);
     }
     const started = performance.now();
     if (!healthy()) throw new SandboxUnavailable(health.state().reason ?? 'the Docker Engine is unavailable');

@@ -1,6 +1,7 @@
 // How a container run ended, decided only from facts the program cannot shape: the engine's own
 // deadline and cancel, the exit status the supervisor's wait(2) returned, the cgroup's OOM-kill
 // count, and Docker's view of a container that stopped before its supervisor could report. Pure.
+import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult } from '../../../contract/execution.ts';
 
 export interface RunFacts {
@@ -18,20 +19,20 @@ export interface RunFacts {
 export type Verdict = Pick<EngineResult, 'status' | 'exitCode'> & Pick<Partial<EngineResult>, 'error'>;
 
 export function runVerdict(f: RunFacts): Verdict {
-  const memory = { code: 'memory_exceeded', message: `the run passed its ${f.limits.memoryMb} MB memory limit` };
+  const memory = resultError('memory_exceeded', f.limits.memoryMb);
   if (f.ending === 'timed_out') {
-    return { status: 'timed_out', exitCode: null, error: { code: 'timed_out', message: `the run passed its ${f.limits.timeoutMs} ms wall-clock limit` } };
+    return { status: 'timed_out', exitCode: null, error: resultError('timed_out', f.limits.timeoutMs) };
   }
-  if (f.ending === 'cancelled') return { status: 'cancelled', exitCode: null, error: { code: 'cancelled', message: 'the run was cancelled' } };
+  if (f.ending === 'cancelled') return { status: 'cancelled', exitCode: null, error: resultError('cancelled') };
   if (f.exitCode !== undefined) {
     if (f.exitCode !== 0 && (f.oomKills ?? 0) > 0) return { status: 'memory_exceeded', exitCode: f.exitCode, error: memory };
     if (f.exitCode === 0) return { status: 'succeeded', exitCode: 0 };
-    return { status: 'failed', exitCode: f.exitCode, error: { code: 'nonzero_exit', message: `the program exited with code ${f.exitCode}` } };
+    return { status: 'failed', exitCode: f.exitCode, error: resultError('nonzero_exit', f.exitCode) };
   }
   if (f.stopped?.oomKilled || (f.oomKills ?? 0) > 0) return { status: 'memory_exceeded', exitCode: null, error: memory };
   return {
     status: 'failed',
     exitCode: null,
-    error: { code: 'sandbox_died', message: 'the sandbox container stopped before the program finished' },
+    error: resultError('sandbox_died'),
   };
 }

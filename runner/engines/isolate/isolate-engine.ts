@@ -4,6 +4,7 @@
 // terminated and replaced without taking the process down.
 import { Worker } from 'node:worker_threads';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
+import { resultError } from '../../../contract/errors.ts';
 import { type Engine, faultResult } from '../engine.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 
@@ -66,7 +67,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
         const run = thread.runs.get(msg.id);
         const bridge = opts.tools;
         void answerOf(async () => {
-          if (!run || !bridge) throw Object.assign(new Error('this run cannot call tools'), { code: 'tools_unavailable' });
+          if (!run || !bridge) throw Object.assign(new Error(resultError('tools_unavailable').message), { code: 'tools_unavailable' });
           return bridge(run.job, msg.name, JSON.parse(msg.argsJson), run.signal);
         }).then((answer) => worker.postMessage({ type: 'tool-answer', callId: msg.callId, answer } satisfies ToThread));
         return;
@@ -79,7 +80,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
     });
     worker.on('error', (err) => opts.onThreadError?.(err));
     worker.on('exit', () => {
-      for (const p of thread.pending.values()) p.resolve(faultResult('engine_fault', 'the isolate thread stopped during the run'));
+      for (const p of thread.pending.values()) p.resolve(faultResult(resultError('engine_fault', 'the isolate thread stopped during the run')));
       thread.pending.clear();
       const i = threads.indexOf(thread);
       if (i !== -1 && !closed) threads[i] = spawn();
@@ -95,7 +96,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       const timer = setTimeout(() => {
         // The thread is stuck (an isolate that ignores dispose): replace it; its runs fail.
         thread.pending.delete(msg.id);
-        resolve(faultResult('engine_fault', 'the isolate thread stopped answering and was replaced'));
+        resolve(faultResult(resultError('engine_fault', 'the isolate thread stopped answering and was replaced')));
         void thread.worker.terminate();
       }, backstopMs);
       thread.pending.set(msg.id, {

@@ -3,6 +3,7 @@
 // deadline, which also stops async work that escapes isolated-vm's own `timeout` (isolated-vm
 // issues #108, #266). Runs inside an isolate thread (isolate-thread.ts).
 import type ivm from 'isolated-vm';
+import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { OutputCollector } from '../output-collector.ts';
 import { RESULT_TO_JSON } from './isolate-prelude.ts';
@@ -68,7 +69,7 @@ export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepa
       if (ending || isolate.isDisposed) throw e;
       const message = errorMessage(e);
       out.write(2, `${message}\n`);
-      return finish({ status: 'failed', exitCode: 1, error: { code: 'syntax_error', message } });
+      return finish({ status: 'failed', exitCode: 1, error: resultError('syntax_error', message) });
     }
 
     const remaining = () => Math.max(1, Math.floor(deadline - performance.now()));
@@ -99,14 +100,14 @@ export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepa
       sampleHeap();
     }
     if (ending === 'cancelled') {
-      return finish({ status: 'cancelled', exitCode: null, error: { code: 'cancelled', message: 'the run was cancelled' } });
+      return finish({ status: 'cancelled', exitCode: null, error: resultError('cancelled') });
     }
     const message = errorMessage(e);
     if (ending === 'timed_out' || /execution timed out/i.test(message)) {
       return finish({
         status: 'timed_out',
         exitCode: null,
-        error: { code: 'timed_out', message: `the run passed its ${timeoutMs} ms wall-clock limit` },
+        error: resultError('timed_out', timeoutMs),
       });
     }
     // V8 refuses a large ArrayBuffer under the limit with a RangeError: that too is the memory cap.
@@ -114,11 +115,11 @@ export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepa
       return finish({
         status: 'memory_exceeded',
         exitCode: null,
-        error: { code: 'memory_exceeded', message: `the run passed its ${memoryMb} MB memory limit` },
+        error: resultError('memory_exceeded', memoryMb),
       });
     }
     out.write(2, `${userStack(e, message)}\n`);
-    return finish({ status: 'failed', exitCode: 1, error: { code: 'uncaught_exception', message } });
+    return finish({ status: 'failed', exitCode: 1, error: resultError('uncaught_exception', message) });
   } finally {
     clearTimeout(watchdog);
     signal.removeEventListener('abort', onAbort);

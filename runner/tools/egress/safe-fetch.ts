@@ -4,6 +4,7 @@
 // hook on the address we resolved ourselves and then connect to, so DNS rebinding gets no second
 // resolution to exploit. A fresh undici Client per hop: no pooled socket, proxy env, cookie jar or
 // ambient credential is ever used. Refusals and failures are results, never exceptions.
+import { type ResultError, type ResultErrorCode, resultError } from '../../../contract/errors.ts';
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { buildConnector, Client } from 'undici';
@@ -47,7 +48,7 @@ export interface EgressDecision {
   reason: string;
 }
 
-export type EgressErrorCode = 'egress_refused' | 'egress_failed' | 'egress_timeout';
+export type EgressErrorCode = Extract<ResultErrorCode, 'egress_refused' | 'egress_failed' | 'egress_timeout'>;
 
 export interface SafeFetchResult {
   /** True when a final response arrived, whatever its status. */
@@ -237,20 +238,20 @@ function cleanHeaders(headers: Record<string, string> | undefined): Record<strin
   return out;
 }
 
-function fail(decisions: EgressDecision[], code: EgressErrorCode, message: string): SafeFetchResult {
-  return { ok: false, truncated: false, decisions, error: { code, message } };
+function fail(decisions: EgressDecision[], error: ResultError<EgressErrorCode>): SafeFetchResult {
+  return { ok: false, truncated: false, decisions, error };
 }
 
 export async function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeFetchResult> {
   const decisions: EgressDecision[] = [];
   const { timeoutMs, maxResponseBytes: maxBytes, maxRedirects = 3, lookup = defaultLookup } = options;
-  if (options.method !== 'GET' && options.method !== 'POST') return fail(decisions, 'egress_refused', `method ${String(options.method)} is not allowed (GET or POST)`);
-  if (!(timeoutMs > 0) || !(maxBytes >= 0) || !(maxRedirects >= 0)) return fail(decisions, 'egress_failed', 'timeoutMs, maxResponseBytes and maxRedirects must be positive numbers');
+  if (options.method !== 'GET' && options.method !== 'POST') return fail(decisions, resultError('egress_refused', `method ${String(options.method)} is not allowed (GET or POST)`));
+  if (!(timeoutMs > 0) || !(maxBytes >= 0) || !(maxRedirects >= 0)) return fail(decisions, resultError('egress_failed', 'timeoutMs, maxResponseBytes and maxRedirects must be positive numbers'));
   let grants: DestinationGrant[];
   try {
     grants = options.grants.map((g) => (typeof g === 'string' ? parseDestinationGrants([g])[0]! : g));
   } catch (err) {
-    return fail(decisions, 'egress_refused', (err as Error).message);
+    return fail(decisions, resultError('egress_refused', (err as Error).message));
   }
 
   const controller = new AbortController();
@@ -261,15 +262,15 @@ export async function safeFetch(url: string, options: SafeFetchOptions): Promise
     for (let redirects = 0; ; redirects++) {
       const { decision, hop } = checkUrl(next, grants);
       decisions.push(decision);
-      if (!hop) return fail(decisions, 'egress_refused', decision.reason);
+      if (!hop) return fail(decisions, resultError('egress_refused', decision.reason));
       let res: HopResponse;
       try {
         res = await sendHop(hop, req, { lookup, signal: controller.signal, timeoutMs, maxBytes });
       } catch (err) {
-        if (err instanceof EgressRefusal || !decision.allowed) return fail(decisions, 'egress_refused', decision.reason);
-        if (controller.signal.aborted) return fail(decisions, 'egress_timeout', `timed out after ${timeoutMs} ms`);
+        if (err instanceof EgressRefusal || !decision.allowed) return fail(decisions, resultError('egress_refused', decision.reason));
+        if (controller.signal.aborted) return fail(decisions, resultError('egress_timeout', timeoutMs));
         const e = err as Error & { code?: string };
-        return fail(decisions, 'egress_failed', `${hop.dest.host}:${hop.dest.port}: ${e.code ? `${e.code} ` : ''}${e.message}`);
+        return fail(decisions, resultError('egress_failed', `${hop.dest.host}:${hop.dest.port}: ${e.code ? `${e.code} ` : ''}${e.message}`));
       }
       const location = REDIRECTS.has(res.status) ? res.headers.location : undefined;
       if (location === undefined) return { ok: true, status: res.status, headers: res.headers, body: res.body ?? '', truncated: res.truncated, decisions };
@@ -279,12 +280,12 @@ export async function safeFetch(url: string, options: SafeFetchOptions): Promise
         target = new URL(location, hop.url);
       } catch {
         decisions.push({ url: location.slice(0, 2048), host: '', port: 0, allowed: false, reason: 'redirect Location is not a valid URL' });
-        return fail(decisions, 'egress_refused', 'redirect Location is not a valid URL');
+        return fail(decisions, resultError('egress_refused', 'redirect Location is not a valid URL'));
       }
       if (redirects >= maxRedirects) {
         const { decision: d } = checkUrl(target.href, grants);
         decisions.push({ ...d, allowed: false, reason: `too many redirects (at most ${maxRedirects})` });
-        return fail(decisions, 'egress_refused', `too many redirects (at most ${maxRedirects})`);
+        return fail(decisions, resultError('egress_refused', `too many redirects (at most ${maxRedirects})`));
       }
       // Browser rules: 303 (and 301/302 after POST) become a body-less GET; 307/308 repeat as sent.
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && req.method === 'POST')) {

@@ -1,5 +1,6 @@
 // The built-in http_fetch tool: GET/POST to a destination the agent was granted, through the
 // egress layer that decides on the IP actually connected to. The response is untrusted data.
+import { resultError } from '../../../contract/errors.ts';
 import type { ToolDefinition } from '../../../contract/tool.ts';
 import { type Lookup, safeFetch } from '../egress/safe-fetch.ts';
 import type { HandlerResult } from './handler.ts';
@@ -29,7 +30,7 @@ export async function runHttpFetch(
     ...(lookup && { lookup }),
   });
   const egress = fetched.decisions.map((d) => ({ ...d }));
-  if (!fetched.ok) return { ok: false, error: fetched.error ?? { code: 'egress_failed', message: 'the fetch failed' }, egress };
+  if (!fetched.ok) return { ok: false, error: fetched.error ?? resultError('egress_failed', 'the fetch failed'), egress };
   return {
     ok: true,
     result: { status: fetched.status, headers: fetched.headers, body: fetched.body, truncated: fetched.truncated, untrusted: true },
