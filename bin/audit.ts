@@ -1,9 +1,10 @@
 // `npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE]`: checks the audit
 // log offline. Exit 0: every chain verifies; 1: names the first bad record; 2: usage or setup.
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuditCheckpoint } from '../contract/audit.ts';
+import { loadConfig } from '../contract/config.ts';
 import { readCheckpointsFile, verifyAuditDir } from '../guard/audit/audit-verify.ts';
 
 const USAGE = 'usage: npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
@@ -25,9 +26,18 @@ const args = (() => {
 })();
 if (args.positionals.length !== 1 || args.positionals[0] !== 'verify') usage('expected the command `verify`');
 
-const dataDir = process.env.SANDGATE_DATA_DIR || './data';
+// The same parsed configuration as the service: its data dir and its audit key's public half.
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (e) {
+    return usage((e as Error).message);
+  }
+})();
+const dataDir = config.SANDGATE_DATA_DIR;
 const dir = args.values.dir ?? join(dataDir, 'audit');
-const keyFiles = args.values['public-key'] ?? [join(dataDir, 'keys', 'audit-signing.pub')];
+const keyFile = config.SANDGATE_AUDIT_KEY_FILE ?? join(dataDir, 'keys', 'audit-signing.json');
+const keyFiles = args.values['public-key'] ?? [join(dirname(keyFile), `${basename(keyFile, '.json')}.pub`)];
 
 let publicKeys: string[];
 let witnessCheckpoints: AuditCheckpoint[] = [];

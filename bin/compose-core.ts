@@ -70,6 +70,7 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
     dataDir: config.SANDGATE_DATA_DIR,
     keyFile: config.SANDGATE_AUDIT_KEY_FILE,
     witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL,
+    witnessTimeoutMs: config.SANDGATE_WEBHOOK_TIMEOUT_MS,
     redis,
     prefix,
     ttlSeconds: ttl,
@@ -106,6 +107,7 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
     hooks,
     logger: log,
     publishCancel: (id) => publishCancel(redis, prefix, id),
+    resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
@@ -133,7 +135,7 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
     scheduleExpiry: async (approval, delayMs) => {
       await actionsQueue.add(EXPIRE_JOB, { approvalId: approval.id, actionId: approval.actionId }, { jobId: `expire-${approval.id}`, delay: delayMs });
     },
-    announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log),
+    announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),
     stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
   });
   return { config, log, redis, profiles, tools, policy, store, budgets, actions, agents, auditTrail, executionQueues, actionsQueue, hooks, executions, toolCalls, local, availableProfiles };

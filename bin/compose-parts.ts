@@ -53,6 +53,7 @@ export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet
     engines.docker = createDockerEngine({
       socketPath: config.SANDGATE_DOCKER_SOCKET,
       reapIntervalMs: config.SANDGATE_REAP_INTERVAL_MS,
+      probeIntervalMs: config.SANDGATE_DOCKER_PROBE_MS,
       profiles: dockerProfiles,
       prefix: config.SANDGATE_PREFIX,
       owner: runners.id,

@@ -23,7 +23,7 @@ export interface RunnerSide {
 export async function composeRunnerSide(core: Core, registry: Registry, env: Record<string, string | undefined>, lookup: Lookup | undefined): Promise<RunnerSide> {
   const { config, log } = core;
   const closers: Closer[] = [];
-  const runners = await registerRunner(core.redis, config.SANDGATE_PREFIX);
+  const runners = await registerRunner(core.redis, config.SANDGATE_PREFIX, config.SANDGATE_HEARTBEAT_TTL_MS);
   // Runs even past the shutdown deadline: its removal lets the next runner reap at once.
   closers.push({ name: 'runner heartbeat', close: () => runners.stop(), must: true });
   // BullMQ leaves a connection it was handed open: these two are closed with the runner.

@@ -51,6 +51,14 @@ export const ConfigSchema = z.object({
   SANDGATE_AUDIT_KEY_FILE: z.string().min(1).optional(),
   /** A Redis command that has not answered by then fails (a hung Redis must not hang requests). */
   SANDGATE_REDIS_TIMEOUT_MS: positiveInt.default(5000),
+  /** A finished run's result is held and retried this long while Redis is away. */
+  SANDGATE_RESULT_HOLD_MS: positiveInt.default(300_000),
+  /** How often the Docker Engine is probed (half as often while it answers). */
+  SANDGATE_DOCKER_PROBE_MS: positiveInt.max(60_000).default(1000),
+  /** A runner whose heartbeat is this old counts as gone: the reaper removes its containers. */
+  SANDGATE_HEARTBEAT_TTL_MS: positiveInt.min(3000).default(30_000),
+  /** Deadline of each outgoing webhook call (approvals, the audit witness). */
+  SANDGATE_WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
   /** How often the Docker reaper looks for containers no live run owns. */
   SANDGATE_REAP_INTERVAL_MS: positiveInt.default(60_000),
   /** Runner-only processes serve /metrics here (0 = off). */

@@ -17,6 +17,7 @@ export interface AuditTrailOptions {
   /** The checkpoint signing key; default $dataDir/keys/audit-signing.json. */
   keyFile?: string | undefined;
   witnessUrl?: string | undefined;
+  witnessTimeoutMs?: number;
   redis: Redis;
   prefix: string;
   ttlSeconds: number;
@@ -42,6 +43,7 @@ export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrai
     dir,
     signer,
     ...(opts.witnessUrl && { witnessUrl: opts.witnessUrl }),
+    ...(opts.witnessTimeoutMs && { witnessTimeoutMs: opts.witnessTimeoutMs }),
     onDurable: (records) => copier.add(records),
     onWitnessError: (e) => opts.onError('audit-witness', e as Error),
   });

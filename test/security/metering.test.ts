@@ -71,8 +71,9 @@ async function expectBilled(taskId: string, r: { usage: { cost: number } }) {
 function expectSpun(profile: Engine, r: { stdout: string; usage: { cpuMs: number; wallMs: number; cost: number; measured: boolean } }, spunMs: number) {
   expect(r.usage.measured).toBe(true);
   if (profile === 'python') {
-    // At least the CPU time the program itself saw before it was stopped.
-    expect(r.usage.cpuMs).toBeGreaterThanOrEqual(selfReportedMs(r.stdout) * 0.95);
+    // About the CPU time the program itself saw before it was stopped: the engine reads the
+    // cgroup, then kills, so the program may print a little more in between.
+    expect(r.usage.cpuMs).toBeGreaterThanOrEqual(selfReportedMs(r.stdout) - 150);
     expect(selfReportedMs(r.stdout)).toBeGreaterThan(0);
   } else {
     // A spinning isolate's CPU time is close to the time it spun (its own thread).

@@ -30,6 +30,8 @@ export interface DockerEngineOptions {
   /** The Docker Engine's socket (default /var/run/docker.sock). */
   socketPath?: string;
   reapIntervalMs?: number;
+  /** How often the engine is probed while it is down (twice that while it answers). */
+  probeIntervalMs?: number;
   onError?: (e: Error, what: string) => void;
   /** Told once per change: the engine became unhealthy (with why) or healthy again. */
   onHealthChange?: (state: HealthState) => void;
@@ -60,6 +62,8 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   let closed = false;
 
   const health = createEngineHealth({
+    unhealthyIntervalMs: opts.probeIntervalMs ?? 1000,
+    intervalMs: 2 * (opts.probeIntervalMs ?? 1000),
     probe: async (abortSignal) => {
       // The typings lack the options argument dockerode takes (docker.js: ping(opts), info(opts)).
       const withSignal = docker as unknown as { ping(o: object): Promise<unknown>; info(o: object): Promise<{ Runtimes?: Record<string, unknown> }> };
