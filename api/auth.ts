@@ -5,10 +5,10 @@ import type { Agent } from '../contract/agent.ts';
 import { errorBody, isSandgateError, SandgateError } from '../contract/errors.ts';
 import type { Principal, Role } from '../contract/principal.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
+import type { TokenService } from '../guard/identity/tokens.ts';
+import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { AgentStore } from '../state/agents.ts';
 import { PRINCIPAL_TOKEN_PREFIX, type PrincipalStore } from '../state/principals.ts';
-import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
-import type { TokenService } from '../guard/identity/tokens.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {

@@ -1,7 +1,7 @@
 // Every error leaves as {error:{code,message}} with the status from the one registry.
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { type ErrorCode, ERRORS, errorBody, isSandgateError } from '../contract/errors.ts';
+import { ERRORS, type ErrorCode, errorBody, isSandgateError } from '../contract/errors.ts';
 
 const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',

@@ -56,11 +56,15 @@ export async function main(): Promise<void> {
     await writer.close();
     ms.sort((a, b) => a - b);
     const syncs = after.syncs - before.syncs;
-    console.log(`audit benchmark: ${RECORDS} durable appends from ${CALLERS} concurrent callers, checkpoint every 1000 records / 1 s`);
+    console.log(
+      `audit benchmark: ${RECORDS} durable appends from ${CALLERS} concurrent callers, checkpoint every 1000 records / 1 s`,
+    );
     console.log(
       `append: ${fmt(RECORDS / seconds, 0)} records/s (target >= 20000), latency p50 ${fmt(percentile(ms, 50))} ms, p99 ${fmt(percentile(ms, 99))} ms`,
     );
-    console.log(`group commit: ${syncs} fdatasyncs for ${RECORDS} records (${fmt(RECORDS / syncs, 1)} per sync), ${after.checkpoints} checkpoints`);
+    console.log(
+      `group commit: ${syncs} fdatasyncs for ${RECORDS} records (${fmt(RECORDS / syncs, 1)} per sync), ${after.checkpoints} checkpoints`,
+    );
 
     let best = Number.POSITIVE_INFINITY;
     let records = 0;
@@ -71,7 +75,9 @@ export async function main(): Promise<void> {
       if (!result.ok) throw new Error(`verify failed: ${JSON.stringify(result.error)}`);
       records = result.records;
     }
-    console.log(`verify: ${records} records in ${fmt(best, 0)} ms = ${fmt(records / (best / 1000), 0)} records/s (target >= 100000; best of 3)`);
+    console.log(
+      `verify: ${records} records in ${fmt(best, 0)} ms = ${fmt(records / (best / 1000), 0)} records/s (target >= 100000; best of 3)`,
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -14,17 +14,32 @@ export async function main(): Promise<void> {
   const redis = new Redis(REDIS_URL);
   try {
     const budgets = createBudgetStore(redis, prefix, 3600);
-    const task = await budgets.createTask('ag_bench00000001', 'bench', Budget.parse({ maxRuns: 1_000_000, maxSpend: 1e6 }));
+    const task = await budgets.createTask(
+      'ag_bench00000001',
+      'bench',
+      Budget.parse({ maxRuns: 1_000_000, maxSpend: 1e6 }),
+    );
     const limits = { runsPerMinute: 1e7, toolCallsPerMinute: 1e7, spendPerDay: 1e6 };
     let n = 0;
     const check = async () => {
-      const a = await budgets.admit({ id: `ex_bench${n++}`, kind: 'run', agentId: 'ag_bench00000001', limits, taskId: task.id, worstCase: 0.001 });
+      const a = await budgets.admit({
+        id: `ex_bench${n++}`,
+        kind: 'run',
+        agentId: 'ag_bench00000001',
+        limits,
+        taskId: task.id,
+        worstCase: 0.001,
+      });
       if (!a.ok) throw new Error(`refused: ${JSON.stringify(a)}`);
     };
     for (let i = 0; i < 2000; i++) await check();
     const us = (await latencies(CHECKS, check)).map((ms) => ms * 1000);
-    console.log(`budget benchmark: ${CHECKS} admissions (rate limit + task cap + spend reservation), one Lua call each`);
-    console.log(`admission p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 300 µs)`);
+    console.log(
+      `budget benchmark: ${CHECKS} admissions (rate limit + task cap + spend reservation), one Lua call each`,
+    );
+    console.log(
+      `admission p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 300 µs)`,
+    );
   } finally {
     redis.disconnect();
     await dropPrefix(prefix);

@@ -27,7 +27,9 @@ async function plainRun(docker: Dockerode): Promise<void> {
 }
 
 export async function main(): Promise<void> {
-  console.log(`docker benchmark: ${SERVICE_RUNS} sequential service runs, ${PLAIN_RUNS} plain runs, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`);
+  console.log(
+    `docker benchmark: ${SERVICE_RUNS} sequential service runs, ${PLAIN_RUNS} plain runs, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`,
+  );
   const docker = new Dockerode();
   const svc = await startService({ SANDGATE_LOG_LEVEL: 'warn' });
   const prefix = svc.prefix;
@@ -59,9 +61,15 @@ export async function main(): Promise<void> {
   const p50 = percentile(svcLat, 50);
   console.log('\n| path | p50 ms | p99 ms |');
   console.log('|---|---:|---:|');
-  console.log(`| plain dockerode create → start → wait → remove | ${fmt(percentile(plainLat, 50))} | ${fmt(percentile(plainLat, 99))} |`);
+  console.log(
+    `| plain dockerode create → start → wait → remove | ${fmt(percentile(plainLat, 50))} | ${fmt(percentile(plainLat, 99))} |`,
+  );
   console.log(`| POST /v1/executions?wait=true (python, print(1)) | ${fmt(p50)} | ${fmt(percentile(svcLat, 99))} |`);
-  console.log(`\nservice p50 is ${fmt(percentile(plainLat, 50) / p50, 1)}x faster than the plain path (target >= 4x); p50 target <= 50 ms`);
-  console.log(`sustained: ${fmt(svcRate.perSecond, 1)} runs/s at concurrency ${CONCURRENCY}, one container per run (target >= 10); runs that did not succeed: ${svcRate.failed}`);
+  console.log(
+    `\nservice p50 is ${fmt(percentile(plainLat, 50) / p50, 1)}x faster than the plain path (target >= 4x); p50 target <= 50 ms`,
+  );
+  console.log(
+    `sustained: ${fmt(svcRate.perSecond, 1)} runs/s at concurrency ${CONCURRENCY}, one container per run (target >= 10); runs that did not succeed: ${svcRate.failed}`,
+  );
   console.log(`containers left behind by the service: ${leaked.length}`);
 }

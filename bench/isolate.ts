@@ -56,15 +56,25 @@ async function measureService(): Promise<Figures> {
 }
 
 export async function main(): Promise<void> {
-  console.log(`isolate benchmark: ${LATENCY_RUNS} sequential runs for latency, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`);
+  console.log(
+    `isolate benchmark: ${LATENCY_RUNS} sequential runs for latency, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`,
+  );
   const svc = await measureService();
   const raw = await measureRaw();
 
   console.log(`\n| path | p50 ms | p99 ms | runs/s (concurrency ${CONCURRENCY}) | runs/s (1 loop) |`);
   console.log('|---|---:|---:|---:|---:|');
-  console.log(`| raw isolated-vm loop | ${fmt(percentile(raw.lat, 50))} | ${fmt(percentile(raw.lat, 99))} | ${fmt(raw.perSecond, 0)} | ${fmt(raw.sequential, 0)} |`);
-  console.log(`| POST /v1/executions?wait=true | ${fmt(percentile(svc.lat, 50))} | ${fmt(percentile(svc.lat, 99))} | ${fmt(svc.perSecond, 0)} | |`);
-  console.log(`\nthroughput, service / raw (both at concurrency ${CONCURRENCY}): ${fmt((svc.perSecond / raw.perSecond) * 100, 1)} % (target >= 60 %)`);
+  console.log(
+    `| raw isolated-vm loop | ${fmt(percentile(raw.lat, 50))} | ${fmt(percentile(raw.lat, 99))} | ${fmt(raw.perSecond, 0)} | ${fmt(raw.sequential, 0)} |`,
+  );
+  console.log(
+    `| POST /v1/executions?wait=true | ${fmt(percentile(svc.lat, 50))} | ${fmt(percentile(svc.lat, 99))} | ${fmt(svc.perSecond, 0)} | |`,
+  );
+  console.log(
+    `\nthroughput, service / raw (both at concurrency ${CONCURRENCY}): ${fmt((svc.perSecond / raw.perSecond) * 100, 1)} % (target >= 60 %)`,
+  );
   console.log(`throughput, service / raw single loop: ${fmt((svc.perSecond / raw.sequential) * 100, 1)} %`);
-  console.log(`service p50 latency: ${fmt(percentile(svc.lat, 50))} ms (target <= 5 ms); runs that did not succeed under load: ${svc.failed}`);
+  console.log(
+    `service p50 latency: ${fmt(percentile(svc.lat, 50))} ms (target <= 5 ms); runs that did not succeed under load: ${svc.failed}`,
+  );
 }

@@ -1,7 +1,7 @@
 // Shared benchmark plumbing: percentiles, a service in a child process, an HTTP client pool.
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
-import { freePort, spawnSandgate, waitForOutput, type Child } from '../test/helpers/processes.ts';
+import { type Child, freePort, spawnSandgate, waitForOutput } from '../test/helpers/processes.ts';
 import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
 
 export function percentile(sorted: number[], p: number): number {
@@ -37,7 +37,12 @@ export async function startService(env: Record<string, string> = {}): Promise<Be
   const base = `http://127.0.0.1:${port}`;
   const pool = new Pool(base, { connections: 64, pipelining: 1 });
   const call = async (method: 'POST', path: string, body: unknown, auth: string) => {
-    const res = await pool.request({ method, path, headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await pool.request({
+      method,
+      path,
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const json = (await res.body.json()) as Record<string, unknown>;
     if (res.statusCode >= 300) throw new Error(`${path}: ${res.statusCode} ${JSON.stringify(json)}`);
     return json;
@@ -49,7 +54,12 @@ export async function startService(env: Record<string, string> = {}): Promise<Be
     child,
     async agentAuth(profiles) {
       const admin = `Bearer ${adminToken}`;
-      const agent = await call('POST', '/v1/agents', { name: 'bench', grants: { profiles }, limits: { runsPerMinute: 100000 } }, admin);
+      const agent = await call(
+        'POST',
+        '/v1/agents',
+        { name: 'bench', grants: { profiles }, limits: { runsPerMinute: 100000 } },
+        admin,
+      );
       const { token } = await call('POST', `/v1/agents/${agent.id}/tokens`, { ttlSeconds: 3600 }, admin);
       return `Bearer ${token}`;
     },
@@ -63,7 +73,11 @@ export async function startService(env: Record<string, string> = {}): Promise<Be
 }
 
 /** Runs `op` from `concurrency` loops for `ms`; returns completions per second and failures. */
-export async function sustained(ms: number, concurrency: number, op: () => Promise<boolean>): Promise<{ perSecond: number; ok: number; failed: number }> {
+export async function sustained(
+  ms: number,
+  concurrency: number,
+  op: () => Promise<boolean>,
+): Promise<{ perSecond: number; ok: number; failed: number }> {
   let ok = 0;
   let failed = 0;
   const start = performance.now();

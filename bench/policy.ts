@@ -30,7 +30,8 @@ export async function main(): Promise<void> {
     revokedAt: null,
     tokenGeneration: 0,
   }));
-  const decide = (i: number) => pdp.runProfile(agents[i % agents.length]!, undefined, profiles[i % profiles.length]!, { taskTainted: i % 7 === 0 });
+  const decide = (i: number) =>
+    pdp.runProfile(agents[i % agents.length]!, undefined, profiles[i % profiles.length]!, { taskTainted: i % 7 === 0 });
   for (let i = 0; i < 2000; i++) decide(i);
   const us: number[] = [];
   let allowed = 0;
@@ -40,6 +41,10 @@ export async function main(): Promise<void> {
     us.push((performance.now() - t) * 1000);
   }
   us.sort((a, b) => a - b);
-  console.log(`policy benchmark: ${DECISIONS} decisions, 100 agents, 20 operator policies (+ built-in), ${allowed} allowed`);
-  console.log(`decision p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 200 µs)`);
+  console.log(
+    `policy benchmark: ${DECISIONS} decisions, 100 agents, 20 operator policies (+ built-in), ${allowed} allowed`,
+  );
+  console.log(
+    `decision p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 200 µs)`,
+  );
 }

@@ -7,7 +7,8 @@ import type { AuditCheckpoint } from '../contract/audit.ts';
 import { loadConfig } from '../contract/config.ts';
 import { readCheckpointsFile, verifyAuditDir } from '../guard/audit/audit-verify.ts';
 
-const USAGE = 'usage: npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
+const USAGE =
+  'usage: npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
 
 function usage(problem: string): never {
   console.error(`${problem}\n${USAGE}`);
@@ -18,7 +19,11 @@ const args = (() => {
   try {
     return parseArgs({
       allowPositionals: true,
-      options: { dir: { type: 'string' }, 'public-key': { type: 'string', multiple: true }, witness: { type: 'string' } },
+      options: {
+        dir: { type: 'string' },
+        'public-key': { type: 'string', multiple: true },
+        witness: { type: 'string' },
+      },
     });
   } catch (e) {
     return usage((e as Error).message);
@@ -53,9 +58,13 @@ const witnessed = witnessCheckpoints.length > 0 ? `, ${witnessCheckpoints.length
 if (result.ok) {
   // A chain not closed cleanly is a writer still running or killed: its last interval is unsigned.
   const closed = Object.values(result.head).filter((h) => h.closed).length;
-  console.log(`audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${dir})`);
+  console.log(
+    `audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${dir})`,
+  );
   process.exit(0);
 }
 const e = result.error!;
-console.log(`audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${dir}]`);
+console.log(
+  `audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${dir}]`,
+);
 process.exit(1);

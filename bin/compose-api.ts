@@ -41,7 +41,10 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
   const { config } = core;
   const adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
   const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
-  const events = await createRecordEvents(await connect(config.REDIS_URL, 'sandgate-events-sub'), core.store.doneChannel);
+  const events = await createRecordEvents(
+    await connect(config.REDIS_URL, 'sandgate-events-sub'),
+    core.store.doneChannel,
+  );
   const app = await buildApp({
     config,
     logger: core.log,

@@ -21,8 +21,8 @@ import { type AgentStore, createAgentStore } from '../state/agents.ts';
 import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
 import { publishCancel } from '../state/cancel-channel.ts';
 import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
-import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
 import type { Mode } from './compose.ts';
+import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
 
 export interface Core {
   config: Config;
@@ -47,7 +47,12 @@ export interface Core {
   availableProfiles(): Promise<ReadonlySet<string>>;
 }
 
-export async function composeCore(config: Config, mode: Mode, log: Logger, env: Record<string, string | undefined>): Promise<Core> {
+export async function composeCore(
+  config: Config,
+  mode: Mode,
+  log: Logger,
+  env: Record<string, string | undefined>,
+): Promise<Core> {
   const profiles = await loadProfiles(config.SANDGATE_PROFILES_DIR);
   const tools = await loadTools(config.SANDGATE_TOOLS_DIR, env);
   // Requests fail fast (503) rather than queue up while Redis is away.
@@ -65,7 +70,10 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
   const budgets = createBudgetStore(redis, prefix, ttl);
   const actions = createActionStore(redis, prefix, ttl);
   const agents = createAgentStore(redis, prefix);
-  const auditErrors = { 'audit-index': throttledErrorLog(log, 'audit-index'), 'audit-witness': throttledErrorLog(log, 'audit-witness') };
+  const auditErrors = {
+    'audit-index': throttledErrorLog(log, 'audit-index'),
+    'audit-witness': throttledErrorLog(log, 'audit-witness'),
+  };
   const auditTrail = await openAuditTrail({
     dataDir: config.SANDGATE_DATA_DIR,
     keyFile: config.SANDGATE_AUDIT_KEY_FILE,
@@ -92,12 +100,16 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
   const local: Core['local'] = { engines: {} };
   const availableProfiles = async (): Promise<ReadonlySet<string>> => {
     if (mode === 'api') return new Set(profiles.keys());
-    const names = new Set([...profiles.values()].filter((p) => p.engine === 'isolate' && local.engines.isolate).map((p) => p.name));
+    const names = new Set(
+      [...profiles.values()].filter((p) => p.engine === 'isolate' && local.engines.isolate).map((p) => p.name),
+    );
     for (const n of local.engines.docker?.available() ?? []) names.add(n);
     return names;
   };
 
-  const hooks = createHooks((e, event) => log.error({ err: e.message, event: event.type }, 'a lifecycle observer failed'));
+  const hooks = createHooks((e, event) =>
+    log.error({ err: e.message, event: event.type }, 'a lifecycle observer failed'),
+  );
   const executions = createExecutionLifecycle({
     store,
     budgets,
@@ -133,10 +145,33 @@ export async function composeCore(config: Config, mode: Mode, log: Logger, env: 
       await actionsQueue.add('call', job, { jobId: job.id });
     },
     scheduleExpiry: async (approval, delayMs) => {
-      await actionsQueue.add(EXPIRE_JOB, { approvalId: approval.id, actionId: approval.actionId }, { jobId: `expire-${approval.id}`, delay: delayMs });
+      await actionsQueue.add(
+        EXPIRE_JOB,
+        { approvalId: approval.id, actionId: approval.actionId },
+        { jobId: `expire-${approval.id}`, delay: delayMs },
+      );
     },
     announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),
     stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
   });
-  return { config, log, redis, profiles, tools, policy, store, budgets, actions, agents, auditTrail, executionQueues, actionsQueue, hooks, executions, toolCalls, local, availableProfiles };
+  return {
+    config,
+    log,
+    redis,
+    profiles,
+    tools,
+    policy,
+    store,
+    budgets,
+    actions,
+    agents,
+    auditTrail,
+    executionQueues,
+    actionsQueue,
+    hooks,
+    executions,
+    toolCalls,
+    local,
+    availableProfiles,
+  };
 }

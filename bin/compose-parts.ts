@@ -4,10 +4,10 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import type { DockerProfile } from '../contract/profile.ts';
+import type { ProfileSet } from '../guard/profiles.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
-import type { ProfileSet } from '../guard/profiles.ts';
 import type { RunnerRegistry } from '../state/runners.ts';
 
 /** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
@@ -33,7 +33,13 @@ export interface LocalEngines {
   docker?: DockerEngine;
 }
 
-export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet, runners: RunnerRegistry, tools: ToolBridge): LocalEngines {
+export function makeEngines(
+  config: Config,
+  logger: Logger,
+  profiles: ProfileSet,
+  runners: RunnerRegistry,
+  tools: ToolBridge,
+): LocalEngines {
   const list = [...profiles.values()];
   const engines: LocalEngines = {};
   if (list.some((p) => p.engine === 'isolate')) {
@@ -66,7 +72,10 @@ export function makeEngines(config: Config, logger: Logger, profiles: ProfileSet
       onHealthChange: (state) =>
         state.healthy
           ? logger.info({ runtimes: [...state.runtimes] }, 'docker engine available')
-          : logger.error({ reason: state.reason }, 'docker engine unavailable: docker profiles answer 503 until it is back'),
+          : logger.error(
+              { reason: state.reason },
+              'docker engine unavailable: docker profiles answer 503 until it is back',
+            ),
     });
   }
   return engines;

@@ -1,14 +1,15 @@
 // The runner side of a process: its heartbeat, the local engines, the execution workers and the
 // actions worker. Everything it needs beyond its own connections comes from the core.
+
+import type { Registry } from 'prom-client';
 import type { ActionStatus } from '../contract/action.ts';
-import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
-import { buildActionWorker } from '../runner/tools/action-worker.ts';
-import { createToolBridge } from '../runner/tools/tool-bridge.ts';
 import { createRunMetrics } from '../runner/run-metrics.ts';
+import { buildActionWorker } from '../runner/tools/action-worker.ts';
+import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
+import { createToolBridge } from '../runner/tools/tool-bridge.ts';
 import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
 import { createRecordEvents } from '../state/record-events.ts';
 import { registerRunner } from '../state/runners.ts';
-import type { Registry } from 'prom-client';
 import type { Core } from './compose-core.ts';
 import { connect, makeEngines } from './compose-parts.ts';
 import type { Closer } from './shutdown.ts';
@@ -20,7 +21,12 @@ export interface RunnerSide {
   closers: Closer[];
 }
 
-export async function composeRunnerSide(core: Core, registry: Registry, env: Record<string, string | undefined>, lookup: Lookup | undefined): Promise<RunnerSide> {
+export async function composeRunnerSide(
+  core: Core,
+  registry: Registry,
+  env: Record<string, string | undefined>,
+  lookup: Lookup | undefined,
+): Promise<RunnerSide> {
   const { config, log } = core;
   const closers: Closer[] = [];
   const runners = await registerRunner(core.redis, config.SANDGATE_PREFIX, config.SANDGATE_HEARTBEAT_TTL_MS);
@@ -37,9 +43,17 @@ export async function composeRunnerSide(core: Core, registry: Registry, env: Rec
       actionConnection.disconnect();
     },
   });
-  const actionEvents = await createRecordEvents<ActionStatus>(await connect(config.REDIS_URL, 'sandgate-action-events'), core.actions.doneChannel);
+  const actionEvents = await createRecordEvents<ActionStatus>(
+    await connect(config.REDIS_URL, 'sandgate-action-events'),
+    core.actions.doneChannel,
+  );
   closers.push({ name: 'action events', close: () => actionEvents.close() });
-  const bridge = createToolBridge({ toolCalls: core.toolCalls, agents: core.agents, actions: core.actions, events: actionEvents });
+  const bridge = createToolBridge({
+    toolCalls: core.toolCalls,
+    agents: core.agents,
+    actions: core.actions,
+    events: actionEvents,
+  });
   core.local.engines = makeEngines(config, log, core.profiles, runners, bridge);
   // A first answer from Docker before the process says it started (bounded: a missing engine
   // must not delay the start of js runs).

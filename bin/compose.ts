@@ -41,7 +41,14 @@ export interface ComposeOptions {
   lookup?: Lookup;
 }
 
-export async function composeSandgate({ config, mode, logger, defaultMetrics = false, env = process.env, lookup }: ComposeOptions): Promise<Sandgate> {
+export async function composeSandgate({
+  config,
+  mode,
+  logger,
+  defaultMetrics = false,
+  env = process.env,
+  lookup,
+}: ComposeOptions): Promise<Sandgate> {
   const log = logger ?? pino({ level: config.SANDGATE_LOG_LEVEL, name: 'sandgate' });
   const registry = new Registry();
   if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'sandgate_' });
@@ -62,14 +69,25 @@ export async function composeSandgate({ config, mode, logger, defaultMetrics = f
       await step('http', async () => apiSide?.app.close(), Math.min(2000, left()));
       // 2. The workers: in-flight runs get the grace period (then are cancelled); what follows
       //    keeps a share of the margin.
-      await step('runner', () => Promise.all([runnerSide?.runner.close(), runnerSide?.closeActionWorker()]), Math.max(0, left() - 1500));
+      await step(
+        'runner',
+        () => Promise.all([runnerSide?.runner.close(), runnerSide?.closeActionWorker()]),
+        Math.max(0, left() - 1500),
+      );
       // 3. The sides' own connections, the heartbeat (always), the queues.
-      const queues: Closer[] = [...core.executionQueues.values(), core.actionsQueue].map((q) => ({ name: `queue ${q.name}`, close: () => q.close() }));
+      const queues: Closer[] = [...core.executionQueues.values(), core.actionsQueue].map((q) => ({
+        name: `queue ${q.name}`,
+        close: () => q.close(),
+      }));
       for (const c of [...(runnerSide?.closers ?? []), ...(apiSide?.closers ?? []), ...queues]) await closer(c);
       // 4. The audit trail, last before Redis: everything above may still write records.
       await step('audit', () => core.auditTrail.close(), Math.max(500, left()));
       // 5. Redis.
-      await step('redis', () => core.redis.quit().catch(() => core.redis.disconnect()), Math.max(200, Math.min(1000, left())));
+      await step(
+        'redis',
+        () => core.redis.quit().catch(() => core.redis.disconnect()),
+        Math.max(200, Math.min(1000, left())),
+      );
       core.redis.disconnect();
     },
   };

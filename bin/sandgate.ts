@@ -49,10 +49,13 @@ const stop = async (signal: string) => {
   logger.info({ signal }, 'shutting down: finishing in-flight runs');
   metricsServer?.close();
   // Bounded: a dependency that is down (Redis) must not keep the process from exiting.
-  const hardStop = setTimeout(() => {
-    logger.error('shutdown did not complete in time; exiting');
-    process.exit(1);
-  }, config.SANDGATE_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS + 2000);
+  const hardStop = setTimeout(
+    () => {
+      logger.error('shutdown did not complete in time; exiting');
+      process.exit(1);
+    },
+    config.SANDGATE_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS + 2000,
+  );
   hardStop.unref();
   await sandgate.close();
   logger.info('stopped');

@@ -24,9 +24,13 @@ export function shutdownClock(graceMs: number, log: Logger) {
         resolve();
       }, ms);
     });
-    await Promise.race([fn().catch((e: Error) => log.error({ step: name, err: e.message }, 'shutdown step failed')), overran]);
+    await Promise.race([
+      fn().catch((e: Error) => log.error({ step: name, err: e.message }, 'shutdown step failed')),
+      overran,
+    ]);
     clearTimeout(timer);
   };
-  const closer = (c: Closer) => step(c.name, c.close, c.must ? Math.max(300, Math.min(1000, left())) : Math.min(1000, left()));
+  const closer = (c: Closer) =>
+    step(c.name, c.close, c.must ? Math.max(300, Math.min(1000, left())) : Math.min(1000, left()));
   return { left, step, closer };
 }

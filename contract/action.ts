@@ -11,20 +11,43 @@ export const ActionRequest = z
     tool: z.string().min(1).max(64),
     args: z.record(z.string(), z.unknown()).default({}),
     taskId: TaskId.optional(),
-    reasoning: z.string().max(8000).optional().describe("the agent's stated reason, shown to the approver and kept in the audit trail"),
-    untrusted: z.boolean().default(false).describe('the arguments carry data from an untrusted source: the task becomes tainted'),
+    reasoning: z
+      .string()
+      .max(8000)
+      .optional()
+      .describe("the agent's stated reason, shown to the approver and kept in the audit trail"),
+    untrusted: z
+      .boolean()
+      .default(false)
+      .describe('the arguments carry data from an untrusted source: the task becomes tainted'),
   })
   .meta({ id: 'ActionRequest' });
 export type ActionRequest = z.infer<typeof ActionRequest>;
 
-export const ACTION_STATUSES = ['awaiting_approval', 'queued', 'running', 'succeeded', 'failed', 'denied', 'expired', 'cancelled'] as const;
+export const ACTION_STATUSES = [
+  'awaiting_approval',
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'denied',
+  'expired',
+  'cancelled',
+] as const;
 export const ActionStatus = z.enum(ACTION_STATUSES);
 export type ActionStatus = z.infer<typeof ActionStatus>;
 export const FINAL_ACTION_STATUSES: readonly ActionStatus[] = ['succeeded', 'failed', 'denied', 'expired', 'cancelled'];
 
 /** One egress decision: made on the IP actually connected to, not on the URL text. */
 export const EgressDecision = z
-  .object({ url: z.string(), host: z.string(), ip: z.string().optional(), port: z.number().optional(), allowed: z.boolean(), reason: z.string() })
+  .object({
+    url: z.string(),
+    host: z.string(),
+    ip: z.string().optional(),
+    port: z.number().optional(),
+    allowed: z.boolean(),
+    reason: z.string(),
+  })
   .meta({ id: 'EgressDecision' });
 export type EgressDecision = z.infer<typeof EgressDecision>;
 

@@ -1,7 +1,7 @@
 // Agents, their grants and their short-lived tokens.
 import { z } from 'zod';
-import { ProfileName } from './profile.ts';
 import { TaskId } from './execution.ts';
+import { ProfileName } from './profile.ts';
 
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'letters, digits, space . _ - (at most 64)');
 const NameList = z.array(z.string().min(1).max(253)).max(256);
@@ -40,7 +40,12 @@ export const Agent = z
     limits: AgentLimits,
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
-    tokenGeneration: z.number().int().min(0).default(0).describe('raised when re-enabled: tokens of older generations are refused'),
+    tokenGeneration: z
+      .number()
+      .int()
+      .min(0)
+      .default(0)
+      .describe('raised when re-enabled: tokens of older generations are refused'),
   })
   .meta({ id: 'Agent' });
 export type Agent = z.infer<typeof Agent>;
@@ -66,9 +71,7 @@ export const CreateTokenRequest = z
   })
   .meta({ id: 'CreateTokenRequest' });
 
-export const TokenResponse = z
-  .object({ token: z.string(), expiresAt: z.string() })
-  .meta({ id: 'TokenResponse' });
+export const TokenResponse = z.object({ token: z.string(), expiresAt: z.string() }).meta({ id: 'TokenResponse' });
 
 export const AgentId = z.string().regex(/^ag_[A-Za-z0-9_-]{10,64}$/, 'an agent id (ag_…)');
 
@@ -81,5 +84,10 @@ export const PrincipalCreated = z
   .meta({ id: 'PrincipalCreated' });
 
 export const Revocation = z
-  .object({ id: z.string(), revokedAt: z.string(), cancelledExecutions: z.number().int(), cancelledActions: z.number().int() })
+  .object({
+    id: z.string(),
+    revokedAt: z.string(),
+    cancelledExecutions: z.number().int(),
+    cancelledActions: z.number().int(),
+  })
   .meta({ id: 'Revocation' });

@@ -77,7 +77,14 @@ export interface AuditEventData {
     destinations: string[];
   };
   'action.refused': { tool: string; args: Record<string, unknown>; reasoning: string | null; refused: Refused };
-  'approval.decided': { approvalId: string; tool: string; argsHash: string; decision: 'approve' | 'deny'; by: string; reason: string | null };
+  'approval.decided': {
+    approvalId: string;
+    tool: string;
+    argsHash: string;
+    decision: 'approve' | 'deny';
+    by: string;
+    reason: string | null;
+  };
   'approval.expired': { approvalId: string; tool: string; outcome: string };
   'action.started': { tool: string; argsHash: string; approvalId: string | null };
   'action.finished': {
@@ -94,7 +101,9 @@ export interface AuditEventData {
 export type AuditEventKind = keyof AuditEventData;
 
 /** A stored record whose kind Sandgate wrote: `data` has that kind's shape. */
-export type AuditEvent = { [K in AuditEventKind]: Omit<AuditRecord, 'kind' | 'data'> & { kind: K; data: AuditEventData[K] } }[AuditEventKind];
+export type AuditEvent = {
+  [K in AuditEventKind]: Omit<AuditRecord, 'kind' | 'data'> & { kind: K; data: AuditEventData[K] };
+}[AuditEventKind];
 
 // Every kind once: the compiler refuses a kind missing here or one that is not in the vocabulary.
 const KINDS: Record<AuditEventKind, true> = {

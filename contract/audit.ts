@@ -56,11 +56,26 @@ export type AuditRecord = z.infer<typeof AuditRecord>;
 export const AuditCheckpoint = z
   .strictObject({
     writer: AuditWriterId,
-    upToSeq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).describe('0: the opening checkpoint, signed before the first record'),
+    upToSeq: z
+      .number()
+      .int()
+      .min(0)
+      .max(Number.MAX_SAFE_INTEGER)
+      .describe('0: the opening checkpoint, signed before the first record'),
     head: Sha256Hex.describe('hash of the record at upToSeq (the genesis hash for 0)'),
     closed: z.boolean().describe('the writer closed cleanly here: nothing may follow'),
-    everyRecords: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('the writer checkpoints after at most this many records'),
-    everyMs: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).describe('…and before a record this many ms after the first uncheckpointed one'),
+    everyRecords: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .describe('the writer checkpoints after at most this many records'),
+    everyMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .describe('…and before a record this many ms after the first uncheckpointed one'),
     keyId: z.string().min(1).max(64),
     signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 Ed25519 signature'),
   })
@@ -89,7 +104,11 @@ export const AuditVerifyResult = z
     chains: z.number().int(),
     head: z.record(
       z.string(),
-      z.object({ seq: z.number().int(), hash: z.string(), closed: z.boolean().describe('ends with its signed closing checkpoint') }),
+      z.object({
+        seq: z.number().int(),
+        hash: z.string(),
+        closed: z.boolean().describe('ends with its signed closing checkpoint'),
+      }),
     ),
     error: z
       .object({

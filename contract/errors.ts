@@ -103,7 +103,10 @@ export interface ResultError<C extends string = ResultErrorCode> {
 }
 
 /** The one way to build the `error` of a run or a tool call. */
-export function resultError<C extends ResultErrorCode>(code: C, ...args: Parameters<(typeof RESULT_ERRORS)[C]>): ResultError<C> {
+export function resultError<C extends ResultErrorCode>(
+  code: C,
+  ...args: Parameters<(typeof RESULT_ERRORS)[C]>
+): ResultError<C> {
   const build = RESULT_ERRORS[code] as (...a: unknown[]) => string;
   return { code, message: build(...args) };
 }

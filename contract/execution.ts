@@ -14,7 +14,9 @@ export const ExecutionStatus = z.enum([
   'rejected',
 ]);
 export type ExecutionStatus = z.infer<typeof ExecutionStatus>;
-export const FINAL_STATUSES: readonly ExecutionStatus[] = ExecutionStatus.options.filter((s) => s !== 'queued' && s !== 'running');
+export const FINAL_STATUSES: readonly ExecutionStatus[] = ExecutionStatus.options.filter(
+  (s) => s !== 'queued' && s !== 'running',
+);
 export const isFinal = (s: ExecutionStatus): boolean => FINAL_STATUSES.includes(s);
 
 export const ExecutionId = z.string().regex(/^ex_[A-Za-z0-9_-]{10,64}$/, 'an execution id (ex_…)');
@@ -32,7 +34,10 @@ export const InputFile = z.strictObject({
     .describe('relative to the work directory'),
   content: z.string(),
   encoding: z.enum(['utf8', 'base64']).default('utf8'),
-  untrusted: z.boolean().optional().describe('the file carries data from an untrusted source: the task becomes tainted'),
+  untrusted: z
+    .boolean()
+    .optional()
+    .describe('the file carries data from an untrusted source: the task becomes tainted'),
 });
 
 export const ExecutionRequest = z
@@ -46,7 +51,10 @@ export const ExecutionRequest = z
     memoryMb: z.number().int().positive().optional().describe('lower than the profile ceiling, never higher'),
     taskId: TaskId.optional(),
     reasoning: z.string().max(8000).optional().describe('why the agent runs this; kept for the audit trail'),
-    untrusted: z.boolean().default(false).describe('stdin or the code carries data from an untrusted source: the task becomes tainted'),
+    untrusted: z
+      .boolean()
+      .default(false)
+      .describe('stdin or the code carries data from an untrusted source: the task becomes tainted'),
   })
   .meta({ id: 'ExecutionRequest' });
 export type ExecutionRequest = z.infer<typeof ExecutionRequest>;
@@ -78,7 +86,11 @@ export const ExecutionJob = z.strictObject({
   limits: RunLimits,
   /** The token's scopes, so `tools.call` from the code is judged as the agent's own call would be. */
   scopes: z
-    .strictObject({ profiles: z.array(z.string()).optional(), tools: z.array(z.string()).optional(), destinations: z.array(z.string()).optional() })
+    .strictObject({
+      profiles: z.array(z.string()).optional(),
+      tools: z.array(z.string()).optional(),
+      destinations: z.array(z.string()).optional(),
+    })
     .optional(),
 });
 export type ExecutionJob = z.infer<typeof ExecutionJob>;
@@ -92,7 +104,9 @@ export const Usage = z
     measured: z
       .boolean()
       .optional()
-      .describe('false when the engine could not measure the run (its container vanished): the cost is then the worst case'),
+      .describe(
+        'false when the engine could not measure the run (its container vanished): the cost is then the worst case',
+      ),
   })
   .meta({ id: 'Usage' });
 export type Usage = z.infer<typeof Usage>;
@@ -137,7 +151,9 @@ export const Execution = z
     usage: Usage,
     error: RunError.optional(),
     auditId: z.string().nullable().describe('the audit record of the request'),
-    auditIds: z.array(z.string()).describe("every audit record of this execution, in order (request, then the run's end)"),
+    auditIds: z
+      .array(z.string())
+      .describe("every audit record of this execution, in order (request, then the run's end)"),
     createdAt: z.string(),
     startedAt: z.string().nullable(),
     finishedAt: z.string().nullable(),

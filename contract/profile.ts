@@ -12,8 +12,18 @@ export const ProfileLimits = z
   .strictObject({
     timeoutMs: z.number().int().min(10).max(600_000).describe('wall-clock ceiling of one run'),
     memoryMb: z.number().int().min(8).max(16_384).describe('memory ceiling of one run'),
-    outputBytes: z.number().int().min(1024).max(16 * 1024 * 1024).describe('cap on stdout + stderr'),
-    codeBytes: z.number().int().min(1).max(8 * 1024 * 1024).describe('largest program accepted'),
+    outputBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(16 * 1024 * 1024)
+      .describe('cap on stdout + stderr'),
+    codeBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(8 * 1024 * 1024)
+      .describe('largest program accepted'),
   })
   .meta({ id: 'ProfileLimits' });
 export type ProfileLimits = z.infer<typeof ProfileLimits>;
@@ -36,8 +46,20 @@ export const IsolateProfile = z.strictObject({ ...common, engine: z.literal('iso
 
 export const DockerFiles = z.strictObject({
   maxCount: z.number().int().min(0).max(256).default(32).describe('input files per run'),
-  maxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('input files, all together'),
-  outMaxBytes: z.number().int().min(0).max(64 * 1024 * 1024).default(1024 * 1024).describe('content bytes of the files returned from out/'),
+  maxBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('input files, all together'),
+  outMaxBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('content bytes of the files returned from out/'),
   outMaxCount: z.number().int().min(0).max(1000).default(100).describe('files returned from out/'),
 });
 

@@ -32,7 +32,9 @@ export const Task = z
     taintSources: z.array(z.string()).describe('where the untrusted data came from'),
     budget: Budget,
     used: TaskUsage,
-    reserved: z.object({ spend: z.number() }).describe('worst-case cost held by admitted work that has not settled yet'),
+    reserved: z
+      .object({ spend: z.number() })
+      .describe('worst-case cost held by admitted work that has not settled yet'),
     remaining: TaskUsage,
     createdAt: z.string(),
   })
@@ -44,6 +46,10 @@ export const ReportUsageRequest = z
     tokens: z.number().int().min(0).max(1e9),
     cost: z.number().min(0).max(1e6).default(0),
     reasoning: z.string().max(8000).optional().describe('kept for the audit trail'),
-    prompt: z.string().max(65536).optional().describe('the prompt the agent sent to its model, kept for the audit trail'),
+    prompt: z
+      .string()
+      .max(65536)
+      .optional()
+      .describe('the prompt the agent sent to its model, kept for the audit trail'),
   })
   .meta({ id: 'ReportUsageRequest' });

@@ -6,7 +6,12 @@ export const ToolName = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'lower-case l
 
 const Caps = {
   timeoutMs: z.number().int().min(100).max(120_000).default(10_000),
-  maxResponseBytes: z.number().int().min(1).max(16 * 1024 * 1024).default(1024 * 1024),
+  maxResponseBytes: z
+    .number()
+    .int()
+    .min(1)
+    .max(16 * 1024 * 1024)
+    .default(1024 * 1024),
 };
 
 /** GET/POST to a destination the agent is granted; what comes back is untrusted. */

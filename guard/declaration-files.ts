@@ -36,7 +36,8 @@ export async function readDeclarations<S extends z.ZodType<{ name: string }>>(
       throw fail(`${path}: field "${issue.path.join('.') || '(root)'}": ${issue.message}`);
     }
     const stem = basename(file).replace(/\.ya?ml$/, '');
-    if (parsed.data.name !== stem) throw fail(`${path}: field "name": "${parsed.data.name}" must match the file name "${stem}"`);
+    if (parsed.data.name !== stem)
+      throw fail(`${path}: field "name": "${parsed.data.name}" must match the file name "${stem}"`);
     out.push({ path, value: parsed.data });
   }
   return out;

@@ -11,7 +11,10 @@ export class ProfileError extends Error {
 
 export async function loadProfiles(dir: string): Promise<ProfileSet> {
   const profiles = new Map<string, Profile>();
-  for (const { value } of await readDeclarations(dir, Profile, (m) => new ProfileError(m), { required: true, what: 'profiles' })) {
+  for (const { value } of await readDeclarations(dir, Profile, (m) => new ProfileError(m), {
+    required: true,
+    what: 'profiles',
+  })) {
     profiles.set(value.name, Object.freeze(value));
   }
   return profiles;

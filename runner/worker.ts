@@ -79,7 +79,11 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     } finally {
       inFlight.delete(data.id);
     }
-    if (result.status === 'cancelled' && controller.signal.reason instanceof Error && controller.signal.reason.message === 'shutdown') {
+    if (
+      result.status === 'cancelled' &&
+      controller.signal.reason instanceof Error &&
+      controller.signal.reason.message === 'shutdown'
+    ) {
       result.error = resultError('runner_shutdown');
     }
     holding.add(data.id);
@@ -113,7 +117,9 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       if (inFlight.has(id) || holding.has(id)) return;
       logger.warn({ id, reason: err.message }, 'job failed in the queue');
       const data = ExecutionJob.safeParse(job.data);
-      executions.lost(id, data.success ? data.data : undefined).catch((e: Error) => logger.error({ err: e.message, id }, 'could not settle a lost job'));
+      executions
+        .lost(id, data.success ? data.data : undefined)
+        .catch((e: Error) => logger.error({ err: e.message, id }, 'could not settle a lost job'));
     });
     let lastError = 0; // a Redis outage repeats the same error per reconnect: log it every 10 s
     worker.on('error', (err) => {
@@ -126,7 +132,10 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     deps.engines[engineName]?.onAvailability?.((available) => {
       if (available) worker.resume();
       else void worker.pause(true).catch(() => {});
-      logger.info({ engine: engineName, available }, available ? 'taking jobs again' : 'not taking jobs while the engine is unavailable');
+      logger.info(
+        { engine: engineName, available },
+        available ? 'taking jobs again' : 'not taking jobs while the engine is unavailable',
+      );
     });
     return worker;
   });

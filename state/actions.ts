@@ -24,9 +24,14 @@ export interface ActionMeta {
 export type ActionOutcome = Pick<Action, 'result' | 'error' | 'egress' | 'usage'>;
 
 /** What an approver sees and decides on; fixed when the approval is requested. */
-export type ApprovalData = Pick<Approval, 'tool' | 'args' | 'argsHash' | 'reasoning' | 'taskId' | 'tainted' | 'taintSources' | 'requestedAt'>;
+export type ApprovalData = Pick<
+  Approval,
+  'tool' | 'args' | 'argsHash' | 'reasoning' | 'taskId' | 'tainted' | 'taintSources' | 'requestedAt'
+>;
 
-export type Decided = { ok: true } | { ok: false; why: 'missing' | 'expired' | 'self' | 'decided' | 'action'; detail: string };
+export type Decided =
+  | { ok: true }
+  | { ok: false; why: 'missing' | 'expired' | 'self' | 'decided' | 'action'; detail: string };
 
 export interface ActionStore {
   readonly doneChannel: string;
@@ -60,7 +65,12 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
   const pendingKey = keys.action.pendingApprovals;
   const doneChannel = keys.action.doneChannel;
   const now = () => new Date().toISOString();
-  const approvalKeys = (approvalId: string, actionId: string) => ({ approval: aprKey(approvalId), action: actKey(actionId), pending: pendingKey, doneChannel });
+  const approvalKeys = (approvalId: string, actionId: string) => ({
+    approval: aprKey(approvalId),
+    action: actKey(actionId),
+    pending: pendingKey,
+    doneChannel,
+  });
 
   const transition = async (id: string, to: ActionStatus, from: readonly string[], fields: Record<string, string>) =>
     (await scripts.transition({ record: actKey(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields })) === 1;
@@ -68,7 +78,10 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
   const expireIfDue = async (approvalId: string) => {
     const actionId = await redis.hget(aprKey(approvalId), 'actionId');
     if (!actionId) return false;
-    return scripts.approvalExpire(approvalKeys(approvalId, actionId), { at: now(), expiredOutcome: JSON.stringify(EXPIRED) });
+    return scripts.approvalExpire(approvalKeys(approvalId, actionId), {
+      at: now(),
+      expiredOutcome: JSON.stringify(EXPIRED),
+    });
   };
 
   const getApproval = async (id: string): Promise<Approval | undefined> => {
@@ -92,17 +105,30 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
     doneChannel,
 
     create(meta, approval) {
-      const own = { action: actKey(meta.id), revoked: keys.agent.revoked(meta.agentId), agentIndex: keys.agent.actions(meta.agentId) };
+      const own = {
+        action: actKey(meta.id),
+        revoked: keys.agent.revoked(meta.agentId),
+        agentIndex: keys.agent.actions(meta.agentId),
+      };
       const args = { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds };
       if (!approval) return scripts.actionCreate(own, args);
       return scripts.actionCreateAwaiting(
         { ...own, approval: aprKey(approval.id), pending: pendingKey },
-        { ...args, approvalId: approval.id, data: JSON.stringify(approval.data), approvalTtlMs: approval.ttlMs, agentId: meta.agentId },
+        {
+          ...args,
+          approvalId: approval.id,
+          data: JSON.stringify(approval.data),
+          approvalTtlMs: approval.ttlMs,
+          agentId: meta.agentId,
+        },
       );
     },
 
     async get(id) {
-      const [h, laterAuditIds] = await Promise.all([redis.hgetall(actKey(id)), redis.lrange(keys.action.auditIds(id), 0, -1)]);
+      const [h, laterAuditIds] = await Promise.all([
+        redis.hgetall(actKey(id)),
+        redis.lrange(keys.action.auditIds(id), 0, -1),
+      ]);
       if (!h.meta || !h.status) return undefined;
       const meta = JSON.parse(h.meta) as ActionMeta;
       const outcome = h.outcome ? (JSON.parse(h.outcome) as Partial<ActionOutcome>) : {};
@@ -117,7 +143,13 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         ...(outcome.result !== undefined && { result: outcome.result }),
         ...(outcome.error && { error: outcome.error }),
         ...(approval && {
-          approval: { id: approval.id, status: approval.status, expiresAt: approval.expiresAt, decidedBy: approval.decidedBy, reason: approval.reason },
+          approval: {
+            id: approval.id,
+            status: approval.status,
+            expiresAt: approval.expiresAt,
+            decidedBy: approval.decidedBy,
+            reason: approval.reason,
+          },
         }),
         egress: outcome.egress ?? [],
         usage: outcome.usage ?? { cost: 0 },
@@ -152,7 +184,9 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         deniedOutcome: JSON.stringify(denied),
         expiredOutcome: JSON.stringify(EXPIRED),
       });
-      return verdict === 'ok' ? { ok: true } : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
+      return verdict === 'ok'
+        ? { ok: true }
+        : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
     },
 
     expireIfDue,
@@ -171,11 +205,20 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
     },
 
     async cancel(id, reason) {
-      const done = await transition(id, 'cancelled', ['queued', 'awaiting_approval'], { outcome: JSON.stringify({ error: reason }), finishedAt: now() });
+      const done = await transition(id, 'cancelled', ['queued', 'awaiting_approval'], {
+        outcome: JSON.stringify({ error: reason }),
+        finishedAt: now(),
+      });
       // Its approval, if any, is moot: off the pending list, and never usable (the runner only
       // uses an approved one). A decision racing this finds the action cancelled and gets 409.
       const approvalId = done ? await redis.hget(actKey(id), 'approvalId') : null;
-      if (approvalId) await execAll(redis.multi().hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now()).zrem(pendingKey, approvalId));
+      if (approvalId)
+        await execAll(
+          redis
+            .multi()
+            .hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now())
+            .zrem(pendingKey, approvalId),
+        );
       return done;
     },
 
@@ -185,7 +228,9 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
 
     async addAuditId(id, auditId) {
       // A list, appended in Redis: two records added at once (decided, started) both stay.
-      await execAll(redis.multi().rpush(keys.action.auditIds(id), auditId).expire(keys.action.auditIds(id), ttlSeconds));
+      await execAll(
+        redis.multi().rpush(keys.action.auditIds(id), auditId).expire(keys.action.auditIds(id), ttlSeconds),
+      );
     },
   };
 }

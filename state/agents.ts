@@ -1,9 +1,10 @@
 // Agents live in Redis so every API process sees a revocation on the very next request.
-import type { Redis } from 'ioredis';
+
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { Agent, AgentLimits, type Grants } from '../contract/agent.ts';
-import { redisKeys } from './keys.ts';
 import { execAll } from './exec-all.ts';
+import { redisKeys } from './keys.ts';
 
 export interface AgentStore {
   create(input: { name: string; grants: Grants; limits?: Partial<AgentLimits> | undefined }): Promise<Agent>;

@@ -1,10 +1,11 @@
 // Tasks and their budgets, per-agent rate limits and daily spend, in Redis. Every admission is
 // one Lua script (lua/budget-*.lua): no read-then-write in Node.
-import type { Redis } from 'ioredis';
+
 import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { AgentLimits } from '../contract/agent.ts';
-import type { Budget, Task } from '../contract/task.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
+import type { Budget, Task } from '../contract/task.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
@@ -68,7 +69,12 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     if (!h.agentId) return undefined;
     const budget = JSON.parse(h.budget!) as Budget;
     const spendNanos = Number(h.spend);
-    const used = { runs: Number(h.runs), toolCalls: Number(h.toolCalls), tokens: Number(h.tokens), spend: fromNanos(spendNanos) };
+    const used = {
+      runs: Number(h.runs),
+      toolCalls: Number(h.toolCalls),
+      tokens: Number(h.tokens),
+      spend: fromNanos(spendNanos),
+    };
     return {
       id,
       agentId: h.agentId,
@@ -92,24 +98,25 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   return {
     async createTask(agentId, goal, budget) {
       const id = `task_${randomBytes(12).toString('base64url')}`;
-      await execAll(redis
-        .multi()
-        .hset(taskKey(id), {
-          agentId,
-          goal,
-          status: 'active',
-          budget: JSON.stringify(budget),
-          ...budget,
-          maxSpend: toNanos(budget.maxSpend),
-          runs: 0,
-          toolCalls: 0,
-          tokens: 0,
-          spend: 0,
-          reserved: 0,
-          createdAt: new Date().toISOString(),
-        })
-        .expire(taskKey(id), taskTtlSeconds)
-        );
+      await execAll(
+        redis
+          .multi()
+          .hset(taskKey(id), {
+            agentId,
+            goal,
+            status: 'active',
+            budget: JSON.stringify(budget),
+            ...budget,
+            maxSpend: toNanos(budget.maxSpend),
+            runs: 0,
+            toolCalls: 0,
+            tokens: 0,
+            spend: 0,
+            reserved: 0,
+            createdAt: new Date().toISOString(),
+          })
+          .expire(taskKey(id), taskTtlSeconds),
+      );
       return (await getTask(id))!;
     },
     getTask,
@@ -117,13 +124,30 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       const [count, cap] = COUNTS[r.kind];
       const perMinute = r.kind === 'run' ? r.limits.runsPerMinute : r.limits.toolCallsPerMinute;
       const [verdict, detail, left] = await scripts.budgetAdmit(
-        { rate: keys.agent.rate(r.kind, r.agentId), task: taskKey(r.taskId), daySpend: dayKey(r.agentId), reservation: keys.reservation(r.id) },
-        { perMinute, perDayNanos: toNanos(r.limits.spendPerDay), costNanos: toNanos(r.worstCase), hasTask: r.taskId !== null, countField: count, capField: cap },
+        {
+          rate: keys.agent.rate(r.kind, r.agentId),
+          task: taskKey(r.taskId),
+          daySpend: dayKey(r.agentId),
+          reservation: keys.reservation(r.id),
+        },
+        {
+          perMinute,
+          perDayNanos: toNanos(r.limits.spendPerDay),
+          costNanos: toNanos(r.worstCase),
+          hasTask: r.taskId !== null,
+          countField: count,
+          capField: cap,
+        },
       );
       if (verdict === 'ok') return { ok: true };
       if (verdict === 'rate') return { ok: false, reason: 'rate', retryAfterS: Math.max(1, Number(detail)) };
       if (verdict === 'no_task') return { ok: false, reason: 'no_task' };
-      return { ok: false, reason: 'exhausted', cap: detail, ...(left !== undefined && { left: Math.max(0, fromNanos(Number(left))) }) };
+      return {
+        ok: false,
+        reason: 'exhausted',
+        cap: detail,
+        ...(left !== undefined && { left: Math.max(0, fromNanos(Number(left))) }),
+      };
     },
     async settle(s) {
       const [verdict, exhausted, charged] = await scripts.budgetSettle(
@@ -135,13 +159,14 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     async taint(taskId, source) {
       // Only a task that exists is tainted; the first 20 sources are kept (the first one matters most).
       if (!(await redis.exists(taskKey(taskId)))) return;
-      await execAll(redis
-        .multi()
-        .hset(taskKey(taskId), 'tainted', '1')
-        .rpush(taintKey(taskId), source.slice(0, 500))
-        .ltrim(taintKey(taskId), 0, 19)
-        .expire(taintKey(taskId), taskTtlSeconds)
-        );
+      await execAll(
+        redis
+          .multi()
+          .hset(taskKey(taskId), 'tainted', '1')
+          .rpush(taintKey(taskId), source.slice(0, 500))
+          .ltrim(taintKey(taskId), 0, 19)
+          .expire(taintKey(taskId), taskTtlSeconds),
+      );
     },
     async reportUsage(taskId, agentId, limits, tokens, cost) {
       const [verdict, cap] = await scripts.budgetReportUsage(

@@ -8,7 +8,11 @@ export async function publishCancel(redis: Redis, prefix: string, id: string): P
   await redis.publish(cancelChannel(prefix), id);
 }
 
-export async function subscribeCancels(subscriber: Redis, prefix: string, onCancel: (id: string) => void): Promise<void> {
+export async function subscribeCancels(
+  subscriber: Redis,
+  prefix: string,
+  onCancel: (id: string) => void,
+): Promise<void> {
   const channel = cancelChannel(prefix);
   subscriber.on('message', (ch: string, id: string) => {
     if (ch === channel) onCancel(id);

@@ -37,7 +37,12 @@ export interface ExecutionStore {
   /** queued → running. False when the record is no longer queued (cancelled, or started before). */
   markRunning(id: string): Promise<boolean>;
   /** queued|running (or only `from`) → a final status, with the run's outcome. */
-  finish(id: string, status: ExecutionStatus, outcome: Partial<ExecutionOutcome>, from?: readonly ExecutionStatus[]): Promise<TransitionResult>;
+  finish(
+    id: string,
+    status: ExecutionStatus,
+    outcome: Partial<ExecutionOutcome>,
+    from?: readonly ExecutionStatus[],
+  ): Promise<TransitionResult>;
   /** queued → cancelled, or with `queuedOnly: false` running → cancelled (awaiting its runner's outcome). */
   cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
   /** Adds the runner's outcome to a run cancelled while it ran; false when there is none to add. */
@@ -53,7 +58,12 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
   const doneChannel = keys.execution.doneChannel;
   const finalFrom: readonly ExecutionStatus[] = ['queued', 'running'];
 
-  const transition = async (id: string, to: ExecutionStatus, from: readonly string[], fields: Record<string, string>): Promise<TransitionResult> => {
+  const transition = async (
+    id: string,
+    to: ExecutionStatus,
+    from: readonly string[],
+    fields: Record<string, string>,
+  ): Promise<TransitionResult> => {
     const r = await scripts.transition({ record: key(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields });
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
@@ -87,7 +97,9 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       const meta = JSON.parse(h.meta) as ExecutionMeta;
       // A run cancelled while it ran: the cancel's status and reason, with what its runner measured.
       const own = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
-      const outcome = h.runnerOutcome ? { ...(JSON.parse(h.runnerOutcome) as Partial<ExecutionOutcome>), error: own.error } : own;
+      const outcome = h.runnerOutcome
+        ? { ...(JSON.parse(h.runnerOutcome) as Partial<ExecutionOutcome>), error: own.error }
+        : own;
       return {
         ...meta,
         status: h.status as ExecutionStatus,

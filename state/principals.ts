@@ -1,7 +1,8 @@
 // Human principals (approvers, auditors): an opaque bearer token each, kept in Redis only as its
 // SHA-256, so a copy of Redis reveals no credential.
-import type { Redis } from 'ioredis';
+
 import { createHash, randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import { redisKeys } from './keys.ts';
 
 export type HumanRole = 'approver' | 'auditor';
@@ -28,7 +29,12 @@ export function createPrincipalStore(redis: Redis, prefix: string): PrincipalSto
   const tokenKey = (token: string) => keys.principalToken(digest(token));
   return {
     async create({ name, role }) {
-      const principal: HumanPrincipal = { id: `pr_${randomBytes(12).toString('base64url')}`, name, role, createdAt: new Date().toISOString() };
+      const principal: HumanPrincipal = {
+        id: `pr_${randomBytes(12).toString('base64url')}`,
+        name,
+        role,
+        createdAt: new Date().toISOString(),
+      };
       const token = `${PRINCIPAL_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
       await redis.set(tokenKey(token), JSON.stringify(principal));
       return { principal, token };

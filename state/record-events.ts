@@ -11,7 +11,10 @@ export interface RecordEvents<S extends string = ExecutionStatus> {
 }
 
 /** Works for any record kind whose transitions publish `<id> <status>` (executions, actions). */
-export async function createRecordEvents<S extends string = ExecutionStatus>(subscriber: Redis, channel: string): Promise<RecordEvents<S>> {
+export async function createRecordEvents<S extends string = ExecutionStatus>(
+  subscriber: Redis,
+  channel: string,
+): Promise<RecordEvents<S>> {
   const waiters = new Map<string, Set<(s: S | undefined) => void>>();
   const listeners: Array<(id: string, status: S) => void> = [];
   subscriber.on('message', (ch: string, message: string) => {

@@ -1,8 +1,9 @@
 // Live runner processes, as heartbeat keys with a TTL: the Docker reaper removes another runner's
 // containers only once that runner's key has expired (it crashed or stopped).
-import type { Redis } from 'ioredis';
+
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Redis } from 'ioredis';
 import { redisKeys } from './keys.ts';
 
 export interface RunnerRegistry {

@@ -35,7 +35,10 @@ type Raw = (...keysAndArgs: string[]) => Promise<unknown>;
 const commandName = (name: ScriptName) => `sg_${name.replace(/-/g, '_')}`;
 
 export interface Scripts {
-  transition(k: { record: string; doneChannel: string }, a: { to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> }): Promise<1 | 0 | -1>;
+  transition(
+    k: { record: string; doneChannel: string },
+    a: { to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
+  ): Promise<1 | 0 | -1>;
   executionCreate(
     k: { record: string; revoked: string; agentIndex: string; taskIndex: string },
     a: { id: string; meta: string; ttlS: number; hasTask: boolean },
@@ -43,27 +46,62 @@ export interface Scripts {
   executionAmendCancelled(k: { record: string }, a: { outcome: string }): Promise<boolean>;
   budgetAdmit(
     k: { rate: string; task: string; daySpend: string; reservation: string },
-    a: { perMinute: number; perDayNanos: number; costNanos: number; hasTask: boolean; countField: string; capField: string },
+    a: {
+      perMinute: number;
+      perDayNanos: number;
+      costNanos: number;
+      hasTask: boolean;
+      countField: string;
+      capField: string;
+    },
   ): Promise<[string, string, string?]>;
-  budgetSettle(k: { reservation: string; task: string; daySpend: string }, a: { costNanos: number; refund: boolean }): Promise<[string, string, string]>;
-  budgetReportUsage(k: { task: string; daySpend: string }, a: { tokens: number; costNanos: number; perDayNanos: number }): Promise<[string, string]>;
-  actionCreate(k: { action: string; revoked: string; agentIndex: string }, a: { id: string; meta: string; ttlS: number }): Promise<boolean>;
+  budgetSettle(
+    k: { reservation: string; task: string; daySpend: string },
+    a: { costNanos: number; refund: boolean },
+  ): Promise<[string, string, string]>;
+  budgetReportUsage(
+    k: { task: string; daySpend: string },
+    a: { tokens: number; costNanos: number; perDayNanos: number },
+  ): Promise<[string, string]>;
+  actionCreate(
+    k: { action: string; revoked: string; agentIndex: string },
+    a: { id: string; meta: string; ttlS: number },
+  ): Promise<boolean>;
   actionCreateAwaiting(
     k: { action: string; revoked: string; agentIndex: string; approval: string; pending: string },
-    a: { id: string; meta: string; ttlS: number; approvalId: string; data: string; approvalTtlMs: number; agentId: string },
+    a: {
+      id: string;
+      meta: string;
+      ttlS: number;
+      approvalId: string;
+      data: string;
+      approvalTtlMs: number;
+      agentId: string;
+    },
   ): Promise<boolean>;
   approvalDecide(
     k: { approval: string; action: string; pending: string; doneChannel: string },
-    a: { decision: 'approve' | 'deny'; decider: string; reason: string; at: string; deniedOutcome: string; expiredOutcome: string },
+    a: {
+      decision: 'approve' | 'deny';
+      decider: string;
+      reason: string;
+      at: string;
+      deniedOutcome: string;
+      expiredOutcome: string;
+    },
   ): Promise<[string, string]>;
-  approvalExpire(k: { approval: string; action: string; pending: string; doneChannel: string }, a: { at: string; expiredOutcome: string }): Promise<boolean>;
+  approvalExpire(
+    k: { approval: string; action: string; pending: string; doneChannel: string },
+    a: { at: string; expiredOutcome: string },
+  ): Promise<boolean>;
   approvalConsume(k: { approval: string }, a: { actionId: string; argsHash: string }): Promise<boolean>;
 }
 
 export function defineScripts(redis: Redis): Scripts {
   for (const name of NAMES) {
     const cmd = commandName(name);
-    if (!(cmd in redis)) redis.defineCommand(cmd, { numberOfKeys: Number(name.slice(name.lastIndexOf('-') + 1)), lua: luaSource(name) });
+    if (!(cmd in redis))
+      redis.defineCommand(cmd, { numberOfKeys: Number(name.slice(name.lastIndexOf('-') + 1)), lua: luaSource(name) });
   }
   const call = (name: ScriptName, ...keysAndArgs: Array<string | number>) =>
     ((redis as unknown as Record<string, Raw>)[commandName(name)] as Raw).call(redis, ...keysAndArgs.map(String));
@@ -71,39 +109,103 @@ export function defineScripts(redis: Redis): Scripts {
 
   return {
     async transition(k, a) {
-      return (await call('transition-2', k.record, k.doneChannel, a.to, a.ttlS, a.from.length, ...a.from, ...Object.entries(a.fields).flat())) as 1 | 0 | -1;
+      return (await call(
+        'transition-2',
+        k.record,
+        k.doneChannel,
+        a.to,
+        a.ttlS,
+        a.from.length,
+        ...a.from,
+        ...Object.entries(a.fields).flat(),
+      )) as 1 | 0 | -1;
     },
     async executionCreate(k, a) {
-      return (await call('execution-create-4', k.record, k.revoked, k.agentIndex, k.taskIndex, a.id, a.meta, a.ttlS, flag(a.hasTask))) === 1;
+      return (
+        (await call(
+          'execution-create-4',
+          k.record,
+          k.revoked,
+          k.agentIndex,
+          k.taskIndex,
+          a.id,
+          a.meta,
+          a.ttlS,
+          flag(a.hasTask),
+        )) === 1
+      );
     },
     async executionAmendCancelled(k, a) {
       return (await call('execution-amend-cancelled-1', k.record, a.outcome)) === 1;
     },
     async budgetAdmit(k, a) {
-      return (await call('budget-admit-4', k.rate, k.task, k.daySpend, k.reservation, a.perMinute, a.perDayNanos, a.costNanos, flag(a.hasTask), a.countField, a.capField)) as [
-        string,
-        string,
-        string?,
-      ];
+      return (await call(
+        'budget-admit-4',
+        k.rate,
+        k.task,
+        k.daySpend,
+        k.reservation,
+        a.perMinute,
+        a.perDayNanos,
+        a.costNanos,
+        flag(a.hasTask),
+        a.countField,
+        a.capField,
+      )) as [string, string, string?];
     },
     async budgetSettle(k, a) {
-      return (await call('budget-settle-3', k.reservation, k.task, k.daySpend, a.costNanos, flag(a.refund))) as [string, string, string];
+      return (await call('budget-settle-3', k.reservation, k.task, k.daySpend, a.costNanos, flag(a.refund))) as [
+        string,
+        string,
+        string,
+      ];
     },
     async budgetReportUsage(k, a) {
-      return (await call('budget-report-usage-2', k.task, k.daySpend, a.tokens, a.costNanos, a.perDayNanos)) as [string, string];
+      return (await call('budget-report-usage-2', k.task, k.daySpend, a.tokens, a.costNanos, a.perDayNanos)) as [
+        string,
+        string,
+      ];
     },
     async actionCreate(k, a) {
       return (await call('action-create-3', k.action, k.revoked, k.agentIndex, a.id, a.meta, a.ttlS)) === 1;
     },
     async actionCreateAwaiting(k, a) {
-      const r = await call('action-create-awaiting-5', k.action, k.revoked, k.agentIndex, k.approval, k.pending, a.id, a.meta, a.ttlS, a.approvalId, a.data, a.approvalTtlMs, a.agentId);
+      const r = await call(
+        'action-create-awaiting-5',
+        k.action,
+        k.revoked,
+        k.agentIndex,
+        k.approval,
+        k.pending,
+        a.id,
+        a.meta,
+        a.ttlS,
+        a.approvalId,
+        a.data,
+        a.approvalTtlMs,
+        a.agentId,
+      );
       return r !== 0;
     },
     async approvalDecide(k, a) {
-      return (await call('approval-decide-4', k.approval, k.action, k.pending, k.doneChannel, a.decision, a.decider, a.reason, a.at, a.deniedOutcome, a.expiredOutcome)) as [string, string];
+      return (await call(
+        'approval-decide-4',
+        k.approval,
+        k.action,
+        k.pending,
+        k.doneChannel,
+        a.decision,
+        a.decider,
+        a.reason,
+        a.at,
+        a.deniedOutcome,
+        a.expiredOutcome,
+      )) as [string, string];
     },
     async approvalExpire(k, a) {
-      return (await call('approval-expire-4', k.approval, k.action, k.pending, k.doneChannel, a.at, a.expiredOutcome)) === 1;
+      return (
+        (await call('approval-expire-4', k.approval, k.action, k.pending, k.doneChannel, a.at, a.expiredOutcome)) === 1
+      );
     },
     async approvalConsume(k, a) {
       return (await call('approval-consume-1', k.approval, a.actionId, a.argsHash)) === 1;

@@ -116,7 +116,10 @@ function endsSession(r) {
 }
 
 function refused(r) {
-  const why = r.status === 401 ? 'The token was not accepted' : 'This token may not decide on approvals (it is not an approver token)';
+  const why =
+    r.status === 401
+      ? 'The token was not accepted'
+      : 'This token may not decide on approvals (it is not an approver token)';
   showStatus(`${why}: ${r.error.message}. Sign in again.`, 'error');
   signOut(false);
 }
@@ -163,12 +166,18 @@ function renderCard(a) {
   }
 
   card.append(el('h4', { text: 'Arguments' }));
-  card.append(el('pre', { className: 'args', 'data-testid': 'args', tabindex: '0', text: JSON.stringify(a.args, null, 2) }));
+  card.append(
+    el('pre', { className: 'args', 'data-testid': 'args', tabindex: '0', text: JSON.stringify(a.args, null, 2) }),
+  );
 
   card.append(el('h4', { text: "Agent's stated reasoning" }));
   const reasoning = typeof a.reasoning === 'string' && a.reasoning.length > 0;
   card.append(
-    el('p', { className: reasoning ? 'reasoning' : 'reasoning muted', 'data-testid': 'reasoning', text: reasoning ? a.reasoning : '(none given)' }),
+    el('p', {
+      className: reasoning ? 'reasoning' : 'reasoning muted',
+      'data-testid': 'reasoning',
+      text: reasoning ? a.reasoning : '(none given)',
+    }),
   );
 
   const dl = el('dl', { className: 'meta' });
@@ -180,13 +189,37 @@ function renderCard(a) {
   field(dl, 'Arguments hash', a.argsHash, 'args-hash');
   card.append(dl);
 
-  const reasonInput = el('input', { id: reasonId, type: 'text', maxlength: '2000', autocomplete: 'off', 'data-testid': 'reason' });
-  const approve = el('button', { type: 'button', className: 'approve', 'data-testid': 'approve', 'aria-describedby': titleId, text: 'Approve' });
-  const deny = el('button', { type: 'button', className: 'deny', 'data-testid': 'deny', 'aria-describedby': titleId, text: 'Deny' });
+  const reasonInput = el('input', {
+    id: reasonId,
+    type: 'text',
+    maxlength: '2000',
+    autocomplete: 'off',
+    'data-testid': 'reason',
+  });
+  const approve = el('button', {
+    type: 'button',
+    className: 'approve',
+    'data-testid': 'approve',
+    'aria-describedby': titleId,
+    text: 'Approve',
+  });
+  const deny = el('button', {
+    type: 'button',
+    className: 'deny',
+    'data-testid': 'deny',
+    'aria-describedby': titleId,
+    text: 'Deny',
+  });
   approve.addEventListener('click', () => decide(a, 'approve', card));
   deny.addEventListener('click', () => decide(a, 'deny', card));
   card.append(
-    el('div', { className: 'decide' }, el('label', { for: reasonId, text: 'Reason (optional)' }), reasonInput, el('div', { className: 'buttons' }, approve, deny)),
+    el(
+      'div',
+      { className: 'decide' },
+      el('label', { for: reasonId, text: 'Reason (optional)' }),
+      reasonInput,
+      el('div', { className: 'buttons' }, approve, deny),
+    ),
   );
 
   expiries.set(card, { iso: a.expiresAt, node: expires });
@@ -254,15 +287,23 @@ async function decide(a, decision, card) {
   card.setAttribute('aria-busy', 'true');
 
   const reason = input.value.trim();
-  const r = await api('POST', `/v1/approvals/${encodeURIComponent(a.id)}`, reason ? { decision, reason } : { decision });
+  const r = await api(
+    'POST',
+    `/v1/approvals/${encodeURIComponent(a.id)}`,
+    reason ? { decision, reason } : { decision },
+  );
   if (mine !== session) return;
   const verb = decision === 'approve' ? 'approve' : 'deny';
   if (r.ok) {
     decided.add(a.id);
     removeCard(a.id);
-    const text = decision === 'approve' ? `Approved ${a.tool} (${a.id}).` : `Denied ${a.tool} (${a.id}). It will not run.`;
+    const text =
+      decision === 'approve' ? `Approved ${a.tool} (${a.id}).` : `Denied ${a.tool} (${a.id}). It will not run.`;
     showStatus(text, 'success');
-    const entry = logEntry(decision === 'approve' ? `${text} Action ${a.actionId}: queued…` : text, decision === 'approve' ? 'ok' : 'denied');
+    const entry = logEntry(
+      decision === 'approve' ? `${text} Action ${a.actionId}: queued…` : text,
+      decision === 'approve' ? 'ok' : 'denied',
+    );
     if (decision === 'approve') follow(a, entry, mine);
     return;
   }
@@ -350,7 +391,10 @@ async function signIn(candidate) {
     token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     if (endsSession(r)) {
-      const why = r.status === 401 ? 'The token was not accepted' : 'This token may not decide on approvals (it is not an approver token)';
+      const why =
+        r.status === 401
+          ? 'The token was not accepted'
+          : 'This token may not decide on approvals (it is not an approver token)';
       showStatus(`${why}: ${r.error.message}`, 'error');
     } else {
       showStatus(`Could not sign in: ${r.error.message}`, 'error');

@@ -1,17 +1,27 @@
 // Tool calls: POST/GET /v1/actions, GET /v1/tools, and the approvals humans decide on.
-import { z } from 'zod';
+
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Action, ActionAccepted, ActionId, ActionRequest, Approval, ApprovalDecisionRequest, ApprovalId, ApprovalQuery } from '../../contract/action.ts';
+import { z } from 'zod';
+import {
+  Action,
+  ActionAccepted,
+  ActionId,
+  ActionRequest,
+  Approval,
+  ApprovalDecisionRequest,
+  ApprovalId,
+  ApprovalQuery,
+} from '../../contract/action.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ToolInfo } from '../../contract/tool.ts';
-import type { ActionStore } from '../../state/actions.ts';
+import { ownedOrNotFound, taskFor, taskIdFor } from '../../guard/lifecycle/access.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
-import type { BudgetStore } from '../../state/budgets.ts';
 import { mayCallTool } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
-import { ownedOrNotFound, taskFor, taskIdFor } from '../../guard/lifecycle/access.ts';
+import type { ActionStore } from '../../state/actions.ts';
+import type { BudgetStore } from '../../state/budgets.ts';
 
 export interface ActionRouteDeps {
   toolCalls: ActionLifecycle;
@@ -21,20 +31,31 @@ export interface ActionRouteDeps {
   tools: ToolSet;
 }
 
-const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  402: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
 
 export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, deps) => {
   const { actions, budgets } = deps;
 
   /** Agents see only their own actions; anything else is "not found", so ids leak nothing. */
-  const loadOwned = async (principal: Principal, id: string) => ownedOrNotFound(principal, await actions.get(id), 'action', id);
+  const loadOwned = async (principal: Principal, id: string) =>
+    ownedOrNotFound(principal, await actions.get(id), 'action', id);
 
   app.get(
     '/v1/tools',
     {
       config: { roles: ['agent', 'admin', 'approver'] },
       schema: {
-        summary: 'The tools this service offers: to an agent, only those it may call (its grants, narrowed by its token and the policies)',
+        summary:
+          'The tools this service offers: to an agent, only those it may call (its grants, narrowed by its token and the policies)',
         tags: ['actions'],
         response: { 200: z.object({ tools: z.array(ToolInfo) }), ...errors },
       },
@@ -73,7 +94,12 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
     '/v1/actions/:id',
     {
       config: { roles: ['agent', 'admin', 'approver'] },
-      schema: { summary: 'Read an action', tags: ['actions'], params: z.strictObject({ id: ActionId }), response: { 200: Action, ...errors } },
+      schema: {
+        summary: 'Read an action',
+        tags: ['actions'],
+        params: z.strictObject({ id: ActionId }),
+        response: { 200: Action, ...errors },
+      },
     },
     async (request) => loadOwned(request.principal!, request.params.id),
   );
@@ -91,7 +117,11 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
     },
     async (request) => {
       const status = request.query.status ?? 'pending';
-      if (status !== 'pending') throw new SandgateError('validation_failed', 'only status=pending is listed; read a decided approval by its action');
+      if (status !== 'pending')
+        throw new SandgateError(
+          'validation_failed',
+          'only status=pending is listed; read a decided approval by its action',
+        );
       return { approvals: await actions.pendingApprovals(200) };
     },
   );
@@ -100,7 +130,12 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
     '/v1/approvals/:id',
     {
       config: { roles: ['approver', 'admin'] },
-      schema: { summary: 'Read an approval', tags: ['approvals'], params: z.strictObject({ id: ApprovalId }), response: { 200: Approval, ...errors } },
+      schema: {
+        summary: 'Read an approval',
+        tags: ['approvals'],
+        params: z.strictObject({ id: ApprovalId }),
+        response: { 200: Approval, ...errors },
+      },
     },
     async (request) => {
       await actions.expireIfDue(request.params.id);

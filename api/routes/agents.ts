@@ -1,6 +1,7 @@
 // Agents and their tokens (admin only).
-import { z } from 'zod';
+
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import {
   Agent,
   AgentId,
@@ -12,16 +13,16 @@ import {
   TokenResponse,
 } from '../../contract/agent.ts';
 import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
-import type { AgentStore } from '../../state/agents.ts';
-import type { PrincipalStore } from '../../state/principals.ts';
-import type { TokenService } from '../../guard/identity/tokens.ts';
-import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
 import type { Auditor } from '../../guard/audit/auditor.ts';
 import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
-import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import type { TokenService } from '../../guard/identity/tokens.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
+import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
 import type { ProfileSet } from '../../guard/profiles.ts';
+import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import type { AgentStore } from '../../state/agents.ts';
+import type { PrincipalStore } from '../../state/principals.ts';
 
 export interface AgentRouteDeps {
   agents: AgentStore;
@@ -49,17 +50,28 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     '/v1/agents',
     {
       config: { roles: ['admin'] },
-      schema: { summary: 'Create an agent with its grants', tags: ['agents'], body: CreateAgentRequest, response: { 201: Agent, ...errors } },
+      schema: {
+        summary: 'Create an agent with its grants',
+        tags: ['agents'],
+        body: CreateAgentRequest,
+        response: { 201: Agent, ...errors },
+      },
     },
     async (request, reply) => {
       const { grants } = request.body;
       const unknown = grants.profiles.filter((p) => !profiles.has(p));
-      if (unknown.length) throw new SandgateError('unknown_profile', `grants.profiles names unknown profiles: ${unknown.join(', ')}`);
+      if (unknown.length)
+        throw new SandgateError('unknown_profile', `grants.profiles names unknown profiles: ${unknown.join(', ')}`);
       const unknownTools = grants.tools.filter((t) => !deps.tools.has(t));
-      if (unknownTools.length) throw new SandgateError('unknown_tool', `grants.tools names unknown tools: ${unknownTools.join(', ')}`);
+      if (unknownTools.length)
+        throw new SandgateError('unknown_tool', `grants.tools names unknown tools: ${unknownTools.join(', ')}`);
       parseDestinationGrants(grants.destinations); // a bad grant is a 400 naming it
       const agent = await agents.create(request.body);
-      await deps.audit.record('agent.created', { agentId: agent.id, principalId: request.principal!.id }, { name: agent.name, grants: agent.grants, limits: agent.limits });
+      await deps.audit.record(
+        'agent.created',
+        { agentId: agent.id, principalId: request.principal!.id },
+        { name: agent.name, grants: agent.grants, limits: agent.limits },
+      );
       return reply.code(201).send(agent);
     },
   );
@@ -92,7 +104,11 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       const { token, expiresAt } = await tokens.mint(agent.id, { ...request.body, generation: agent.tokenGeneration });
       // The token itself never enters the log: who got one, for how long and with which scopes.
       const ctx = { agentId: agent.id, principalId: request.principal!.id, taskId: request.body.taskId ?? null };
-      await deps.audit.record('token.issued', ctx, { expiresAt, ttlSeconds: request.body.ttlSeconds, scopes: request.body.scopes ?? null });
+      await deps.audit.record('token.issued', ctx, {
+        expiresAt,
+        ttlSeconds: request.body.ttlSeconds,
+        scopes: request.body.scopes ?? null,
+      });
       return reply.code(201).send({ token, expiresAt });
     },
   );
@@ -102,7 +118,8 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     {
       config: { roles: ['admin'] },
       schema: {
-        summary: "Revoke one agent: every token of it gets 401 from the next request on, and its queued and running executions are cancelled",
+        summary:
+          'Revoke one agent: every token of it gets 401 from the next request on, and its queued and running executions are cancelled',
         tags: ['agents'],
         params: IdParams,
         response: { 200: Revocation, ...errors },
@@ -117,7 +134,11 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       const cancelled = await deps.executions.cancelAllOf(agent.id, reason);
       // Tool calls not yet made (queued, or waiting for an approver) never will be.
       const cancelledActions = await deps.toolCalls.cancelAllOf(agent.id, reason);
-      await deps.audit.record('agent.revoked', { agentId: agent.id, principalId: request.principal!.id }, { cancelledExecutions: cancelled, cancelledActions });
+      await deps.audit.record(
+        'agent.revoked',
+        { agentId: agent.id, principalId: request.principal!.id },
+        { cancelledExecutions: cancelled, cancelledActions },
+      );
       return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled, cancelledActions };
     },
   );
@@ -136,7 +157,11 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     async (request) => {
       const agent = await agents.enable(request.params.id);
       if (!agent) throw new SandgateError('not_found', `no agent ${request.params.id}`);
-      await deps.audit.record('agent.enabled', { agentId: agent.id, principalId: request.principal!.id }, { tokenGeneration: agent.tokenGeneration });
+      await deps.audit.record(
+        'agent.enabled',
+        { agentId: agent.id, principalId: request.principal!.id },
+        { tokenGeneration: agent.tokenGeneration },
+      );
       return agent;
     },
   );
@@ -154,7 +179,11 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
     },
     async (request, reply) => {
       const { principal, token } = await deps.principals.create(request.body);
-      await deps.audit.record('principal.created', { principalId: request.principal!.id, subject: principal.id }, { name: principal.name, role: principal.role });
+      await deps.audit.record(
+        'principal.created',
+        { principalId: request.principal!.id, subject: principal.id },
+        { name: principal.name, role: principal.role },
+      );
       return reply.code(201).send({ id: principal.id, name: principal.name, role: principal.role, token });
     },
   );

@@ -1,7 +1,13 @@
 // Reading the audit trail: GET /v1/audit (filters, pages) and GET /v1/audit/verify.
-import { z } from 'zod';
+
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { AuditKind, AuditRecord, type AuditVerifyResult, AuditVerifyResult as VerifyResult } from '../../contract/audit.ts';
+import { z } from 'zod';
+import {
+  AuditKind,
+  AuditRecord,
+  type AuditVerifyResult,
+  AuditVerifyResult as VerifyResult,
+} from '../../contract/audit.ts';
 import { ErrorBody } from '../../contract/errors.ts';
 import type { AuditIndex } from '../../state/audit-index.ts';
 

@@ -1,9 +1,17 @@
 // POST/GET/DELETE /v1/executions: the HTTP face of the executions lifecycle
 // (guard/lifecycle/execution-lifecycle.ts), plus `?wait=true`, which waits for the run's end.
-import { z } from 'zod';
+
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
-import { Execution, ExecutionAccepted, ExecutionId, ExecutionQuery, ExecutionRequest, isFinal } from '../../contract/execution.ts';
+import {
+  Execution,
+  ExecutionAccepted,
+  ExecutionId,
+  ExecutionQuery,
+  ExecutionRequest,
+  isFinal,
+} from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
@@ -18,7 +26,17 @@ export interface ExecutionRouteDeps {
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
-const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 429: ErrorBody, 503: ErrorBody };
+const errors = {
+  400: ErrorBody,
+  401: ErrorBody,
+  402: ErrorBody,
+  403: ErrorBody,
+  404: ErrorBody,
+  409: ErrorBody,
+  413: ErrorBody,
+  429: ErrorBody,
+  503: ErrorBody,
+};
 
 export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async (app, deps) => {
   const { store, events } = deps;
@@ -66,7 +84,12 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
     '/v1/executions/:id',
     {
       config: { roles: ['agent', 'admin'] },
-      schema: { summary: 'Read an execution', tags: ['executions'], params: IdParams, response: { 200: Execution, ...errors } },
+      schema: {
+        summary: 'Read an execution',
+        tags: ['executions'],
+        params: IdParams,
+        response: { 200: Execution, ...errors },
+      },
     },
     async (request) => loadOwned(request.principal!, request.params.id),
   );
@@ -88,7 +111,10 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       // Off the queue and refunded if still waiting; if a runner holds it, the runner is told to stop.
       const outcome = await deps.executions.cancel(id, resultError('cancelled', request.principal!.role));
       if (outcome !== 'done') {
-        throw new SandgateError('invalid_state', `execution ${id} has already ended (${(await store.get(id))?.status ?? before.status})`);
+        throw new SandgateError(
+          'invalid_state',
+          `execution ${id} has already ended (${(await store.get(id))?.status ?? before.status})`,
+        );
       }
       return loadOwned(request.principal!, id);
     },

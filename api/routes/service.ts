@@ -1,7 +1,8 @@
 // Liveness, readiness, metrics and the profile catalogue.
-import { z } from 'zod';
+
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Registry } from 'prom-client';
+import { z } from 'zod';
 import { ErrorBody, errorBody } from '../../contract/errors.ts';
 import { ProfileView } from '../../contract/profile.ts';
 import { mayRunProfile } from '../../guard/policy/authorize.ts';
@@ -22,12 +23,21 @@ export interface ServiceRouteDeps {
 const Readiness = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
-  Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref())]);
+  Promise.race([
+    p,
+    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
+  ]);
 
 export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app, deps) => {
   app.get(
     '/healthz',
-    { schema: { summary: 'The process is up', tags: ['service'], response: { 200: z.object({ status: z.literal('ok') }) } } },
+    {
+      schema: {
+        summary: 'The process is up',
+        tags: ['service'],
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
     async () => ({ status: 'ok' as const }),
   );
 
@@ -62,7 +72,9 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
       const text = await deps.registry.metrics();
       return reply.type(deps.registry.contentType).send(text);
     } catch (e) {
-      return reply.code(503).send(errorBody('dependency_unavailable', `metrics could not be collected: ${(e as Error).message}`));
+      return reply
+        .code(503)
+        .send(errorBody('dependency_unavailable', `metrics could not be collected: ${(e as Error).message}`));
     }
   });
 
@@ -71,7 +83,8 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
     {
       config: { roles: ['agent', 'admin', 'approver', 'auditor'] },
       schema: {
-        summary: 'Sandbox profiles and their ceilings: to an agent, only those it may run (its grants, narrowed by its token and the policies)',
+        summary:
+          'Sandbox profiles and their ceilings: to an agent, only those it may run (its grants, narrowed by its token and the policies)',
         tags: ['service'],
         response: { 200: z.object({ profiles: z.array(ProfileView) }), 401: ErrorBody },
       },

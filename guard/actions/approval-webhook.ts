@@ -7,7 +7,11 @@ export interface AnnounceLog {
   warn(obj: object, msg: string): void;
 }
 
-export function createApprovalAnnouncer(url: string | undefined, log: AnnounceLog, timeoutMs = 5000): (approval: Approval) => void {
+export function createApprovalAnnouncer(
+  url: string | undefined,
+  log: AnnounceLog,
+  timeoutMs = 5000,
+): (approval: Approval) => void {
   if (!url) return () => {};
   return (approval) => {
     fetch(url, {
@@ -18,7 +22,8 @@ export function createApprovalAnnouncer(url: string | undefined, log: AnnounceLo
       redirect: 'error',
     })
       .then((res) => {
-        if (!res.ok) log.warn({ approval: approval.id, status: res.status }, 'approval webhook refused the announcement');
+        if (!res.ok)
+          log.warn({ approval: approval.id, status: res.status }, 'approval webhook refused the announcement');
         return res.body?.cancel();
       })
       .catch((e: Error) => log.warn({ approval: approval.id, err: e.message }, 'approval webhook unreachable'));

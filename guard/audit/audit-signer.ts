@@ -2,7 +2,15 @@
 // so that whoever can rewrite the log files cannot also re-sign them, as long as the key file is
 // kept out of their reach: give an explicit path on another mount where that matters, and pin
 // the public key (`audit-signing.pub`) wherever the log is verified.
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, sign, verify } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AuditCheckpoint } from '../../contract/audit.ts';
@@ -74,7 +82,10 @@ async function writePublicKey(path: string, pem: string): Promise<void> {
 export function pinKeys(keys: ReadonlyArray<KeyObject | string>): Map<string, KeyObject> {
   const out = new Map<string, KeyObject>();
   for (const k of keys) {
-    const objs = typeof k === 'string' ? (k.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [k]).map((p) => createPublicKey(p)) : [k];
+    const objs =
+      typeof k === 'string'
+        ? (k.match(/-----BEGIN PUBLIC KEY-----[\s\S]+?-----END PUBLIC KEY-----/g) ?? [k]).map((p) => createPublicKey(p))
+        : [k];
     for (const o of objs) {
       const pub = o.type === 'private' ? createPublicKey(o) : o;
       if (pub.asymmetricKeyType !== 'ed25519') throw new Error('audit public keys must be Ed25519');

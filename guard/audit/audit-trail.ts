@@ -1,16 +1,17 @@
 // The audit trail of one process, assembled: its own hash chain under $DATA_DIR/audit (durable
 // before anything it records happens), the checkpoint key kept apart, and the Redis index that
 // makes every process's records readable from any API process.
-import type { Redis } from 'ioredis';
+
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
 import type { AuditVerifyResult } from '../../contract/audit.ts';
 import { type AuditIndex, createAuditIndex } from '../../state/audit-index.ts';
 import { loadAuditSigner } from './audit-signer.ts';
 import { verifyAuditDir } from './audit-verify.ts';
 import { createAuditWriter } from './audit-writer.ts';
-import { createIndexCopier } from './index-copier.ts';
 import { type Auditor, createAuditor } from './auditor.ts';
+import { createIndexCopier } from './index-copier.ts';
 
 export interface AuditTrailOptions {
   dataDir: string;

@@ -31,23 +31,45 @@ export interface VerifyOptions {
   witnessCheckpoints?: readonly AuditCheckpoint[];
 }
 
-function checkWitness(chains: Map<string, Chain>, witness: readonly AuditCheckpoint[], pinned: Map<string, KeyObject>): VerifyError | null {
+function checkWitness(
+  chains: Map<string, Chain>,
+  witness: readonly AuditCheckpoint[],
+  pinned: Map<string, KeyObject>,
+): VerifyError | null {
   for (const [i, raw] of witness.entries()) {
     const parsed = AuditCheckpoint.safeParse(raw);
-    if (!parsed.success) return { file: 'witness', line: i + 1, reason: `witness checkpoint invalid: ${firstIssue(parsed.error)}` };
+    if (!parsed.success)
+      return { file: 'witness', line: i + 1, reason: `witness checkpoint invalid: ${firstIssue(parsed.error)}` };
     const w = parsed.data;
     const problem = checkpointSignatureProblem(w, pinned);
     if (problem) return { file: 'witness', line: i + 1, reason: `witness ${problem}` };
     const chain = chains.get(w.writer);
     const id = `${w.writer}:${w.upToSeq + 1}`;
-    if (!chain) return { file: `${w.writer}.jsonl`, line: 0, id, reason: `chain file missing: the witness holds its checkpoint upToSeq ${w.upToSeq}` };
+    if (!chain)
+      return {
+        file: `${w.writer}.jsonl`,
+        line: 0,
+        id,
+        reason: `chain file missing: the witness holds its checkpoint upToSeq ${w.upToSeq}`,
+      };
     if (isOpening(w) && w.head === AUDIT_GENESIS) continue; // the chain exists: that is all an opening checkpoint says
     const seen = chain.checkpoints.get(w.upToSeq);
     if (!seen) {
       const why = chain.head.seq <= w.upToSeq ? 'tail truncated' : 'chain rewritten';
-      return { file: chain.file, line: w.upToSeq + 1, id, reason: `witness checkpoint not in chain (upToSeq ${w.upToSeq}): ${why}` };
+      return {
+        file: chain.file,
+        line: w.upToSeq + 1,
+        id,
+        reason: `witness checkpoint not in chain (upToSeq ${w.upToSeq}): ${why}`,
+      };
     }
-    if (!sameCheckpoint(seen.cp, w)) return { file: chain.file, line: seen.line, id: seen.id, reason: 'witness checkpoint differs from the chain: chain rewritten' };
+    if (!sameCheckpoint(seen.cp, w))
+      return {
+        file: chain.file,
+        line: seen.line,
+        id: seen.id,
+        reason: 'witness checkpoint differs from the chain: chain rewritten',
+      };
   }
   return null;
 }
@@ -60,7 +82,9 @@ export async function verifyAuditDir(dir: string, opts: VerifyOptions): Promise<
     ok: !error,
     records: counter.records,
     chains: chains.size,
-    head: Object.fromEntries([...chains.values()].map((c) => [c.writer, { ...c.head, closed: c.last?.cp.closed ?? false }])),
+    head: Object.fromEntries(
+      [...chains.values()].map((c) => [c.writer, { ...c.head, closed: c.last?.cp.closed ?? false }]),
+    ),
     ...(error ? { error } : {}),
   });
 
@@ -77,7 +101,11 @@ export async function verifyAuditDir(dir: string, opts: VerifyOptions): Promise<
     // file is checked against a read made after the scan, which a live writer can only have moved on.
     const interval = signedInterval(await readHeadFile(dir, writer), writer, pinned);
     const scanned = await scanChain(dir, writer, pinned, counter, interval).catch(
-      (e: NodeJS.ErrnoException): VerifyError => ({ file: `${writer}.jsonl`, line: 0, reason: `chain file unreadable: ${e.code ?? e.message}` }),
+      (e: NodeJS.ErrnoException): VerifyError => ({
+        file: `${writer}.jsonl`,
+        line: 0,
+        reason: `chain file unreadable: ${e.code ?? e.message}`,
+      }),
     );
     if ('reason' in scanned) return result(scanned);
     chains.set(writer, scanned);
@@ -90,7 +118,11 @@ export async function verifyAuditDir(dir: string, opts: VerifyOptions): Promise<
     if (chains.has(writer)) continue;
     const read = await readHeadFile(dir, writer);
     if (read.state !== 'ok' || read.head.checkpoint || read.head.next) {
-      return result({ file: `${writer}.jsonl`, line: 0, reason: 'chain file missing: its head file names a checkpoint' });
+      return result({
+        file: `${writer}.jsonl`,
+        line: 0,
+        reason: 'chain file missing: its head file names a checkpoint',
+      });
     }
   }
   return result(checkWitness(chains, opts.witnessCheckpoints ?? [], pinned) ?? undefined);

@@ -30,10 +30,16 @@
 //   null}. The chain file is claimed before the head file is first written, so a chain with
 //   records but no head file means the head file was removed.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { type AuditCheckpoint, type AuditHeadFile, type AuditInput, type AuditRecord, CHECKPOINT_KIND } from '../../contract/audit.ts';
+import {
+  type AuditCheckpoint,
+  type AuditHeadFile,
+  type AuditInput,
+  type AuditRecord,
+  CHECKPOINT_KIND,
+} from '../../contract/audit.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import type { AuditSigner } from './audit-signer.ts';
 import { createWitnessPoster } from './audit-witness.ts';
@@ -120,7 +126,10 @@ async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
 export async function createAuditWriter(opts: AuditWriterOptions): Promise<AuditWriter> {
   const { dir, signer, onDurable } = opts;
   const writerId = opts.writerId ?? defaultWriterId();
-  const everyRecords = positiveInt('checkpointEveryRecords', opts.checkpointEveryRecords ?? DEFAULT_CHECKPOINT_EVERY_RECORDS);
+  const everyRecords = positiveInt(
+    'checkpointEveryRecords',
+    opts.checkpointEveryRecords ?? DEFAULT_CHECKPOINT_EVERY_RECORDS,
+  );
   const everyMs = positiveInt('checkpointEveryMs', opts.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
   const terms = { everyRecords, everyMs };
   const maxRecordBytes = opts.maxRecordBytes ?? 1 << 20;
@@ -260,7 +269,8 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     append(input) {
       if (failure) return Promise.reject(failure);
       if (closing) return Promise.reject(unavailable('audit writer is closed'));
-      if (input.kind === CHECKPOINT_KIND) return Promise.reject(new TypeError(`${CHECKPOINT_KIND} records are the writer's own`));
+      if (input.kind === CHECKPOINT_KIND)
+        return Promise.reject(new TypeError(`${CHECKPOINT_KIND} records are the writer's own`));
       const now = new Date();
       let sealed: ReturnType<typeof appendRecord>;
       try {

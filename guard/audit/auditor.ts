@@ -3,8 +3,8 @@
 import type { AuditRecord } from '../../contract/audit.ts';
 import type { AuditEventData, AuditEventKind, Capped } from '../../contract/audit-events.ts';
 import { SandgateError } from '../../contract/errors.ts';
-import { sha256Hex } from './canonical.ts';
 import type { AuditWriter } from './audit-writer.ts';
+import { sha256Hex } from './canonical.ts';
 
 export interface AuditContext {
   agentId?: string | undefined;
@@ -41,7 +41,10 @@ export function createAuditor(writer: AuditWriter): Auditor {
           data: data as unknown as Record<string, unknown>,
         });
       } catch (e) {
-        throw new SandgateError('audit_unavailable', `the audit record could not be written, so nothing was done: ${(e as Error).message}`);
+        throw new SandgateError(
+          'audit_unavailable',
+          `the audit record could not be written, so nothing was done: ${(e as Error).message}`,
+        );
       }
       return record.id;
     },

@@ -104,8 +104,23 @@ export interface CheckpointSigner {
  * signed head: the verifier relies on that and needs no memory of older hashes. At seq 0 it is
  * the opening checkpoint, which the writer puts in its head file before the first record.
  */
-export function makeCheckpoint(head: ChainHead, signer: CheckpointSigner, terms: CheckpointTerms): { checkpoint: AuditCheckpoint; input: AuditInput } {
-  const signed = { writer: head.writer, upToSeq: head.seq, head: head.hash, closed: terms.closed, everyRecords: terms.everyRecords, everyMs: terms.everyMs };
-  const checkpoint: AuditCheckpoint = { ...signed, keyId: signer.keyId, signature: signer.sign(checkpointPayload(signed)) };
+export function makeCheckpoint(
+  head: ChainHead,
+  signer: CheckpointSigner,
+  terms: CheckpointTerms,
+): { checkpoint: AuditCheckpoint; input: AuditInput } {
+  const signed = {
+    writer: head.writer,
+    upToSeq: head.seq,
+    head: head.hash,
+    closed: terms.closed,
+    everyRecords: terms.everyRecords,
+    everyMs: terms.everyMs,
+  };
+  const checkpoint: AuditCheckpoint = {
+    ...signed,
+    keyId: signer.keyId,
+    signature: signer.sign(checkpointPayload(signed)),
+  };
   return { checkpoint, input: { kind: CHECKPOINT_KIND, data: checkpoint } };
 }

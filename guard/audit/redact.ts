@@ -13,9 +13,12 @@ export const REDACTED = '[redacted]';
  */
 export function redact(data: Record<string, unknown>): Record<string, unknown> {
   const text = JSON.stringify(data, (key, value: unknown) =>
-    key !== '' && SECRET_KEY.test(key) && value !== null && typeof value !== 'number' && typeof value !== 'boolean' ? REDACTED : value,
+    key !== '' && SECRET_KEY.test(key) && value !== null && typeof value !== 'number' && typeof value !== 'boolean'
+      ? REDACTED
+      : value,
   );
   const copy: unknown = JSON.parse(text);
-  if (copy === null || typeof copy !== 'object' || Array.isArray(copy)) throw new TypeError('audit data must be a JSON object');
+  if (copy === null || typeof copy !== 'object' || Array.isArray(copy))
+    throw new TypeError('audit data must be a JSON object');
   return copy as Record<string, unknown>;
 }

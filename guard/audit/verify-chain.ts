@@ -5,7 +5,13 @@
 import type { KeyObject } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type AuditCheckpoint, AuditRecord, type AuditVerifyResult, CHECKPOINT_KIND, CheckpointData } from '../../contract/audit.ts';
+import {
+  type AuditCheckpoint,
+  AuditRecord,
+  type AuditVerifyResult,
+  CHECKPOINT_KIND,
+  CheckpointData,
+} from '../../contract/audit.ts';
 import { checkpointSignatureProblem } from './audit-signer.ts';
 import { sha256Hex } from './canonical.ts';
 import { type CheckpointTerms, hashMember, startChain } from './chain.ts';
@@ -38,7 +44,11 @@ export const firstIssue = (error: { issues: ReadonlyArray<{ path: PropertyKey[];
 
 /** The signature covers every other field, so equal signatures over equal positions are the same checkpoint. */
 export const sameCheckpoint = (a: AuditCheckpoint, b: AuditCheckpoint): boolean =>
-  a.writer === b.writer && a.upToSeq === b.upToSeq && a.head === b.head && a.closed === b.closed && a.signature === b.signature;
+  a.writer === b.writer &&
+  a.upToSeq === b.upToSeq &&
+  a.head === b.head &&
+  a.closed === b.closed &&
+  a.signature === b.signature;
 
 /** The opening checkpoint lives only in the head file (and at the witness); every other one is a chain record. */
 export const isOpening = (cp: AuditCheckpoint): boolean => cp.upToSeq === 0 && !cp.closed;
@@ -59,7 +69,13 @@ export async function scanChain(
   interval: CheckpointInterval | null,
 ): Promise<Chain | VerifyError> {
   const file = `${writer}.jsonl`;
-  const chain: Chain = { writer, file, head: { seq: 0, hash: startChain(writer).hash }, checkpoints: new Map(), last: null };
+  const chain: Chain = {
+    writer,
+    file,
+    head: { seq: 0, hash: startChain(writer).hash },
+    checkpoints: new Map(),
+    last: null,
+  };
   let terms = interval;
   const run = { count: 0, startSeq: 0, startMs: 0 }; // the records since the last checkpoint
   let line = 0;
@@ -71,14 +87,28 @@ export async function scanChain(
     const cp = parsed.data;
     const problem = checkpointSignatureProblem(cp, pinned);
     if (problem === 'checkpoint signature invalid') {
-      return bad(`${problem}: its writer, upToSeq, head, interval or closed flag was changed after signing, or another key made it`, r.id);
+      return bad(
+        `${problem}: its writer, upToSeq, head, interval or closed flag was changed after signing, or another key made it`,
+        r.id,
+      );
     }
     if (problem) return bad(problem, r.id);
-    if (cp.writer !== writer) return bad(`checkpoint signed for writer ${cp.writer} found in writer ${writer}'s file: spliced from another chain`, r.id);
+    if (cp.writer !== writer)
+      return bad(
+        `checkpoint signed for writer ${cp.writer} found in writer ${writer}'s file: spliced from another chain`,
+        r.id,
+      );
     if (cp.upToSeq !== r.seq - 1) {
-      return bad(`checkpoint signed for upToSeq ${cp.upToSeq} found at seq ${r.seq}: moved, duplicated or reordered (it belongs at seq ${cp.upToSeq + 1})`, r.id);
+      return bad(
+        `checkpoint signed for upToSeq ${cp.upToSeq} found at seq ${r.seq}: moved, duplicated or reordered (it belongs at seq ${cp.upToSeq + 1})`,
+        r.id,
+      );
     }
-    if (cp.head !== r.prev) return bad(`checkpoint signed over another chain hash: records 1..${cp.upToSeq} before it were rewritten and re-linked`, r.id);
+    if (cp.head !== r.prev)
+      return bad(
+        `checkpoint signed over another chain hash: records 1..${cp.upToSeq} before it were rewritten and re-linked`,
+        r.id,
+      );
     if (terms && (cp.everyRecords !== terms.everyRecords || cp.everyMs !== terms.everyMs)) {
       return bad(`checkpoint interval ${intervalText(cp)} differs from the writer's ${intervalText(terms)}`, r.id);
     }
@@ -101,11 +131,17 @@ export async function scanChain(
     if (!terms) return null;
     const within = `no signed checkpoint within records ${run.startSeq}..${r.seq}`;
     if (run.count > terms.everyRecords) {
-      return bad(`${within} (the writer checkpoints every ${terms.everyRecords} records): checkpoints stripped or records added`, r.id);
+      return bad(
+        `${within} (the writer checkpoints every ${terms.everyRecords} records): checkpoints stripped or records added`,
+        r.id,
+      );
     }
     if (t - run.startMs >= terms.everyMs) {
       const apart = `${((t - run.startMs) / 1000).toFixed(3)} s apart by their timestamps`;
-      return bad(`${within}, ${apart} (the writer checkpoints every ${duration(terms.everyMs)}): checkpoints stripped or records added`, r.id);
+      return bad(
+        `${within}, ${apart} (the writer checkpoints every ${duration(terms.everyMs)}): checkpoints stripped or records added`,
+        r.id,
+      );
     }
     return null;
   };
@@ -124,15 +160,25 @@ export async function scanChain(
     const parsed = AuditRecord.safeParse(raw);
     if (!parsed.success) return bad(`schema: ${firstIssue(parsed.error)}`);
     const r = parsed.data;
-    if (r.writer !== writer) return bad(`record of writer ${r.writer} found in writer ${writer}'s file: spliced from another chain or renamed`, r.id);
-    if (r.seq !== chain.head.seq + 1) return bad(`seq out of order: expected ${chain.head.seq + 1}, found ${r.seq}`, r.id);
-    if (r.prev !== chain.head.hash) return bad('prev mismatch: the previous record was changed, removed or moved', r.id);
+    if (r.writer !== writer)
+      return bad(
+        `record of writer ${r.writer} found in writer ${writer}'s file: spliced from another chain or renamed`,
+        r.id,
+      );
+    if (r.seq !== chain.head.seq + 1)
+      return bad(`seq out of order: expected ${chain.head.seq + 1}, found ${r.seq}`, r.id);
+    if (r.prev !== chain.head.hash)
+      return bad('prev mismatch: the previous record was changed, removed or moved', r.id);
     const at = data.lastIndexOf(hashMember(r.hash), end - HASH_MEMBER_BYTES);
     if (at < start) return bad('hash mismatch: no hash member', r.id);
     const hash = sha256Hex(Buffer.concat([data.subarray(start, at), data.subarray(at + HASH_MEMBER_BYTES, end)]));
     if (hash !== r.hash) return bad('hash mismatch: the record was changed', r.id);
     const closed = chain.last?.cp.closed ? chain.last : null;
-    if (closed) return bad(`record after the closing checkpoint (line ${closed.line}): appended after the writer closed the chain`, r.id);
+    if (closed)
+      return bad(
+        `record after the closing checkpoint (line ${closed.line}): appended after the writer closed the chain`,
+        r.id,
+      );
     const error = r.kind === CHECKPOINT_KIND ? checkpoint(r) : inRun(r);
     if (error) return error;
     chain.head = { seq: r.seq, hash: r.hash };

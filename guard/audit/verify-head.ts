@@ -17,7 +17,9 @@ export async function readHeadFile(dir: string, writer: string): Promise<HeadRea
     text = await readFile(join(dir, `${writer}.head.json`), 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? { state: 'missing' } : { state: 'invalid', why: `unreadable (${code ?? (e as Error).message})` };
+    return code === 'ENOENT'
+      ? { state: 'missing' }
+      : { state: 'invalid', why: `unreadable (${code ?? (e as Error).message})` };
   }
   try {
     const parsed = AuditHeadFile.safeParse(JSON.parse(text));
@@ -28,7 +30,11 @@ export async function readHeadFile(dir: string, writer: string): Promise<HeadRea
 }
 
 /** The interval the writer signed, from a head-file checkpoint of this writer that verifies; else null. */
-export function signedInterval(read: HeadRead, writer: string, pinned: Map<string, KeyObject>): CheckpointInterval | null {
+export function signedInterval(
+  read: HeadRead,
+  writer: string,
+  pinned: Map<string, KeyObject>,
+): CheckpointInterval | null {
   if (read.state !== 'ok') return null;
   for (const cp of [read.head.checkpoint, read.head.next]) {
     if (cp && cp.writer === writer && !checkpointSignatureProblem(cp, pinned)) return cp;
@@ -41,25 +47,35 @@ export function checkHeadFile(chain: Chain, read: HeadRead, pinned: Map<string, 
   const at = (reason: string): VerifyError => ({ file, line: 1, reason });
   if (read.state === 'missing') {
     // The chain file is claimed before the head file is first written (see audit-writer.ts).
-    return chain.head.seq === 0 ? null : { file, line: 0, reason: 'head file missing: the chain cannot be checked for truncation' };
+    return chain.head.seq === 0
+      ? null
+      : { file, line: 0, reason: 'head file missing: the chain cannot be checked for truncation' };
   }
   if (read.state === 'invalid') return at(`head file invalid: ${read.why}`);
   const { head } = read;
-  if (head.writer !== chain.writer) return at(`head file of writer ${head.writer} found as writer ${chain.writer}'s: renamed or swapped`);
+  if (head.writer !== chain.writer)
+    return at(`head file of writer ${head.writer} found as writer ${chain.writer}'s: renamed or swapped`);
   for (const cp of [head.checkpoint, head.next]) {
     if (!cp) continue;
-    if (cp.writer !== chain.writer) return at(`head file holds a checkpoint signed for writer ${cp.writer}, not ${chain.writer}: spliced from another chain`);
+    if (cp.writer !== chain.writer)
+      return at(
+        `head file holds a checkpoint signed for writer ${cp.writer}, not ${chain.writer}: spliced from another chain`,
+      );
     const problem = checkpointSignatureProblem(cp, pinned);
     if (problem) return at(`head file ${problem}`);
   }
   const held = head.checkpoint;
   if (!held) {
     if (chain.head.seq === 0 && !head.next) return null;
-    return at('head file names no checkpoint: the writer signs its opening checkpoint before its first record, so only an empty chain may lack one');
+    return at(
+      'head file names no checkpoint: the writer signs its opening checkpoint before its first record, so only an empty chain may lack one',
+    );
   }
-  if (head.next && (head.next.upToSeq < held.upToSeq || isOpening(head.next))) return at('head file invalid: its next checkpoint is not after its checkpoint');
+  if (head.next && (head.next.upToSeq < held.upToSeq || isOpening(head.next)))
+    return at('head file invalid: its next checkpoint is not after its checkpoint');
   if (isOpening(held)) {
-    if (held.head !== AUDIT_GENESIS) return at('head file invalid: an opening checkpoint over another hash than the genesis');
+    if (held.head !== AUDIT_GENESIS)
+      return at('head file invalid: an opening checkpoint over another hash than the genesis');
   } else {
     const seen = chain.checkpoints.get(held.upToSeq);
     if (!seen || !sameCheckpoint(seen.cp, held)) {
@@ -74,10 +90,17 @@ export function checkHeadFile(chain: Chain, read: HeadRead, pinned: Map<string, 
   const last = chain.last;
   if (last && !sameCheckpoint(last.cp, held) && !(head.next && sameCheckpoint(last.cp, head.next))) {
     const named = isOpening(held) ? 'only the opening checkpoint' : `upToSeq ${held.upToSeq}`;
-    return { file: chain.file, line: last.line, id: last.id, reason: `checkpoint rolled back: the head file names ${named}, the chain holds upToSeq ${last.cp.upToSeq}` };
+    return {
+      file: chain.file,
+      line: last.line,
+      id: last.id,
+      reason: `checkpoint rolled back: the head file names ${named}, the chain holds upToSeq ${last.cp.upToSeq}`,
+    };
   }
   if (!head.next && !held.closed && !isOpening(held)) {
-    return at(`fake clean close: the head file seals the chain at upToSeq ${held.upToSeq}, which is not the writer's signed closing checkpoint`);
+    return at(
+      `fake clean close: the head file seals the chain at upToSeq ${held.upToSeq}, which is not the writer's signed closing checkpoint`,
+    );
   }
   return null;
 }

@@ -4,7 +4,6 @@ import type { ExecutionJob, Usage } from '../../contract/execution.ts';
 import { fromNanos, toNanos } from '../../contract/money.ts';
 import type { Profile } from '../../contract/profile.ts';
 
-
 const GB = 1024 ** 3;
 
 /** CPU seconds a run can use at most: one core for the isolate, the profile's CPU quota in Docker. */

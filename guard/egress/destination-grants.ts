@@ -52,7 +52,8 @@ export function normalizeHost(hostname: string): string {
 }
 
 export function parseDestinationGrant(source: string): DestinationGrant {
-  if (typeof source !== 'string' || source.length === 0 || source.length > 300) invalid(String(source), 'empty or too long');
+  if (typeof source !== 'string' || source.length === 0 || source.length > 300)
+    invalid(String(source), 'empty or too long');
   const m = GRANT.exec(source);
   if (!m) invalid(source, FORMS);
   const [, scheme, star, hostPart, portText] = m;
@@ -73,8 +74,13 @@ export function parseDestinationGrant(source: string): DestinationGrant {
   if (ip.family !== 0) {
     if (star) invalid(source, 'a wildcard cannot apply to an IP address');
     // A mapped address has two spellings; one canonical spelling per address keeps matching exact.
-    if (ip.family === 6 && host.startsWith('::ffff:')) invalid(source, 'name the IPv4 address instead of its IPv4-mapped IPv6 form');
-    if (ip.internal && port === undefined) invalid(source, `${host} is an internal address (${ip.range}): the grant must name its port, e.g. ${ip.family === 6 ? `[${host}]` : host}:8080`);
+    if (ip.family === 6 && host.startsWith('::ffff:'))
+      invalid(source, 'name the IPv4 address instead of its IPv4-mapped IPv6 form');
+    if (ip.internal && port === undefined)
+      invalid(
+        source,
+        `${host} is an internal address (${ip.range}): the grant must name its port, e.g. ${ip.family === 6 ? `[${host}]` : host}:8080`,
+      );
     grant.kind = 'ip';
     return grant;
   }
@@ -82,7 +88,8 @@ export function parseDestinationGrant(source: string): DestinationGrant {
   if (host.length > 253 || !labels.every((l) => LABEL.test(l))) invalid(source, `"${host}" is not a valid host name`);
   if (star) {
     // *.com would grant a whole top-level domain; a wildcard needs a registrable parent.
-    if (labels.length < 2) invalid(source, 'a wildcard needs a parent domain with at least two labels, e.g. *.example.com');
+    if (labels.length < 2)
+      invalid(source, 'a wildcard needs a parent domain with at least two labels, e.g. *.example.com');
     grant.kind = 'wildcard';
   }
   return grant;

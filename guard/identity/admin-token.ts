@@ -9,7 +9,10 @@ export interface AdminTokenCheck {
 
 export async function loadAdminToken(dataDir: string, fromEnv: string | undefined): Promise<string> {
   if (fromEnv) return fromEnv;
-  const token = await readOrCreateSecret(join(dataDir, 'admin-token'), () => `sga_${randomBytes(32).toString('base64url')}`);
+  const token = await readOrCreateSecret(
+    join(dataDir, 'admin-token'),
+    () => `sga_${randomBytes(32).toString('base64url')}`,
+  );
   return token.trim();
 }
 

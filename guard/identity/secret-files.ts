@@ -1,5 +1,5 @@
 // Secrets that live in the data directory: created once, atomically, readable only by the owner.
-import { mkdir, readFile, writeFile, chmod } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**

@@ -1,10 +1,11 @@
 // The Ed25519 key ring that signs agent tokens. Generated once into the data dir (mode 0600).
 // A ring, not a key: the newest key signs, every key verifies, so a key can be added (rotation)
 // while tokens signed by the previous one stay valid until they expire.
-import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
+
 import { randomBytes } from 'node:crypto';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { readOrCreateSecret } from './secret-files.ts';
 
 export interface SigningKey {

@@ -1,7 +1,8 @@
 // Agent tokens: EdDSA JWTs, short-lived, bound to one agent and optionally narrowed by scopes
 // and a task. Verification pins the algorithm, issuer, audience and maximum lifetime.
-import { errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+
 import { randomBytes } from 'node:crypto';
+import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import { MAX_TOKEN_TTL_S, Scopes } from '../../contract/agent.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import type { KeyRing } from './signing-keys.ts';
@@ -42,7 +43,8 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
   };
   return {
     async mint(agentId, { ttlSeconds, scopes, taskId, generation = 0 }) {
-      if (ttlSeconds > MAX_TOKEN_TTL_S) throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
+      if (ttlSeconds > MAX_TOKEN_TTL_S)
+        throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
       const iat = Math.floor(now() / 1000);
       const exp = iat + ttlSeconds;
       const tokenId = `tk_${randomBytes(12).toString('base64url')}`;
@@ -92,7 +94,8 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
           },
         ));
       } catch (e) {
-        if (e instanceof errors.JWTExpired) throw new SandgateError('token_expired', 'the token has expired: mint a new one');
+        if (e instanceof errors.JWTExpired)
+          throw new SandgateError('token_expired', 'the token has expired: mint a new one');
         throw new SandgateError('unauthorized', 'the bearer token is not valid');
       }
       // A token whose own lifetime exceeds the maximum was not minted here.

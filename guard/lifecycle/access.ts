@@ -8,7 +8,8 @@ import type { BudgetStore } from '../../state/budgets.ts';
 
 export function taskIdFor(principal: Principal, asked: string | undefined): string | null {
   if (principal.role !== 'agent' || !principal.taskId) return asked ?? null;
-  if (asked && asked !== principal.taskId) throw new SandgateError('forbidden', `this token is bound to task ${principal.taskId}`);
+  if (asked && asked !== principal.taskId)
+    throw new SandgateError('forbidden', `this token is bound to task ${principal.taskId}`);
   return principal.taskId;
 }
 
@@ -17,7 +18,13 @@ export async function taskFor(budgets: BudgetStore, principal: Principal, id: st
 }
 
 /** The record when the caller may see it; otherwise the same 404 as for an unknown id. */
-export function ownedOrNotFound<T extends { agentId: string }>(principal: Principal, record: T | undefined, what: string, id: string): T {
-  if (!record || (principal.role === 'agent' && record.agentId !== principal.agentId)) throw new SandgateError('not_found', `no ${what} ${id}`);
+export function ownedOrNotFound<T extends { agentId: string }>(
+  principal: Principal,
+  record: T | undefined,
+  what: string,
+  id: string,
+): T {
+  if (!record || (principal.role === 'agent' && record.agentId !== principal.agentId))
+    throw new SandgateError('not_found', `no ${what} ${id}`);
   return record;
 }

@@ -81,7 +81,12 @@ export type Started = { go: true } | { go: false; ended?: ToolOutcome };
 export interface ActionLifecycle {
   admit(caller: ActionCaller, request: ActionRequest): Promise<{ id: string; status: ActionStatus }>;
   /** A human's decision on a pending approval; throws 404/403/409 as the API answers them. */
-  decide(approvalId: string, decision: 'approve' | 'deny', by: { id: string }, reason: string | null): Promise<Approval>;
+  decide(
+    approvalId: string,
+    decision: 'approve' | 'deny',
+    by: { id: string },
+    reason: string | null,
+  ): Promise<Approval>;
   /** The expiry timer: an undecided approval ends, its action `expired` and refunded. */
   expire(approvalId: string, actionId: string): Promise<void>;
   /** Cancels an action not yet made (queued or awaiting approval), refunded; false when too late. */
@@ -99,19 +104,26 @@ const fail = (error: ResultError): ToolOutcome => ({ ok: false, error, egress: [
 export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycle {
   const { actions, audit, hooks } = deps;
   const budget = createWorkBudget({ budgets: deps.budgets, hooks, stopTask: deps.stopTask });
-  const ref = (a: { id: string; agentId: string; taskId: string | null }): WorkRef => ({ id: a.id, kind: 'tool', agentId: a.agentId, taskId: a.taskId });
+  const ref = (a: { id: string; agentId: string; taskId: string | null }): WorkRef => ({
+    id: a.id,
+    kind: 'tool',
+    agentId: a.agentId,
+    taskId: a.taskId,
+  });
   const costOf = (tool: string) => deps.tools.get(tool)?.definition.cost ?? 0;
 
   /** Refunds an action that ended without running (denied, expired, cancelled). */
   const refundIfEnded = async (actionId: string) => {
     const action = await actions.get(actionId);
-    if (action && ['expired', 'denied', 'cancelled'].includes(action.status)) await budget.settle(ref(action), { refund: true });
+    if (action && ['expired', 'denied', 'cancelled'].includes(action.status))
+      await budget.settle(ref(action), { refund: true });
   };
 
   async function admit(caller: ActionCaller, request: ActionRequest): Promise<{ id: string; status: ActionStatus }> {
     const { agent, taskId } = caller;
     // 1. taint: the task's state then says nothing about the tool either.
-    if (request.untrusted && taskId) await deps.budgets.taint(taskId, `arguments of a ${request.tool} call marked untrusted`);
+    if (request.untrusted && taskId)
+      await deps.budgets.taint(taskId, `arguments of a ${request.tool} call marked untrusted`);
     const task = taskId ? await deps.budgets.getTask(taskId) : undefined;
     const tainted = request.untrusted || (task?.tainted ?? false);
     // 2. authorize: nothing below (configured? arguments?) is told to an agent refused here.
@@ -120,7 +132,11 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       untrustedArgs: request.untrusted,
     });
     // 3. inputs.
-    if (!tool.available) throw new SandgateError('tool_unavailable', `tool "${request.tool}" is not configured on this service (its endpoint or credentials are missing)`);
+    if (!tool.available)
+      throw new SandgateError(
+        'tool_unavailable',
+        `tool "${request.tool}" is not configured on this service (its endpoint or credentials are missing)`,
+      );
     const problems = tool.checkArgs(request.args);
     if (problems.length) throw new SandgateError('validation_failed', `tool "${request.tool}": ${problems.join('; ')}`);
 
@@ -129,7 +145,18 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     const hash = argsHash(request.args);
     const destinations = allowedDestinations(agent, caller.scopes);
     const irreversible = tool.definition.irreversible;
-    const attempt = { kind: 'tool' as const, id, agent, taskId, target: tool.definition.name, inputHash: sha256Hex(`${tool.definition.name}\u0000${hash}`), irreversible, tainted, destinations, worstCase: cost };
+    const attempt = {
+      kind: 'tool' as const,
+      id,
+      agent,
+      taskId,
+      target: tool.definition.name,
+      inputHash: sha256Hex(`${tool.definition.name}\u0000${hash}`),
+      irreversible,
+      tainted,
+      destinations,
+      worstCase: cost,
+    };
     // 4. checks.
     await hooks.runChecks(attempt);
 
@@ -140,7 +167,16 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       undo.push(() => budget.settle(work, { refund: true }));
 
       const now = new Date().toISOString();
-      const meta = { id, tool: tool.definition.name, agentId: agent.id, taskId, args: request.args, reasoning: request.reasoning ?? null, createdAt: now, destinations };
+      const meta = {
+        id,
+        tool: tool.definition.name,
+        agentId: agent.id,
+        taskId,
+        args: request.args,
+        reasoning: request.reasoning ?? null,
+        createdAt: now,
+        destinations,
+      };
       // Irreversible tools always wait for a human; taint is shown to the approver and to Cedar.
       const approval = irreversible
         ? {
@@ -153,7 +189,10 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
               reasoning: meta.reasoning,
               taskId,
               tainted,
-              taintSources: [...(task?.taintSources ?? []), ...(request.untrusted && !taskId ? ['arguments marked untrusted'] : [])],
+              taintSources: [
+                ...(task?.taintSources ?? []),
+                ...(request.untrusted && !taskId ? ['arguments marked untrusted'] : []),
+              ],
               requestedAt: now,
             },
           }
@@ -178,7 +217,8 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       );
 
       // 7. record.
-      if (!(await actions.create({ ...meta, auditId }, approval))) throw new SandgateError('agent_revoked', 'this agent has been revoked');
+      if (!(await actions.create({ ...meta, auditId }, approval)))
+        throw new SandgateError('agent_revoked', 'this agent has been revoked');
       if (approval) {
         await deps.scheduleExpiry({ id: approval.id, actionId: id }, approval.ttlMs);
         const pending = await actions.getApproval(approval.id);
@@ -186,10 +226,23 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'awaiting_approval' });
         return { id, status: 'awaiting_approval' as const };
       }
-      undo.push(() => actions.finish(id, 'failed', { error: resultError('dependency_unavailable', 'the action could not be queued') }));
+      undo.push(() =>
+        actions.finish(id, 'failed', {
+          error: resultError('dependency_unavailable', 'the action could not be queued'),
+        }),
+      );
 
       // 8. enqueue.
-      await deps.enqueue({ id, agentId: agent.id, taskId, tool: meta.tool, args: request.args, argsHash: hash, approvalId: null, destinations });
+      await deps.enqueue({
+        id,
+        agentId: agent.id,
+        taskId,
+        tool: meta.tool,
+        args: request.args,
+        argsHash: hash,
+        approvalId: null,
+        destinations,
+      });
       hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
       return { id, status: 'queued' as const };
     });
@@ -202,9 +255,22 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       } catch (e) {
         if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
           const ctx = { agentId: caller.agent.id, principalId: caller.agent.id, taskId: caller.taskId };
-          const data = { tool: request.tool, args: request.args, reasoning: request.reasoning ?? null, refused: { code: e.code, message: e.message } };
+          const data = {
+            tool: request.tool,
+            args: request.args,
+            reasoning: request.reasoning ?? null,
+            refused: { code: e.code, message: e.message },
+          };
           const auditId = await audit.record('action.refused', ctx, data).catch(() => undefined);
-          hooks.emit({ type: 'refused', kind: 'tool', agentId: caller.agent.id, taskId: caller.taskId, target: request.tool, code: e.code, auditId });
+          hooks.emit({
+            type: 'refused',
+            kind: 'tool',
+            agentId: caller.agent.id,
+            taskId: caller.taskId,
+            target: request.tool,
+            code: e.code,
+            auditId,
+          });
         }
         throw e;
       }
@@ -214,33 +280,71 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const decided = await actions.decide(approvalId, decision, by.id, reason);
       if (!decided.ok) {
         if (decided.why === 'missing') throw new SandgateError('not_found', `no approval ${approvalId}`);
-        if (decided.why === 'self') throw new SandgateError('self_approval', 'the principal that asked for an action cannot decide on it');
-        if (decided.why === 'expired') throw new SandgateError('invalid_state', `approval ${approvalId} expired before it was decided; its action did not run`);
-        if (decided.why === 'decided') throw new SandgateError('invalid_state', `approval ${approvalId} is already ${decided.detail}; an approval is decided once`);
+        if (decided.why === 'self')
+          throw new SandgateError('self_approval', 'the principal that asked for an action cannot decide on it');
+        if (decided.why === 'expired')
+          throw new SandgateError(
+            'invalid_state',
+            `approval ${approvalId} expired before it was decided; its action did not run`,
+          );
+        if (decided.why === 'decided')
+          throw new SandgateError(
+            'invalid_state',
+            `approval ${approvalId} is already ${decided.detail}; an approval is decided once`,
+          );
         throw new SandgateError('invalid_state', `the action of approval ${approvalId} is ${decided.detail}`);
       }
       const approval = (await actions.getApproval(approvalId))!;
       const action = (await actions.get(approval.actionId))!;
       const ctx = { agentId: action.agentId, principalId: by.id, taskId: action.taskId, subject: action.id };
       try {
-        const auditId = await audit.record('approval.decided', ctx, { approvalId, tool: action.tool, argsHash: approval.argsHash, decision, by: by.id, reason });
+        const auditId = await audit.record('approval.decided', ctx, {
+          approvalId,
+          tool: action.tool,
+          argsHash: approval.argsHash,
+          decision,
+          by: by.id,
+          reason,
+        });
         await actions.addAuditId(action.id, auditId);
       } catch (e) {
         // Audit before effect: an approval that cannot be recorded sends nothing.
-        if (decision === 'approve') await actions.finish(action.id, 'failed', { error: resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent') });
+        if (decision === 'approve')
+          await actions.finish(action.id, 'failed', {
+            error: resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent'),
+          });
         await budget.settle(ref(action), { refund: true });
         throw e;
       }
-      hooks.emit({ type: 'decided', id: action.id, agentId: action.agentId, taskId: action.taskId, target: action.tool, decision, by: by.id });
+      hooks.emit({
+        type: 'decided',
+        id: action.id,
+        agentId: action.agentId,
+        taskId: action.taskId,
+        target: action.tool,
+        decision,
+        by: by.id,
+      });
       if (decision === 'deny') {
         await budget.settle(ref(action), { refund: true });
         return approval;
       }
-      const job: ActionJob = { id: action.id, agentId: action.agentId, taskId: action.taskId, tool: action.tool, args: approval.args, argsHash: approval.argsHash, approvalId, destinations: action.destinations };
+      const job: ActionJob = {
+        id: action.id,
+        agentId: action.agentId,
+        taskId: action.taskId,
+        tool: action.tool,
+        args: approval.args,
+        argsHash: approval.argsHash,
+        approvalId,
+        destinations: action.destinations,
+      };
       try {
         await deps.enqueue(job);
       } catch (e) {
-        await actions.finish(action.id, 'failed', { error: resultError('dependency_unavailable', 'approved, but the action could not be queued') });
+        await actions.finish(action.id, 'failed', {
+          error: resultError('dependency_unavailable', 'approved, but the action could not be queued'),
+        });
         await budget.settle(ref(action), { refund: true });
         throw e;
       }
@@ -253,9 +357,21 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const action = expired ? await actions.get(actionId) : undefined;
       if (!action) return;
       const ctx = { agentId: action.agentId, taskId: action.taskId, subject: actionId };
-      const auditId = await audit.record('approval.expired', ctx, { approvalId, tool: action.tool, outcome: 'the action did not run' });
+      const auditId = await audit.record('approval.expired', ctx, {
+        approvalId,
+        tool: action.tool,
+        outcome: 'the action did not run',
+      });
       await actions.addAuditId(actionId, auditId);
-      hooks.emit({ type: 'decided', id: actionId, agentId: action.agentId, taskId: action.taskId, target: action.tool, decision: 'expire', by: null });
+      hooks.emit({
+        type: 'decided',
+        id: actionId,
+        agentId: action.agentId,
+        taskId: action.taskId,
+        target: action.tool,
+        decision: 'expire',
+        by: null,
+      });
     },
 
     async cancel(id, reason) {
@@ -280,19 +396,40 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
       // Audit before effect: the call is not made unless this record is on disk.
       try {
-        await actions.addAuditId(job.id, await audit.record('action.started', ctx, { tool: job.tool, argsHash: job.argsHash, approvalId: job.approvalId }));
+        await actions.addAuditId(
+          job.id,
+          await audit.record('action.started', ctx, {
+            tool: job.tool,
+            argsHash: job.argsHash,
+            approvalId: job.approvalId,
+          }),
+        );
       } catch (e) {
-        await actions.finish(job.id, 'failed', { error: resultError('audit_unavailable', (e as Error).message), usage: { cost: 0 } });
+        await actions.finish(job.id, 'failed', {
+          error: resultError('audit_unavailable', (e as Error).message),
+          usage: { cost: 0 },
+        });
         await budget.settle(ref(job), { refund: true });
         return { go: false };
       }
-      hooks.emit({ type: 'started', kind: 'tool', id: job.id, agentId: job.agentId, taskId: job.taskId, target: job.tool });
+      hooks.emit({
+        type: 'started',
+        kind: 'tool',
+        id: job.id,
+        agentId: job.agentId,
+        taskId: job.taskId,
+        target: job.tool,
+      });
       const tool = deps.tools.get(job.tool);
       if (!tool) return { go: false, ended: fail(resultError('unknown_tool', job.tool)) };
       if (tool.definition.irreversible) {
         // Re-derived from the arguments actually about to be sent, not trusted from the job.
         const hash = argsHash(job.args);
-        if (hash !== job.argsHash || !job.approvalId || !(await actions.consumeApproval(job.approvalId, job.id, hash))) {
+        if (
+          hash !== job.argsHash ||
+          !job.approvalId ||
+          !(await actions.consumeApproval(job.approvalId, job.id, hash))
+        ) {
           return { go: false, ended: fail(resultError('approval_invalid')) };
         }
       }
@@ -324,6 +461,9 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
           deps.logger.error({ err: e.message, id: job.id }, 'the end of an action could not be audited');
           return undefined;
         });
+      // Untrusted data taints the task before anyone can see it: the agent's next step, taken on
+      // the result, is already judged as a tainted task's.
+      if (outcome.untrustedSource && job.taskId) await deps.budgets.taint(job.taskId, outcome.untrustedSource);
       await actions.finish(job.id, status, {
         ...(outcome.result !== undefined && { result: outcome.result }),
         ...(outcome.error && { error: outcome.error }),
@@ -331,7 +471,6 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         usage: { cost },
       });
       await budget.settle(ref(job), { cost });
-      if (outcome.untrustedSource && job.taskId) await deps.budgets.taint(job.taskId, outcome.untrustedSource);
       hooks.emit({
         type: 'finished',
         kind: 'tool',

@@ -31,13 +31,13 @@ import { actualCost, worstCaseCost } from '../budget/pricing.ts';
 import { authorizeProfile } from '../policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../policy/decision-point.ts';
 import type { ProfileSet } from '../profiles.ts';
+import { taskFor, taskIdFor } from './access.ts';
 import { checkInputs } from './execution-inputs.ts';
 import type { Hooks } from './hooks.ts';
+import { newId } from './ids.ts';
 import { retryUntilDone } from './retry.ts';
-import { taskFor, taskIdFor } from './access.ts';
 import { withUndo } from './undo.ts';
 import { createWorkBudget, type WorkRef } from './work-budget.ts';
-import { newId } from './ids.ts';
 
 export interface ExecutionLifecycleDeps {
   store: ExecutionStore;
@@ -70,7 +70,11 @@ export interface Admitted {
 
 export interface ExecutionLifecycle {
   /** Admits a run and queues it. `beforeRecord` runs just before the record exists (subscribe a waiter there). */
-  admit(caller: Caller, request: ExecutionRequest, opts?: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void }): Promise<Admitted>;
+  admit(
+    caller: Caller,
+    request: ExecutionRequest,
+    opts?: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void },
+  ): Promise<Admitted>;
   /** Cancels a queued run (refunded, off its queue) or tells the runner of a running one to stop. */
   cancel(id: string, reason: RunError): Promise<TransitionResult>;
   /** Cancels every queued and running execution of an agent (revocation); returns how many. */
@@ -95,7 +99,12 @@ const TASK_EXHAUSTED = resultError('budget_exceeded');
 
 export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): ExecutionLifecycle {
   const { store, audit, hooks, logger } = deps;
-  const ref = (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>): WorkRef => ({ id: job.id, kind: 'run', agentId: job.agentId, taskId: job.taskId });
+  const ref = (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>): WorkRef => ({
+    id: job.id,
+    kind: 'run',
+    agentId: job.agentId,
+    taskId: job.taskId,
+  });
 
   /** Cancels a run that has not started: refunded in full and taken off its queue. */
   const cancelQueued = async (id: string, reason: RunError): Promise<TransitionResult> => {
@@ -111,17 +120,32 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
   const stopTask = async (agentId: string, taskId: string, cap: string): Promise<number> => {
     let cancelled = 0;
-    for (const id of await store.idsOfTask(taskId)) if ((await cancelQueued(id, TASK_EXHAUSTED)) === 'done') cancelled++;
+    for (const id of await store.idsOfTask(taskId))
+      if ((await cancelQueued(id, TASK_EXHAUSTED)) === 'done') cancelled++;
     await audit.record('task.exhausted', { agentId, taskId }, { cap, cancelledExecutions: cancelled }).catch(() => {});
     hooks.emit({ type: 'task_exhausted', agentId, taskId, cap });
     return cancelled;
   };
 
-  const budget = createWorkBudget({ budgets: deps.budgets, hooks, stopTask: async (a, t, c) => void (await stopTask(a, t, c)) });
+  const budget = createWorkBudget({
+    budgets: deps.budgets,
+    hooks,
+    stopTask: async (a, t, c) => void (await stopTask(a, t, c)),
+  });
   const hold = <T>(what: string, id: string, fn: () => Promise<T>, stop?: AbortSignal) =>
-    retryUntilDone(fn, { what, untilMs: deps.resultHoldMs ?? 5 * 60_000, ...(stop && { stop }), logger, context: { id } });
+    retryUntilDone(fn, {
+      what,
+      untilMs: deps.resultHoldMs ?? 5 * 60_000,
+      ...(stop && { stop }),
+      logger,
+      context: { id },
+    });
 
-  async function admit(caller: Caller, body: ExecutionRequest, opts: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void } = {}): Promise<Admitted> {
+  async function admit(
+    caller: Caller,
+    body: ExecutionRequest,
+    opts: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void } = {},
+  ): Promise<Admitted> {
     const { principal, agent } = caller;
     // 1. task: the refusal is filed under the task only once it is known to be the agent's.
     const owned: { taskId: string | null } = { taskId: null };
@@ -131,25 +155,46 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       owned.taskId = taskId;
       // Untrusted inputs taint the task for good, whatever comes of the request.
       const untrusted = body.untrusted || (body.files ?? []).some((f) => f.untrusted);
-      if (untrusted && taskId) await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
+      if (untrusted && taskId)
+        await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
 
       // 2. authorize, before anything about the profile is looked at.
       const scopes = principal.role === 'agent' ? principal.scopes : undefined;
-      const { found: profile, decision } = authorizeProfile(deps.policy, { agent, scopes }, body.profile, deps.profiles.get(body.profile), {
-        taskTainted: untrusted || (task?.tainted ?? false),
-      });
+      const { found: profile, decision } = authorizeProfile(
+        deps.policy,
+        { agent, scopes },
+        body.profile,
+        deps.profiles.get(body.profile),
+        {
+          taskTainted: untrusted || (task?.tainted ?? false),
+        },
+      );
 
       // 3. inputs and engine.
       const limits = checkInputs(body, profile);
       if (!deps.enqueue || !(await deps.availableProfiles?.())?.has(profile.name)) {
-        throw new SandgateError('engine_unavailable', `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`);
+        throw new SandgateError(
+          'engine_unavailable',
+          `profile "${profile.name}" cannot run now: its engine (${profile.engine}) or runtime is not available here`,
+        );
       }
 
       const id = newId('ex');
       const worstCase = worstCaseCost(profile, limits);
       const codeSha256 = sha256Hex(body.code);
       // 4. checks.
-      await hooks.runChecks({ kind: 'run', id, agent, taskId, target: profile.name, inputHash: codeSha256, irreversible: false, tainted: untrusted || (task?.tainted ?? false), destinations: [], worstCase });
+      await hooks.runChecks({
+        kind: 'run',
+        id,
+        agent,
+        taskId,
+        target: profile.name,
+        inputHash: codeSha256,
+        irreversible: false,
+        tainted: untrusted || (task?.tainted ?? false),
+        destinations: [],
+        worstCase,
+      });
 
       return await withUndo(async (undo) => {
         // 5. reserve.
@@ -166,7 +211,11 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             language: profile.language,
             code: capped(body.code, 65536),
             stdin: body.stdin ? capped(body.stdin) : null,
-            files: (body.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content), encoding: f.encoding ?? 'utf8' })),
+            files: (body.files ?? []).map((f) => ({
+              path: f.path,
+              sha256: sha256Hex(f.content),
+              encoding: f.encoding ?? 'utf8',
+            })),
             limits,
             reasoning: body.reasoning ?? null,
             decision: { allowed: true, policies: decision.policies },
@@ -177,9 +226,19 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         // 7. record (a waiter subscribes first, so a run that ends at once is not missed).
         const unsubscribe = opts.beforeRecord?.(id, limits);
         if (unsubscribe) undo.push(unsubscribe);
-        const meta = { id, profile: profile.name, language: profile.language, agentId: agent.id, taskId, createdAt: new Date().toISOString(), auditId };
+        const meta = {
+          id,
+          profile: profile.name,
+          language: profile.language,
+          agentId: agent.id,
+          taskId,
+          createdAt: new Date().toISOString(),
+          auditId,
+        };
         if (!(await store.create(meta))) throw new SandgateError('agent_revoked', 'this agent has been revoked');
-        undo.push(() => store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') }));
+        undo.push(() =>
+          store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') }),
+        );
 
         // 8. enqueue.
         const job: ExecutionJob = {
@@ -197,7 +256,18 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         await deps.enqueue!(profile.engine, job);
         hooks.emit({
           type: 'admitted',
-          attempt: { kind: 'run', id, agent, taskId, target: profile.name, inputHash: codeSha256, irreversible: false, tainted: untrusted || (task?.tainted ?? false), destinations: [], worstCase },
+          attempt: {
+            kind: 'run',
+            id,
+            agent,
+            taskId,
+            target: profile.name,
+            inputHash: codeSha256,
+            irreversible: false,
+            tainted: untrusted || (task?.tainted ?? false),
+            destinations: [],
+            worstCase,
+          },
           auditId,
           status: 'queued',
         });
@@ -206,9 +276,22 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     } catch (e) {
       if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
         const ctx = { agentId: agent.id, principalId: principal.id, taskId: owned.taskId };
-        const data = { profile: body.profile, codeSha256: sha256Hex(body.code), reasoning: body.reasoning ?? null, refused: { code: e.code, message: e.message } };
+        const data = {
+          profile: body.profile,
+          codeSha256: sha256Hex(body.code),
+          reasoning: body.reasoning ?? null,
+          refused: { code: e.code, message: e.message },
+        };
         const auditId = await audit.record('execution.refused', ctx, data).catch(() => undefined);
-        hooks.emit({ type: 'refused', kind: 'run', agentId: agent.id, taskId: owned.taskId, target: body.profile, code: e.code, auditId });
+        hooks.emit({
+          type: 'refused',
+          kind: 'run',
+          agentId: agent.id,
+          taskId: owned.taskId,
+          target: body.profile,
+          code: e.code,
+          auditId,
+        });
       }
       throw e;
     }
@@ -243,15 +326,26 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         return false;
       }
       // Appended in call order, so it lands before the run's end in this process's chain.
-      audit.record('run.started', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { profile: profile.name }).catch((e: Error) =>
-        logger.error({ err: e.message, id: job.id }, 'run start not audited'),
-      );
-      hooks.emit({ type: 'started', kind: 'run', id: job.id, agentId: job.agentId, taskId: job.taskId, target: profile.name });
+      audit
+        .record('run.started', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { profile: profile.name })
+        .catch((e: Error) => logger.error({ err: e.message, id: job.id }, 'run start not audited'));
+      hooks.emit({
+        type: 'started',
+        kind: 'run',
+        id: job.id,
+        agentId: job.agentId,
+        taskId: job.taskId,
+        target: profile.name,
+      });
       return true;
     },
 
     async finish(job, profile, result, stopRetrying) {
-      const usage = { ...result.usage, measured: result.usage.measured ?? true, cost: actualCost(profile, job.limits, result.usage) };
+      const usage = {
+        ...result.usage,
+        measured: result.usage.measured ?? true,
+        cost: actualCost(profile, job.limits, result.usage),
+      };
       const { status, exitCode, stdout, stderr, truncated } = result;
       const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
       const auditId = await audit
@@ -284,11 +378,16 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       };
       // Held through a Redis blip rather than lost (the job would end runner_lost at its worst
       // case). Cancelled while it ran (DELETE, revocation): the record is final; add what it used.
-      await hold('the result of a run', job.id, async () => {
-        if ((await store.finish(job.id, status, outcome)) === 'refused') await store.amendCancelled(job.id, outcome);
-      }, stopRetrying);
-      await hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying).catch((e: Error) =>
-        logger.error({ err: e.message, id: job.id }, 'could not settle the run'),
+      await hold(
+        'the result of a run',
+        job.id,
+        async () => {
+          if ((await store.finish(job.id, status, outcome)) === 'refused') await store.amendCancelled(job.id, outcome);
+        },
+        stopRetrying,
+      );
+      await hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying).catch(
+        (e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'),
       );
       hooks.emit({
         type: 'finished',
@@ -298,7 +397,9 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         taskId: job.taskId,
         target: profile.name,
         status,
-        resultHash: sha256Hex(`${exitCode}\u0000${stdout}\u0000${stderr}\u0000${JSON.stringify(result.result ?? null)}`),
+        resultHash: sha256Hex(
+          `${exitCode}\u0000${stdout}\u0000${stderr}\u0000${JSON.stringify(result.result ?? null)}`,
+        ),
         usage,
         auditId,
       });
@@ -306,7 +407,13 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
     async unavailable(job, message) {
       const error = resultError('engine_unavailable', message);
-      await audit.record('run.finished', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { status: 'failed', error, usage: null }).catch(() => undefined);
+      await audit
+        .record(
+          'run.finished',
+          { agentId: job.agentId, taskId: job.taskId, subject: job.id },
+          { status: 'failed', error, usage: null },
+        )
+        .catch(() => undefined);
       if ((await store.finish(job.id, 'failed', { error })) === 'done') await budget.settle(ref(job), { refund: true });
     },
 

@@ -25,7 +25,15 @@ export interface AdmissionAttempt {
 
 export type LifecycleEvent =
   | { type: 'admitted'; attempt: AdmissionAttempt; auditId: string; status: 'queued' | 'awaiting_approval' }
-  | { type: 'refused'; kind: 'run' | 'tool'; agentId: string; taskId: string | null; target: string; code: string; auditId: string | undefined }
+  | {
+      type: 'refused';
+      kind: 'run' | 'tool';
+      agentId: string;
+      taskId: string | null;
+      target: string;
+      code: string;
+      auditId: string | undefined;
+    }
   | { type: 'started'; kind: 'run' | 'tool'; id: string; agentId: string; taskId: string | null; target: string }
   | {
       type: 'finished';
@@ -42,8 +50,24 @@ export type LifecycleEvent =
       /** Egress decisions of a tool call (refusals count as probing). */
       egress?: ReadonlyArray<{ host: string; allowed: boolean }>;
     }
-  | { type: 'decided'; id: string; agentId: string; taskId: string | null; target: string; decision: 'approve' | 'deny' | 'expire'; by: string | null }
-  | { type: 'settled'; kind: 'run' | 'tool'; id: string; agentId: string; taskId: string | null; cost: number; refund: boolean }
+  | {
+      type: 'decided';
+      id: string;
+      agentId: string;
+      taskId: string | null;
+      target: string;
+      decision: 'approve' | 'deny' | 'expire';
+      by: string | null;
+    }
+  | {
+      type: 'settled';
+      kind: 'run' | 'tool';
+      id: string;
+      agentId: string;
+      taskId: string | null;
+      cost: number;
+      refund: boolean;
+    }
   | { type: 'task_exhausted'; agentId: string; taskId: string; cap: string };
 
 export type AdmissionCheck = (attempt: AdmissionAttempt) => Promise<void>;

@@ -18,11 +18,19 @@ export async function retryUntilDone<T>(fn: () => Promise<T>, opts: RetryOptions
   for (;;) {
     try {
       const value = await fn();
-      if (failures) opts.logger.info({ ...opts.context, attempts: failures + 1 }, `${opts.what}: written after a dependency came back`);
+      if (failures)
+        opts.logger.info(
+          { ...opts.context, attempts: failures + 1 },
+          `${opts.what}: written after a dependency came back`,
+        );
       return value;
     } catch (e) {
       failures++;
-      if (failures === 1) opts.logger.warn({ ...opts.context, err: (e as Error).message }, `${opts.what}: failed; holding it and retrying`);
+      if (failures === 1)
+        opts.logger.warn(
+          { ...opts.context, err: (e as Error).message },
+          `${opts.what}: failed; holding it and retrying`,
+        );
       if (Date.now() + delay > giveUpAt || opts.stop?.aborted) throw e;
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 2000);

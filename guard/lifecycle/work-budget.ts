@@ -38,18 +38,40 @@ export interface WorkBudgetDeps {
 export function createWorkBudget(deps: WorkBudgetDeps): WorkBudget {
   return {
     async reserve(work, agent, worstCase) {
-      const admission = await deps.budgets.admit({ id: work.id, kind: work.kind, agentId: agent.id, limits: agent.limits, taskId: work.taskId, worstCase });
+      const admission = await deps.budgets.admit({
+        id: work.id,
+        kind: work.kind,
+        agentId: agent.id,
+        limits: agent.limits,
+        taskId: work.taskId,
+        worstCase,
+      });
       if (admission.ok) return;
-      const perMinute = work.kind === 'run' ? `${agent.limits.runsPerMinute} runs` : `${agent.limits.toolCallsPerMinute} tool calls`;
+      const perMinute =
+        work.kind === 'run' ? `${agent.limits.runsPerMinute} runs` : `${agent.limits.toolCallsPerMinute} tool calls`;
       throw admissionError(admission, work.taskId, worstCase, perMinute);
     },
 
     async settle(work, how) {
       const refund = 'refund' in how;
       const cost = 'cost' in how ? how.cost : 'worstCase' in how ? FULL_RESERVATION : 0;
-      const settled = await deps.budgets.settle({ id: work.id, agentId: work.agentId, taskId: work.taskId, cost, refund });
+      const settled = await deps.budgets.settle({
+        id: work.id,
+        agentId: work.agentId,
+        taskId: work.taskId,
+        cost,
+        refund,
+      });
       if (!settled.settled) return; // settled before: settling is idempotent
-      deps.hooks.emit({ type: 'settled', kind: work.kind, id: work.id, agentId: work.agentId, taskId: work.taskId, cost: settled.cost, refund });
+      deps.hooks.emit({
+        type: 'settled',
+        kind: work.kind,
+        id: work.id,
+        agentId: work.agentId,
+        taskId: work.taskId,
+        cost: settled.cost,
+        refund,
+      });
       const { exhausted } = settled;
       if (exhausted && work.taskId) await deps.stopTask(work.agentId, work.taskId, exhausted);
     },

@@ -24,7 +24,13 @@ const by = (d: Decision) => (d.policies.length ? ` (denied by ${d.policies.join(
  * Runs both decisions on `facts`, or on a stand-in of the same shape when the name is unknown, so
  * an unknown name costs the same decisions as an ungranted one; the stand-in is never allowed.
  */
-function settle<T>(found: T | undefined, full: () => Decision, atAll: () => Decision, refuse: () => SandgateError, refuseHere: (d: Decision) => SandgateError): { found: T; decision: Decision } {
+function settle<T>(
+  found: T | undefined,
+  full: () => Decision,
+  atAll: () => Decision,
+  refuse: () => SandgateError,
+  refuseHere: (d: Decision) => SandgateError,
+): { found: T; decision: Decision } {
   const decision = full();
   if (found !== undefined && decision.allowed) return { found, decision };
   if (found === undefined || !atAll().allowed) throw refuse();
@@ -44,7 +50,11 @@ export function authorizeTool<T extends { definition: ToolFacts }>(
     () => policy.callTool(agent, scopes, facts, context),
     () => policy.callTool(agent, scopes, facts, CLEAN),
     () => new SandgateError('tool_not_granted', `this agent's token does not grant tool "${name}"`),
-    (d) => new SandgateError('tool_not_granted', `tool "${name}" is refused for this call: the task is tainted or the arguments are untrusted${by(d)}`),
+    (d) =>
+      new SandgateError(
+        'tool_not_granted',
+        `tool "${name}" is refused for this call: the task is tainted or the arguments are untrusted${by(d)}`,
+      ),
   );
 }
 
@@ -61,7 +71,11 @@ export function authorizeProfile<T extends ProfileFacts>(
     () => policy.runProfile(agent, scopes, facts, context),
     () => policy.runProfile(agent, scopes, facts, CLEAN),
     () => new SandgateError('profile_not_granted', `this agent's token does not grant profile "${name}"`),
-    (d) => new SandgateError('profile_not_granted', `profile "${name}" is refused for this run: the task is tainted${by(d)}`),
+    (d) =>
+      new SandgateError(
+        'profile_not_granted',
+        `profile "${name}" is refused for this run: the task is tainted${by(d)}`,
+      ),
   );
 }
 

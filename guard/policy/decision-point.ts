@@ -3,13 +3,14 @@
 // serves every agent and the parsed policy set is cached once. Operator policies come from
 // `policies/*.cedar`, validated in strict mode against the schema; a set that fails is refused
 // and the last good set stays. Fail closed: an error, an empty or odd answer is a deny.
-import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Agent, Scopes } from '../../contract/agent.ts';
-import { allowedProfiles, allowedTools } from './profile-grants.ts';
 import { normaliseName } from './names.ts';
+import { allowedProfiles, allowedTools } from './profile-grants.ts';
 
 export interface Decision {
   allowed: boolean;
@@ -34,8 +35,18 @@ export interface ProfileFacts {
 export interface PolicyDecisionPoint {
   /** May a caller of this role use this route (identified by "METHOD /path")? */
   callRoute(caller: { id: string; role: string }, route: string, roles: readonly string[]): Decision;
-  runProfile(agent: Agent, scopes: Scopes | undefined, profile: ProfileFacts, context: { taskTainted: boolean }): Decision;
-  callTool(agent: Agent, scopes: Scopes | undefined, tool: ToolFacts, context: { taskTainted: boolean; untrustedArgs: boolean }): Decision;
+  runProfile(
+    agent: Agent,
+    scopes: Scopes | undefined,
+    profile: ProfileFacts,
+    context: { taskTainted: boolean },
+  ): Decision;
+  callTool(
+    agent: Agent,
+    scopes: Scopes | undefined,
+    tool: ToolFacts,
+    context: { taskTainted: boolean; untrustedArgs: boolean },
+  ): Decision;
   /** Re-reads the operator policies; on failure the previous set stays active. */
   reload(): Promise<void>;
 }
@@ -92,7 +103,11 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
 
   const install = async () => {
     const policies = await loadPolicySet(policyDir);
-    const validation = cedar.validate({ schema, policies: { staticPolicies: policies }, validationSettings: { mode: 'strict' } });
+    const validation = cedar.validate({
+      schema,
+      policies: { staticPolicies: policies },
+      validationSettings: { mode: 'strict' },
+    });
     if (validation.type === 'failure') throw new PolicyError(`policies: ${message(validation.errors)}`);
     if (validation.validationErrors.length) {
       const first = validation.validationErrors[0]!;
@@ -105,10 +120,18 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
   };
   await install();
 
-  const decide = (call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>): Decision => {
+  const decide = (
+    call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
+  ): Decision => {
     try {
-      const answer = cedar.statefulIsAuthorized({ ...call, preparsedPolicySetId: active, preparsedSchemaName: SCHEMA_NAME, validateRequest: true });
-      if (answer.type !== 'success') return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
+      const answer = cedar.statefulIsAuthorized({
+        ...call,
+        preparsedPolicySetId: active,
+        preparsedSchemaName: SCHEMA_NAME,
+        validateRequest: true,
+      });
+      if (answer.type !== 'success')
+        return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
       const { decision, diagnostics } = answer.response;
       const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
       // An evaluation error anywhere denies, even when some permit matched.

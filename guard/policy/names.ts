@@ -4,5 +4,9 @@
 // BOM, bidi controls) removed, lower case, trimmed. `_` and `-` stay distinct: folding them could
 // make two different granted names collide.
 export function normaliseName(name: string): string {
-  return name.normalize('NFKC').replace(/\p{Cf}/gu, '').toLowerCase().trim();
+  return name
+    .normalize('NFKC')
+    .replace(/\p{Cf}/gu, '')
+    .toLowerCase()
+    .trim();
 }

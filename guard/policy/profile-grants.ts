@@ -32,7 +32,10 @@ export function assertScopesWithinGrants(agent: Agent, scopes: Scopes | undefine
   for (const [kind, asked, granted] of pairs) {
     const extra = (asked ?? []).filter((x) => !granted.includes(x));
     if (extra.length) {
-      throw new SandgateError('scope_exceeds_grants', `scopes.${kind} names what the agent is not granted: ${extra.join(', ')}`);
+      throw new SandgateError(
+        'scope_exceeds_grants',
+        `scopes.${kind} names what the agent is not granted: ${extra.join(', ')}`,
+      );
     }
   }
 }

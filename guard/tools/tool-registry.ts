@@ -32,7 +32,8 @@ const expand = (text: string, env: Record<string, string | undefined>): string |
 };
 
 function compile(ajv: Ajv, schema: Record<string, unknown>, path: string): ValidateFunction {
-  if (schema.type !== 'object') throw new ToolError(`${path}: field "args": the argument schema must be {type: object, ...}`);
+  if (schema.type !== 'object')
+    throw new ToolError(`${path}: field "args": the argument schema must be {type: object, ...}`);
   try {
     return ajv.compile({ additionalProperties: false, ...schema });
   } catch (e) {
@@ -48,7 +49,8 @@ export async function loadTools(dir: string, env: Record<string, string | undefi
     const validate = compile(ajv, definition.args, path);
     const url = definition.handler.type === 'http' ? expand(definition.handler.url, env) : null;
     const credentials = definition.handler.type === 'http' ? Object.values(definition.handler.headers) : [];
-    const available = definition.handler.type === 'http_fetch' || (url !== null && credentials.every((c) => !!env[c.env]));
+    const available =
+      definition.handler.type === 'http_fetch' || (url !== null && credentials.every((c) => !!env[c.env]));
     tools.set(
       definition.name,
       Object.freeze({

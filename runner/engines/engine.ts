@@ -1,7 +1,8 @@
 // What every engine offers the worker. An engine turns one job into one result; a failure of the
 // user's code is a status in the result, never a thrown error.
-import type { EngineResult, ExecutionJob } from '../../contract/execution.ts';
+
 import type { ResultError } from '../../contract/errors.ts';
+import type { EngineResult, ExecutionJob } from '../../contract/execution.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
 
 export interface Engine {

@@ -37,7 +37,8 @@ export async function buildActionWorker(deps: ActionWorkerDeps): Promise<{ close
   /** The call itself, once the lifecycle has let it start: only a handler, never a policy. */
   const call = (job: ActionJob): Promise<HandlerResult> => {
     const tool = deps.tools.get(job.tool)!;
-    if (tool.definition.handler.type === 'http_fetch') return runHttpFetch(tool.definition, job.args as unknown as HttpFetchArgs, job.destinations, deps.lookup);
+    if (tool.definition.handler.type === 'http_fetch')
+      return runHttpFetch(tool.definition, job.args as unknown as HttpFetchArgs, job.destinations, deps.lookup);
     return runHttpCall(tool, job.id, job.args, deps.env);
   };
 

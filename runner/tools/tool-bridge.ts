@@ -4,10 +4,10 @@
 // waits for the action's end within the run's own deadline; an irreversible tool answers at once
 // with its pending approval, never bypassing it.
 import { type Action, ActionRequest, type ActionStatus, FINAL_ACTION_STATUSES } from '../../contract/action.ts';
-import type { ExecutionJob } from '../../contract/execution.ts';
 import { SandgateError } from '../../contract/errors.ts';
-import type { ActionStore } from '../../state/actions.ts';
+import type { ExecutionJob } from '../../contract/execution.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
+import type { ActionStore } from '../../state/actions.ts';
 import type { AgentStore } from '../../state/agents.ts';
 import type { RecordEvents } from '../../state/record-events.ts';
 import type { ToolBridge } from '../engines/isolate/isolate-engine.ts';
@@ -18,7 +18,6 @@ export interface ToolBridgeDeps {
   actions: ActionStore;
   events: RecordEvents<ActionStatus>;
 }
-
 
 /** What the script gets back: the action's outcome, without the agent's own bookkeeping. */
 const view = (a: Action) => ({
@@ -35,10 +34,22 @@ export function createToolBridge(deps: ToolBridgeDeps): ToolBridge {
   return async (job: ExecutionJob, name, args, signal) => {
     const agent = await deps.agents.get(job.agentId);
     if (!agent || agent.revokedAt) throw new SandgateError('agent_revoked', 'the agent has been revoked');
-    const request = ActionRequest.safeParse({ tool: name, args, ...(job.taskId && { taskId: job.taskId }), reasoning: `tools.call from execution ${job.id}` });
-    if (!request.success) throw new SandgateError('validation_failed', request.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+    const request = ActionRequest.safeParse({
+      tool: name,
+      args,
+      ...(job.taskId && { taskId: job.taskId }),
+      reasoning: `tools.call from execution ${job.id}`,
+    });
+    if (!request.success)
+      throw new SandgateError(
+        'validation_failed',
+        request.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      );
     // A refusal reaches the script as the SandgateError itself: its `code` is the API's.
-    const accepted: { id: string; status: ActionStatus } = await deps.toolCalls.admit({ agent, scopes: job.scopes, taskId: job.taskId }, request.data);
+    const accepted: { id: string; status: ActionStatus } = await deps.toolCalls.admit(
+      { agent, scopes: job.scopes, taskId: job.taskId },
+      request.data,
+    );
     if (accepted.status !== 'awaiting_approval') {
       // Subscribed first, then read: an action that ended in between is not missed.
       const waiter = deps.events.waitForFinal(accepted.id, 24 * 3600 * 1000);

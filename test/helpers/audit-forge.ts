@@ -31,17 +31,30 @@ export const writeLines = (dir: string, writer: string, lines: readonly string[]
   writeFile(join(dir, `${writer}.jsonl`), lines.map((l) => `${l}\n`).join(''));
 
 /** Re-links `records` and writes them as `writer`'s chain. */
-export const writeChain = (dir: string, writer: string, records: readonly AuditRecord[]): Promise<void> => writeLines(dir, writer, relink(writer, records));
+export const writeChain = (dir: string, writer: string, records: readonly AuditRecord[]): Promise<void> =>
+  writeLines(dir, writer, relink(writer, records));
 
 /** A head file composed from checkpoints the forger holds. */
-export const writeHead = (dir: string, writer: string, checkpoint: AuditCheckpoint | null, next: AuditCheckpoint | null = null): Promise<void> =>
+export const writeHead = (
+  dir: string,
+  writer: string,
+  checkpoint: AuditCheckpoint | null,
+  next: AuditCheckpoint | null = null,
+): Promise<void> =>
   writeFile(join(dir, `${writer}.head.json`), `${JSON.stringify({ v: 2, writer, checkpoint, next })}\n`);
 
-export const readHead = async (dir: string, writer: string): Promise<{ checkpoint: AuditCheckpoint | null; next: AuditCheckpoint | null }> =>
+export const readHead = async (
+  dir: string,
+  writer: string,
+): Promise<{ checkpoint: AuditCheckpoint | null; next: AuditCheckpoint | null }> =>
   JSON.parse(await readFile(join(dir, `${writer}.head.json`), 'utf8'));
 
 /** Temp directories, removed by cleanup(). */
-export function tempDirs(): { make(prefix: string): Promise<string>; copyOf(dir: string): Promise<string>; cleanup(): Promise<void> } {
+export function tempDirs(): {
+  make(prefix: string): Promise<string>;
+  copyOf(dir: string): Promise<string>;
+  cleanup(): Promise<void>;
+} {
   const made: string[] = [];
   const make = async (prefix: string) => {
     const dir = await mkdtemp(join(tmpdir(), prefix));

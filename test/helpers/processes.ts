@@ -43,13 +43,19 @@ export async function waitForOutput(child: Child, pattern: RegExp, ms = 15_000):
  * A throw-away redis-server on its own port, for tests that stop it. With `persistDir` every write
  * is fsynced to an append-only file there, so `restart()` brings back exactly what was written.
  */
-export async function startRedis(opts: { persistDir?: string } = {}): Promise<{ url: string; stop: () => Promise<void>; restart: () => Promise<void> }> {
+export async function startRedis(
+  opts: { persistDir?: string } = {},
+): Promise<{ url: string; stop: () => Promise<void>; restart: () => Promise<void> }> {
   const port = await freePort();
-  const persistence = opts.persistDir ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.persistDir] : ['--appendonly', 'no'];
+  const persistence = opts.persistDir
+    ? ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', opts.persistDir]
+    : ['--appendonly', 'no'];
   const url = `redis://127.0.0.1:${port}`;
   let proc: ChildProcess;
   const start = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], { stdio: 'ignore' });
+    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence], {
+      stdio: 'ignore',
+    });
     const { Redis } = await import('ioredis');
     for (let i = 0; ; i++) {
       const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => null });

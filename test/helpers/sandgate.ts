@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { type Config, loadConfig } from '../../contract/config.ts';
 import { composeSandgate, type Mode, type Sandgate } from '../../bin/compose.ts';
+import { type Config, loadConfig } from '../../contract/config.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -15,7 +15,10 @@ export interface TestSandgate extends Sandgate {
   config: Config;
   admin: Record<string, string>;
   /** Creates an agent and returns its id and a token (optionally narrowed). */
-  agent(grants?: { profiles?: string[]; tools?: string[]; destinations?: string[] }, token?: Record<string, unknown>): Promise<{ id: string; token: string; auth: Record<string, string> }>;
+  agent(
+    grants?: { profiles?: string[]; tools?: string[]; destinations?: string[] },
+    token?: Record<string, unknown>,
+  ): Promise<{ id: string; token: string; auth: Record<string, string> }>;
   mint(agentId: string, body?: Record<string, unknown>): Promise<string>;
   stop(): Promise<void>;
 }
@@ -51,11 +54,21 @@ export async function startSandgate(
     ...testEnv({ SANDGATE_DATA_DIR: dataDir, ...(ownProfiles && { SANDGATE_PROFILES_DIR: ownProfiles }) }),
     ...env,
   });
-  const sg = await composeSandgate({ config, mode, logger: pino({ level: 'silent' }), env: { ...process.env, ...env } });
+  const sg = await composeSandgate({
+    config,
+    mode,
+    logger: pino({ level: 'silent' }),
+    env: { ...process.env, ...env },
+  });
   const admin = { authorization: `Bearer ${config.SANDGATE_ADMIN_TOKEN}` };
 
   const mint = async (agentId: string, body: Record<string, unknown> = {}) => {
-    const res = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${agentId}/tokens`, headers: admin, payload: body });
+    const res = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/agents/${agentId}/tokens`,
+      headers: admin,
+      payload: body,
+    });
     if (res.statusCode !== 201) throw new Error(`mint failed: ${res.statusCode} ${res.body}`);
     return res.json().token as string;
   };
@@ -65,7 +78,10 @@ export async function startSandgate(
     config,
     admin,
     mint,
-    async agent(grants: { profiles?: string[]; tools?: string[]; destinations?: string[] } = { profiles: ['js'] }, token = {}) {
+    async agent(
+      grants: { profiles?: string[]; tools?: string[]; destinations?: string[] } = { profiles: ['js'] },
+      token = {},
+    ) {
       const res = await sg.app!.inject({
         method: 'POST',
         url: '/v1/agents',
@@ -102,7 +118,11 @@ export async function dropPrefix(prefix: string): Promise<void> {
 }
 
 /** Polls until `check` returns a value, or fails after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, ms = 10_000, what = 'condition'): Promise<Exclude<T, undefined>> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  ms = 10_000,
+  what = 'condition',
+): Promise<Exclude<T, undefined>> {
   const until = Date.now() + ms;
   for (;;) {
     const v = await check();

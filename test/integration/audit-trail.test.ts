@@ -33,10 +33,11 @@ afterAll(async () => {
 });
 
 const auditDir = () => join(sg.config.SANDGATE_DATA_DIR, 'audit');
-const verifyCli = (dir: string, key: string, extra: string[] = []) => run(process.execPath, ['bin/audit.ts', 'verify', '--dir', dir, '--public-key', key, ...extra]).then(
-  (r) => ({ code: 0, out: r.stdout + r.stderr }),
-  (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
-);
+const verifyCli = (dir: string, key: string, extra: string[] = []) =>
+  run(process.execPath, ['bin/audit.ts', 'verify', '--dir', dir, '--public-key', key, ...extra]).then(
+    (r) => ({ code: 0, out: r.stdout + r.stderr }),
+    (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, out: e.stdout + e.stderr }),
+  );
 
 describe('a session, from the log alone', () => {
   let task: string;
@@ -45,44 +46,112 @@ describe('a session, from the log alone', () => {
   let executionId: string;
 
   it('runs code, fetches a page, sends an approved email and reports usage', async () => {
-    const agent = await sg.agent({ profiles: ['js'], tools: ['http_fetch', 'send_email'], destinations: [`127.0.0.1:${web.port}`] });
+    const agent = await sg.agent({
+      profiles: ['js'],
+      tools: ['http_fetch', 'send_email'],
+      destinations: [`127.0.0.1:${web.port}`],
+    });
     agentToken = agent.token;
     const auth = agent.auth;
-    task = (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'tell the team the weather' } })).json().id;
+    task = (
+      await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: auth,
+        payload: { goal: 'tell the team the weather' },
+      })
+    ).json().id;
 
     const ex = await sg.app!.inject({
       method: 'POST',
       url: '/v1/executions?wait=true',
       headers: auth,
-      payload: { profile: 'js', code: 'console.log("planning"); 6 * 7', taskId: task, reasoning: 'work out the answer first' },
+      payload: {
+        profile: 'js',
+        code: 'console.log("planning"); 6 * 7',
+        taskId: task,
+        reasoning: 'work out the answer first',
+      },
     });
     expect(ex.json()).toMatchObject({ status: 'succeeded', result: 42 });
     executionId = ex.json().id;
     expect(ex.json().auditIds).toHaveLength(2);
     expect(ex.json().auditId).toBe(ex.json().auditIds[0]);
 
-    const fetch = (await sg.app!.inject({ method: 'POST', url: '/v1/actions', headers: auth, payload: { tool: 'http_fetch', args: { url: `${web.url}/today` }, taskId: task, reasoning: 'need the forecast' } })).json();
-    await eventually(async () => ((await sg.app!.inject({ url: `/v1/actions/${fetch.id}`, headers: auth })).json().status === 'succeeded' ? true : undefined));
+    const fetch = (
+      await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: {
+          tool: 'http_fetch',
+          args: { url: `${web.url}/today` },
+          taskId: task,
+          reasoning: 'need the forecast',
+        },
+      })
+    ).json();
+    await eventually(async () =>
+      (await sg.app!.inject({ url: `/v1/actions/${fetch.id}`, headers: auth })).json().status === 'succeeded'
+        ? true
+        : undefined,
+    );
 
-    const mail = (await sg.app!.inject({ method: 'POST', url: '/v1/actions', headers: auth, payload: { tool: 'send_email', args: { to: 'team@example.com', subject: 'Weather', body: 'sunny' }, taskId: task, reasoning: 'the user asked to tell the team' } })).json();
-    const approver = await sg.app!.inject({ method: 'POST', url: '/v1/principals', headers: sg.admin, payload: { name: 'carol', role: 'approver' } });
+    const mail = (
+      await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: {
+          tool: 'send_email',
+          args: { to: 'team@example.com', subject: 'Weather', body: 'sunny' },
+          taskId: task,
+          reasoning: 'the user asked to tell the team',
+        },
+      })
+    ).json();
+    const approver = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: sg.admin,
+      payload: { name: 'carol', role: 'approver' },
+    });
     approverToken = approver.json().token;
     const approvalId = (await sg.app!.inject({ url: `/v1/actions/${mail.id}`, headers: auth })).json().approval.id;
-    await sg.app!.inject({ method: 'POST', url: `/v1/approvals/${approvalId}`, headers: { authorization: `Bearer ${approverToken}` }, payload: { decision: 'approve', reason: 'fine to send' } });
+    await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: { authorization: `Bearer ${approverToken}` },
+      payload: { decision: 'approve', reason: 'fine to send' },
+    });
     const sent = await eventually(async () => {
       const a = (await sg.app!.inject({ url: `/v1/actions/${mail.id}`, headers: auth })).json();
       return a.status === 'succeeded' ? a : undefined;
     });
     expect(sent.auditIds.length).toBe(4); // requested, decided, started, finished
 
-    const usage = await sg.app!.inject({ method: 'POST', url: `/v1/tasks/${task}/usage`, headers: auth, payload: { tokens: 1200, cost: 0.01, reasoning: 'planning step', prompt: 'What is the weather?' } });
+    const usage = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/tasks/${task}/usage`,
+      headers: auth,
+      payload: { tokens: 1200, cost: 0.01, reasoning: 'planning step', prompt: 'What is the weather?' },
+    });
     expect(usage.statusCode).toBe(200);
   });
 
   it('the trace tells the story in order: asked, why, decided, ran, what came back', async () => {
-    const auditor = (await sg.app!.inject({ method: 'POST', url: '/v1/principals', headers: sg.admin, payload: { name: 'dave', role: 'auditor' } })).json().token;
+    const auditor = (
+      await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/principals',
+        headers: sg.admin,
+        payload: { name: 'dave', role: 'auditor' },
+      })
+    ).json().token;
     const trace = await eventually(async () => {
-      const t = (await sg.app!.inject({ url: `/v1/tasks/${task}/trace`, headers: { authorization: `Bearer ${auditor}` } })).json();
+      const t = (
+        await sg.app!.inject({ url: `/v1/tasks/${task}/trace`, headers: { authorization: `Bearer ${auditor}` } })
+      ).json();
       return t.records?.some((r: { kind: string }) => r.kind === 'usage.reported') ? t : undefined;
     });
     const kinds = trace.records.map((r: { kind: string }) => r.kind);
@@ -104,28 +173,44 @@ describe('a session, from the log alone', () => {
     expect(story).toContain('asked to run js code because "work out the answer first"; allowed by grant:run_profile');
     expect(story).toContain('run succeeded (exit 0)');
     expect(story).toContain('"planning\\n"');
-    expect(story).toContain('asked to call send_email {"to":"team@example.com","subject":"Weather","body":"sunny"} because "the user asked to tell the team"; waits for a human approver (task tainted)');
+    expect(story).toContain(
+      'asked to call send_email {"to":"team@example.com","subject":"Weather","body":"sunny"} because "the user asked to tell the team"; waits for a human approver (task tainted)',
+    );
     expect(story).toMatch(/pr_\S+ approved send_email: "fine to send"/);
     expect(story).toContain('reported 1200 model tokens, cost 0.01 because "planning step"');
     const requested = trace.records.find((r: { kind: string }) => r.kind === 'execution.requested');
-    expect(requested).toMatchObject({ subject: executionId, taskId: task, data: { code: { text: 'console.log("planning"); 6 * 7' }, reasoning: 'work out the answer first' } });
-    const fetched = trace.records.find((r: { kind: string; data: { tool?: string } }) => r.kind === 'action.finished' && r.data.tool === 'http_fetch');
+    expect(requested).toMatchObject({
+      subject: executionId,
+      taskId: task,
+      data: { code: { text: 'console.log("planning"); 6 * 7' }, reasoning: 'work out the answer first' },
+    });
+    const fetched = trace.records.find(
+      (r: { kind: string; data: { tool?: string } }) => r.kind === 'action.finished' && r.data.tool === 'http_fetch',
+    );
     expect(fetched.data.egress[0]).toMatchObject({ allowed: true, ip: '127.0.0.1', port: web.port });
   });
 
   it('GET /v1/audit filters by task and kind and pages without gaps or repeats; agents may not read it', async () => {
-    const all = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&limit=1000`, headers: sg.admin })).json().records;
+    const all = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&limit=1000`, headers: sg.admin })).json()
+      .records;
     const seen: string[] = [];
     let after = '';
     for (let i = 0; i < 50; i++) {
-      const page = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&limit=5${after && `&after=${encodeURIComponent(after)}`}`, headers: sg.admin })).json();
+      const page = (
+        await sg.app!.inject({
+          url: `/v1/audit?taskId=${task}&limit=5${after && `&after=${encodeURIComponent(after)}`}`,
+          headers: sg.admin,
+        })
+      ).json();
       seen.push(...page.records.map((r: { id: string }) => r.id));
       if (!page.next) break;
       after = page.next;
     }
     expect(seen).toEqual(all.map((r: { id: string }) => r.id));
     expect(seen.length).toBe(12);
-    const finished = (await sg.app!.inject({ url: `/v1/audit?taskId=${task}&kind=action.finished`, headers: sg.admin })).json().records;
+    const finished = (
+      await sg.app!.inject({ url: `/v1/audit?taskId=${task}&kind=action.finished`, headers: sg.admin })
+    ).json().records;
     expect(finished.map((r: { data: { tool: string } }) => r.data.tool)).toEqual(['http_fetch', 'send_email']);
     const asAgent = await sg.app!.inject({ url: '/v1/audit', headers: { authorization: `Bearer ${agentToken}` } });
     expect(asAgent.statusCode).toBe(403);
@@ -146,12 +231,16 @@ describe('a session, from the log alone', () => {
     const witnessFile = join(sg.config.SANDGATE_DATA_DIR, 'witness.jsonl');
     const { writeFile } = await import('node:fs/promises');
     await writeFile(witnessFile, witness.received.map((r) => r.body).join('\n'));
-    expect(JSON.parse(witness.received[0]!.body)).toMatchObject({ upToSeq: expect.any(Number), signature: expect.any(String) });
+    expect(JSON.parse(witness.received[0]!.body)).toMatchObject({
+      upToSeq: expect.any(Number),
+      signature: expect.any(String),
+    });
     expect((await verifyCli(auditDir(), key, ['--witness', witnessFile])).code).toBe(0);
 
     const files = (await readdir(auditDir())).filter((f) => f.endsWith('.jsonl'));
     const text = (await Promise.all(files.map((f) => readFile(join(auditDir(), f), 'utf8')))).join('');
-    for (const secret of [sg.config.SANDGATE_ADMIN_TOKEN!, agentToken, approverToken, GATEWAY_TOKEN]) expect(text).not.toContain(secret);
+    for (const secret of [sg.config.SANDGATE_ADMIN_TOKEN!, agentToken, approverToken, GATEWAY_TOKEN])
+      expect(text).not.toContain(secret);
   });
 
   it('a byte flipped in a copy of the log is caught by the CLI, naming the record', async () => {
@@ -182,12 +271,22 @@ describe('audit before effect', () => {
       await mkdir(join(dir, head, 'blocker'), { recursive: true });
       let accepted = 0;
       const code = await eventually(async () => {
-        const r = await broken.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1' } });
+        const r = await broken.app!.inject({
+          method: 'POST',
+          url: '/v1/executions',
+          headers: auth,
+          payload: { profile: 'js', code: '1' },
+        });
         if (r.statusCode === 202) accepted++;
         return r.statusCode === 503 ? r.json().error.code : undefined;
       }, 5000);
       expect(code).toBe('audit_unavailable');
-      const afterFailure = await broken.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '2' } });
+      const afterFailure = await broken.app!.inject({
+        method: 'POST',
+        url: '/v1/executions',
+        headers: auth,
+        payload: { profile: 'js', code: '2' },
+      });
       expect(afterFailure.statusCode).toBe(503);
       // Only the runs admitted before the failure exist; the refused ones left no record.
       const { Redis } = await import('ioredis');

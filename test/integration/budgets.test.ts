@@ -29,13 +29,23 @@ async function agentWith(runsPerMinute: number) {
 }
 
 async function task(auth: Record<string, string>, budget: Record<string, number>) {
-  const res = await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'test the budget', budget } });
+  const res = await sg.app!.inject({
+    method: 'POST',
+    url: '/v1/tasks',
+    headers: auth,
+    payload: { goal: 'test the budget', budget },
+  });
   expect(res.statusCode).toBe(201);
   return res.json().id as string;
 }
 
 const run = (auth: Record<string, string>, taskId?: string, app = sg.app) =>
-  app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1', ...(taskId && { taskId }) } });
+  app!.inject({
+    method: 'POST',
+    url: '/v1/executions',
+    headers: auth,
+    payload: { profile: 'js', code: '1', ...(taskId && { taskId }) },
+  });
 
 describe('task budgets', () => {
   it('a task with maxRuns 3 runs three times, then answers 402 budget_exceeded', async () => {
@@ -53,7 +63,9 @@ describe('task budgets', () => {
   it('200 concurrent runs on two API processes against a budget of 10 admit exactly 10', async () => {
     const { auth } = await agentWith(100_000);
     const id = await task(auth, { maxRuns: 10 });
-    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => run(auth, id, i % 2 ? sg.app : second.app)));
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => run(auth, id, i % 2 ? sg.app : second.app)),
+    );
     const codes = answers.map((a) => a.statusCode);
     expect(codes.filter((c) => c === 202)).toHaveLength(10);
     expect(codes.filter((c) => c === 402)).toHaveLength(190);
@@ -62,10 +74,20 @@ describe('task budgets', () => {
   it('reported model usage past maxTokens exhausts the task: 402, and runs stop', async () => {
     const { auth } = await agentWith(1000);
     const id = await task(auth, { maxTokens: 1000, maxRuns: 50 });
-    const ok = await sg.app!.inject({ method: 'POST', url: `/v1/tasks/${id}/usage`, headers: auth, payload: { tokens: 600, cost: 0.01 } });
+    const ok = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/tasks/${id}/usage`,
+      headers: auth,
+      payload: { tokens: 600, cost: 0.01 },
+    });
     expect(ok.statusCode).toBe(200);
     expect(ok.json().remaining).toMatchObject({ tokens: 400 });
-    const over = await sg.app!.inject({ method: 'POST', url: `/v1/tasks/${id}/usage`, headers: auth, payload: { tokens: 600 } });
+    const over = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/tasks/${id}/usage`,
+      headers: auth,
+      payload: { tokens: 600 },
+    });
     expect(over.statusCode).toBe(402);
     expect(over.json().error.message).toContain('maxTokens');
     expect((await run(auth, id)).statusCode).toBe(402);

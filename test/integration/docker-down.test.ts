@@ -19,11 +19,21 @@ describe('Docker unreachable', () => {
     expect(ready.json().checks['engine:isolate']).toBe('ok');
     expect(ready.json().checks['engine:docker']).not.toBe('ok');
 
-    const py = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'python', code: 'print(1)' } });
+    const py = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: auth,
+      payload: { profile: 'python', code: 'print(1)' },
+    });
     expect(py.statusCode).toBe(503);
     expect(py.json().error.code).toBe('engine_unavailable');
 
-    const js = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'js', code: '1+1' } });
+    const js = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: auth,
+      payload: { profile: 'js', code: '1+1' },
+    });
     expect(js.statusCode).toBe(200);
     expect(js.json()).toMatchObject({ status: 'succeeded', result: 2 });
 

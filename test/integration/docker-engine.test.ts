@@ -34,7 +34,10 @@ describe('docker profiles', () => {
   });
 
   it('node and shell run', async () => {
-    expect((await run({ profile: 'node', code: 'console.log(6 * 7)' })).body).toMatchObject({ status: 'succeeded', stdout: '42\n' });
+    expect((await run({ profile: 'node', code: 'console.log(6 * 7)' })).body).toMatchObject({
+      status: 'succeeded',
+      stdout: '42\n',
+    });
     expect((await run({ profile: 'shell', code: 'echo "$((6 * 7))"; echo err >&2' })).body).toMatchObject({
       status: 'succeeded',
       stdout: '42\n',
@@ -66,7 +69,11 @@ describe('docker profiles', () => {
     expect(body.stdout).toBe('from a file from stdin\n');
     const files = Object.fromEntries(body.files.map((f: { path: string }) => [f.path, f]));
     expect(files['report.txt']).toEqual({ path: 'report.txt', content: 'done', encoding: 'utf8' });
-    expect(files['sub/blob.bin']).toEqual({ path: 'sub/blob.bin', content: Buffer.from([0, 255, 1]).toString('base64'), encoding: 'base64' });
+    expect(files['sub/blob.bin']).toEqual({
+      path: 'sub/blob.bin',
+      content: Buffer.from([0, 255, 1]).toString('base64'),
+      encoding: 'base64',
+    });
   });
 
   it('a program cannot end its output with a forged trailer', async () => {
@@ -91,7 +98,11 @@ describe('docker profiles', () => {
     const tooMany = await run({ profile: 'python', code: 'print(1)', files: many });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error.code).toBe('limit_exceeds_profile');
-    const big = await run({ profile: 'python', code: 'print(1)', files: [{ path: 'big', content: 'x'.repeat(1024 * 1024 + 1) }] });
+    const big = await run({
+      profile: 'python',
+      code: 'print(1)',
+      files: [{ path: 'big', content: 'x'.repeat(1024 * 1024 + 1) }],
+    });
     expect([413]).toContain(big.status);
   });
 

@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecutionJob } from '../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../contract/profile.ts';
+import { loadProfiles } from '../../guard/profiles.ts';
 import { createDockerEngine } from '../../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
 import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
-import { loadProfiles } from '../../guard/profiles.ts';
 import { containersOf } from '../helpers/docker.ts';
 
 const prefix = `sgconf-${process.pid}`;
@@ -74,7 +74,10 @@ describe.each(cases)('the %s engine', (name) => {
   });
 
   it('stops a memory bomb: memory_exceeded', async () => {
-    const r = await runIt('const a = []; for (;;) a.push(new Array(1e6).fill(Math.random()));', { memoryMb: 64, timeoutMs: 10_000 });
+    const r = await runIt('const a = []; for (;;) a.push(new Array(1e6).fill(Math.random()));', {
+      memoryMb: 64,
+      timeoutMs: 10_000,
+    });
     expect(r.status).toBe('memory_exceeded');
   });
 

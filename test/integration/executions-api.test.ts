@@ -19,7 +19,14 @@ describe('POST /v1/executions', () => {
     const res = await post({ profile: 'js', code: 'console.log(6*7); 1+1' });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ status: 'succeeded', stdout: '42\n', result: 2, exitCode: 0, truncated: false, profile: 'js' });
+    expect(body).toMatchObject({
+      status: 'succeeded',
+      stdout: '42\n',
+      result: 2,
+      exitCode: 0,
+      truncated: false,
+      profile: 'js',
+    });
     expect(body.id).toMatch(/^ex_/);
     expect(body.usage.wallMs).toBeGreaterThan(0);
     expect(body.usage.cpuMs).toBeGreaterThan(0);
@@ -64,20 +71,61 @@ describe('POST /v1/executions', () => {
 
 describe('bad requests', () => {
   const cases: Array<[string, () => ReturnType<typeof post>, number, string]> = [
-    ['malformed JSON', () => sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"profile": "js",' }), 400, 'invalid_json'],
+    [
+      'malformed JSON',
+      () =>
+        sg.app!.inject({
+          method: 'POST',
+          url: '/v1/executions',
+          headers: { ...auth, 'content-type': 'application/json' },
+          payload: '{"profile": "js",',
+        }),
+      400,
+      'invalid_json',
+    ],
     ['wrong type', () => post({ profile: 'js', code: 42 }), 400, 'validation_failed'],
     ['unknown field', () => post({ profile: 'js', code: '1', sudo: true }), 400, 'validation_failed'],
     ['empty code', () => post({ profile: 'js', code: '' }), 400, 'validation_failed'],
     // Refused like an ungranted profile (it was 400 unknown_profile: it told which profiles exist).
     ['unknown profile', () => post({ profile: 'cobol', code: '1' }), 403, 'profile_not_granted'],
-    ['timeout above the ceiling', () => post({ profile: 'js', code: '1', timeoutMs: 5001 }), 400, 'limit_exceeds_profile'],
-    ['memory above the ceiling', () => post({ profile: 'js', code: '1', memoryMb: 4096 }), 400, 'limit_exceeds_profile'],
-    ['language of another profile', () => post({ profile: 'js', code: '1', language: 'python' }), 400, 'language_mismatch'],
-    ['files on the isolate', () => post({ profile: 'js', code: '1', files: [{ path: 'a.txt', content: 'x' }] }), 400, 'unsupported_input'],
+    [
+      'timeout above the ceiling',
+      () => post({ profile: 'js', code: '1', timeoutMs: 5001 }),
+      400,
+      'limit_exceeds_profile',
+    ],
+    [
+      'memory above the ceiling',
+      () => post({ profile: 'js', code: '1', memoryMb: 4096 }),
+      400,
+      'limit_exceeds_profile',
+    ],
+    [
+      'language of another profile',
+      () => post({ profile: 'js', code: '1', language: 'python' }),
+      400,
+      'language_mismatch',
+    ],
+    [
+      'files on the isolate',
+      () => post({ profile: 'js', code: '1', files: [{ path: 'a.txt', content: 'x' }] }),
+      400,
+      'unsupported_input',
+    ],
     ['huge body', () => post({ profile: 'js', code: 'x'.repeat(2 * 1024 * 1024) }), 413, 'body_too_large'],
-    ['code above the profile cap', () => post({ profile: 'js', code: `/*${'x'.repeat(300_000)}*/1` }), 413, 'code_too_large'],
+    [
+      'code above the profile cap',
+      () => post({ profile: 'js', code: `/*${'x'.repeat(300_000)}*/1` }),
+      413,
+      'code_too_large',
+    ],
     ['no token', () => post({ profile: 'js', code: '1' }, {}), 401, 'unauthorized'],
-    ['garbage token', () => post({ profile: 'js', code: '1' }, { authorization: 'Bearer not.a.jwt' }), 401, 'unauthorized'],
+    [
+      'garbage token',
+      () => post({ profile: 'js', code: '1' }, { authorization: 'Bearer not.a.jwt' }),
+      401,
+      'unauthorized',
+    ],
     ['admin submitting code', () => post({ profile: 'js', code: '1' }, sg.admin), 403, 'forbidden'],
     ['bad wait value', () => post({ profile: 'js', code: '1' }, auth, '?wait=maybe'), 400, 'validation_failed'],
   ];

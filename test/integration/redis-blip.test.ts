@@ -33,8 +33,16 @@ describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => 
       sg.app!.inject({ method, url, headers: auth, ...(payload && { payload }) });
     const taskId = (await call('POST', '/v1/tasks', { goal: 'blip', budget: { maxSpend: 100 } })).json().id;
     const runs = [
-      ...Array.from({ length: 3 }, (_, i) => ({ profile: 'python', code: `import time\ntime.sleep(1.2)\nprint("py ${i}")`, out: `py ${i}\n` })),
-      ...Array.from({ length: 3 }, (_, i) => ({ profile: 'js', code: `const t = Date.now(); while (Date.now() - t < 1200) {} console.log("js ${i}")`, out: `js ${i}\n` })),
+      ...Array.from({ length: 3 }, (_, i) => ({
+        profile: 'python',
+        code: `import time\ntime.sleep(1.2)\nprint("py ${i}")`,
+        out: `py ${i}\n`,
+      })),
+      ...Array.from({ length: 3 }, (_, i) => ({
+        profile: 'js',
+        code: `const t = Date.now(); while (Date.now() - t < 1200) {} console.log("js ${i}")`,
+        out: `js ${i}\n`,
+      })),
     ];
     const ids: string[] = [];
     for (const r of runs) {
@@ -42,10 +50,16 @@ describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => 
       expect(res.statusCode).toBe(202);
       ids.push(res.json().id);
     }
-    await eventually(async () => {
-      const statuses = await Promise.all(ids.map(async (id) => (await call('GET', `/v1/executions/${id}`)).json().status));
-      return statuses.every((s) => s === 'running') ? true : undefined;
-    }, 20_000, 'every run running');
+    await eventually(
+      async () => {
+        const statuses = await Promise.all(
+          ids.map(async (id) => (await call('GET', `/v1/executions/${id}`)).json().status),
+        );
+        return statuses.every((s) => s === 'running') ? true : undefined;
+      },
+      20_000,
+      'every run running',
+    );
 
     // Down for three seconds: every run ends while Redis is away.
     await redis.stop();
@@ -53,10 +67,14 @@ describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => 
     const backAt = Date.now();
     await redis.restart();
 
-    const finals = await eventually(async () => {
-      const all = await Promise.all(ids.map(async (id) => (await call('GET', `/v1/executions/${id}`)).json()));
-      return all.every((e) => e.status && !['queued', 'running'].includes(e.status)) ? all : undefined;
-    }, 30_000, 'every run to end');
+    const finals = await eventually(
+      async () => {
+        const all = await Promise.all(ids.map(async (id) => (await call('GET', `/v1/executions/${id}`)).json()));
+        return all.every((e) => e.status && !['queued', 'running'].includes(e.status)) ? all : undefined;
+      },
+      30_000,
+      'every run to end',
+    );
     for (const [i, e] of finals.entries()) {
       expect(e, `run ${i}`).toMatchObject({ status: 'succeeded', stdout: runs[i]!.out, exitCode: 0 });
       expect(e.usage.measured).toBe(true);
@@ -64,20 +82,34 @@ describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => 
       expect(Date.parse(e.startedAt) + e.usage.wallMs, `run ${i} ended before Redis was back`).toBeLessThan(backAt);
       expect(e.auditIds).toHaveLength(2); // requested, finished
     }
-    const task = await eventually(async () => {
-      const t = (await call('GET', `/v1/tasks/${taskId}`)).json();
-      return t.reserved?.spend === 0 ? t : undefined;
-    }, 10_000, 'every run settled');
-    expect(task.used.spend).toBeCloseTo(finals.reduce((n, e) => n + e.usage.cost, 0), 9);
+    const task = await eventually(
+      async () => {
+        const t = (await call('GET', `/v1/tasks/${taskId}`)).json();
+        return t.reserved?.spend === 0 ? t : undefined;
+      },
+      10_000,
+      'every run settled',
+    );
+    expect(task.used.spend).toBeCloseTo(
+      finals.reduce((n, e) => n + e.usage.cost, 0),
+      9,
+    );
     expect(task.used.runs).toBe(runs.length);
 
     // The audit log says the same: one finished record per run, with the status it ended with.
     // (the Redis index copy catches up by itself after the outage).
-    const ends = await eventually(async () => {
-      const audit = await sg.app!.inject({ url: `/v1/audit?taskId=${taskId}&kind=run.finished&limit=100`, headers: sg.admin });
-      const found = audit.json().records.filter((r: { kind: string }) => r.kind === 'run.finished');
-      return found.length >= runs.length ? found : undefined;
-    }, 10_000, 'the run.finished records in the index');
+    const ends = await eventually(
+      async () => {
+        const audit = await sg.app!.inject({
+          url: `/v1/audit?taskId=${taskId}&kind=run.finished&limit=100`,
+          headers: sg.admin,
+        });
+        const found = audit.json().records.filter((r: { kind: string }) => r.kind === 'run.finished');
+        return found.length >= runs.length ? found : undefined;
+      },
+      10_000,
+      'the run.finished records in the index',
+    );
     expect(ends).toHaveLength(runs.length);
     for (const r of ends) expect(r.data.status).toBe('succeeded');
   });

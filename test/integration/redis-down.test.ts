@@ -24,7 +24,12 @@ afterAll(async () => {
 
 describe('Redis unreachable', () => {
   it('turns readiness and requests into 503 dependency errors', async () => {
-    const before = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'js', code: '1' } });
+    const before = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: auth,
+      payload: { profile: 'js', code: '1' },
+    });
     expect(before.statusCode).toBe(200);
     await redis.stop();
 
@@ -32,7 +37,12 @@ describe('Redis unreachable', () => {
     expect(ready.statusCode).toBe(503);
     expect(ready.json().checks.redis).not.toBe('ok');
 
-    const res = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1' } });
+    const res = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions',
+      headers: auth,
+      payload: { profile: 'js', code: '1' },
+    });
     expect(res.statusCode).toBe(503);
     expect(res.json().error.code).toBe('dependency_unavailable');
     expect((await sg.app!.inject('/healthz')).statusCode).toBe(200);
@@ -53,13 +63,25 @@ describe('Redis stopped in the middle of admissions', () => {
       });
       const agentId = agent.json().id as string;
       const auth = { authorization: `Bearer ${await api.mint(agentId)}` };
-      const task = (await api.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'burst', budget: { maxRuns: 10_000 } } })).json().id;
+      const task = (
+        await api.app!.inject({
+          method: 'POST',
+          url: '/v1/tasks',
+          headers: auth,
+          payload: { goal: 'burst', budget: { maxRuns: 10_000 } },
+        })
+      ).json().id;
 
       // Ten requests in flight at any time; Redis is killed after the 30th answer.
       const codes: number[] = [];
       const lanes = Array.from({ length: 10 }, async () => {
         while (codes.length < 150) {
-          const res = await api.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1', taskId: task } });
+          const res = await api.app!.inject({
+            method: 'POST',
+            url: '/v1/executions',
+            headers: auth,
+            payload: { profile: 'js', code: '1', taskId: task },
+          });
           codes.push(res.statusCode);
           if (codes.length === 30) await persistent.stop();
         }

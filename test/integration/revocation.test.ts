@@ -19,7 +19,12 @@ afterAll(async () => {
 });
 
 const post = (app: TestSandgate['app'], auth: Record<string, string>, code: string, query = '') =>
-  app!.inject({ method: 'POST', url: `/v1/executions${query}`, headers: auth, payload: { profile: 'js', code, timeoutMs: 3000 } });
+  app!.inject({
+    method: 'POST',
+    url: `/v1/executions${query}`,
+    headers: auth,
+    payload: { profile: 'js', code, timeoutMs: 3000 },
+  });
 
 describe('revocation', () => {
   it('admits none of 50 racing requests after the revoke returns, and cancels the admitted ones', async () => {
@@ -68,7 +73,12 @@ describe('revocation', () => {
   it('refuses to mint for a revoked agent; re-enabling works only with new tokens', async () => {
     const a = await sg.agent({ profiles: ['js'] });
     await sg.app!.inject({ method: 'POST', url: `/v1/agents/${a.id}/revoke`, headers: sg.admin });
-    const mint = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${a.id}/tokens`, headers: sg.admin, payload: {} });
+    const mint = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/agents/${a.id}/tokens`,
+      headers: sg.admin,
+      payload: {},
+    });
     expect(mint.statusCode).toBe(409);
 
     const enabled = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${a.id}/enable`, headers: sg.admin });
@@ -84,14 +94,23 @@ describe('revocation', () => {
     const a = await sg.agent({ profiles: ['js'] });
     const self = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${a.id}/revoke`, headers: a.auth });
     expect(self.statusCode).toBe(403);
-    const missing = await sg.app!.inject({ method: 'POST', url: '/v1/agents/ag_0000000000000/revoke', headers: sg.admin });
+    const missing = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/agents/ag_0000000000000/revoke',
+      headers: sg.admin,
+    });
     expect(missing.statusCode).toBe(404);
   });
 });
 
 describe('principals', () => {
   it('creates approvers and auditors whose tokens carry their role', async () => {
-    const res = await sg.app!.inject({ method: 'POST', url: '/v1/principals', headers: sg.admin, payload: { name: 'Ada', role: 'approver' } });
+    const res = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: sg.admin,
+      payload: { name: 'Ada', role: 'approver' },
+    });
     expect(res.statusCode).toBe(201);
     const { token, role, id } = res.json();
     expect(role).toBe('approver');
@@ -106,8 +125,22 @@ describe('principals', () => {
 
   it('refuses an agent creating principals, and unknown roles', async () => {
     const a = await sg.agent();
-    expect((await sg.app!.inject({ method: 'POST', url: '/v1/principals', headers: a.auth, payload: { name: 'x', role: 'auditor' } })).statusCode).toBe(403);
-    const bad = await sg.app!.inject({ method: 'POST', url: '/v1/principals', headers: sg.admin, payload: { name: 'x', role: 'admin' } });
+    expect(
+      (
+        await sg.app!.inject({
+          method: 'POST',
+          url: '/v1/principals',
+          headers: a.auth,
+          payload: { name: 'x', role: 'auditor' },
+        })
+      ).statusCode,
+    ).toBe(403);
+    const bad = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: sg.admin,
+      payload: { name: 'x', role: 'admin' },
+    });
     expect(bad.statusCode).toBe(400);
   });
 });

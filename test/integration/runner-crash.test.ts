@@ -50,10 +50,14 @@ describe('a runner that crashes', { timeout: 60_000 }, () => {
     const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
     cleanup.push(() => rescuer.close());
 
-    const final = await eventually(async () => {
-      const r = await store.get(id);
-      return r && r.status !== 'running' ? r : undefined;
-    }, 15_000, 'the orphaned run to be settled');
+    const final = await eventually(
+      async () => {
+        const r = await store.get(id);
+        return r && r.status !== 'running' ? r : undefined;
+      },
+      15_000,
+      'the orphaned run to be settled',
+    );
     expect(final.status).toBe('failed');
     expect(final.error?.code).toBe('runner_lost');
     expect(final.starts).toBe(1);

@@ -16,10 +16,18 @@ afterAll(() => sg?.stop());
 describe('over a real socket', () => {
   it('does the whole agent flow: create, mint, run with wait=true', async () => {
     const json = { ...sg.admin, 'content-type': 'application/json' };
-    const created = await fetch(`${base}/v1/agents`, { method: 'POST', headers: json, body: JSON.stringify({ name: 'sock', grants: { profiles: ['js'] } }) });
+    const created = await fetch(`${base}/v1/agents`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ name: 'sock', grants: { profiles: ['js'] } }),
+    });
     expect(created.status).toBe(201);
     const agent = (await created.json()) as { id: string };
-    const minted = await fetch(`${base}/v1/agents/${agent.id}/tokens`, { method: 'POST', headers: json, body: JSON.stringify({ ttlSeconds: 60 }) });
+    const minted = await fetch(`${base}/v1/agents/${agent.id}/tokens`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ ttlSeconds: 60 }),
+    });
     expect(minted.status).toBe(201);
     const { token, expiresAt } = (await minted.json()) as { token: string; expiresAt: string };
     expect(new Date(expiresAt).getTime()).toBeGreaterThan(Date.now());
@@ -54,7 +62,12 @@ describe('service endpoints', () => {
 
   it('/metrics has queue depth, runs by status and profile, run durations', async () => {
     const { auth } = await sg.agent();
-    await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile: 'js', code: '1' } });
+    await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: auth,
+      payload: { profile: 'js', code: '1' },
+    });
     const text = (await sg.app!.inject('/metrics')).body;
     expect(text).toMatch(/sandgate_queue_jobs\{queue="executions-isolate",state="waiting"\} \d+/);
     expect(text).toMatch(/sandgate_queue_jobs\{queue="actions",state="waiting"\} \d+/);
@@ -65,7 +78,13 @@ describe('service endpoints', () => {
   it('/docs/json describes the API from the zod schemas', async () => {
     const doc = (await sg.app!.inject('/docs/json')).json();
     expect(doc.openapi).toMatch(/^3\./);
-    for (const path of ['/v1/executions', '/v1/executions/{id}', '/v1/agents', '/v1/agents/{id}/tokens', '/v1/profiles']) {
+    for (const path of [
+      '/v1/executions',
+      '/v1/executions/{id}',
+      '/v1/agents',
+      '/v1/agents/{id}/tokens',
+      '/v1/profiles',
+    ]) {
       expect(Object.keys(doc.paths)).toContain(path);
     }
     expect(doc.components.schemas.ExecutionRequest.properties.profile).toBeDefined();
@@ -75,7 +94,9 @@ describe('service endpoints', () => {
   it('/v1/profiles lists js as available', async () => {
     const { auth } = await sg.agent();
     const res = await sg.app!.inject({ url: '/v1/profiles', headers: auth });
-    expect(res.json().profiles).toContainEqual(expect.objectContaining({ name: 'js', engine: 'isolate', available: true }));
+    expect(res.json().profiles).toContainEqual(
+      expect.objectContaining({ name: 'js', engine: 'isolate', available: true }),
+    );
   });
 
   it('unknown routes answer in the error format', async () => {
@@ -98,33 +119,60 @@ describe('/admin/queues', () => {
     expect(page.statusCode).toBe(200);
     expect(page.body).toMatch(/<html/i);
     const api = await sg.app!.inject({ url: '/admin/queues/api/queues', headers: sg.admin });
-    expect(api.json().queues.map((q: { name: string }) => q.name)).toEqual(expect.arrayContaining(['executions-isolate', 'actions']));
+    expect(api.json().queues.map((q: { name: string }) => q.name)).toEqual(
+      expect.arrayContaining(['executions-isolate', 'actions']),
+    );
   });
 });
 
 describe('agents and tokens', () => {
   it('only the admin creates agents and mints tokens', async () => {
     const { id, auth } = await sg.agent();
-    const asAgent = await sg.app!.inject({ method: 'POST', url: '/v1/agents', headers: auth, payload: { name: 'x', grants: {} } });
+    const asAgent = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/agents',
+      headers: auth,
+      payload: { name: 'x', grants: {} },
+    });
     expect(asAgent.statusCode).toBe(403);
     const mint = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${id}/tokens`, headers: auth, payload: {} });
     expect(mint.statusCode).toBe(403);
   });
 
   it('refuses grants of unknown profiles, ttl over 3600, scopes beyond grants', async () => {
-    const unknown = await sg.app!.inject({ method: 'POST', url: '/v1/agents', headers: sg.admin, payload: { name: 'x', grants: { profiles: ['nope'] } } });
+    const unknown = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/agents',
+      headers: sg.admin,
+      payload: { name: 'x', grants: { profiles: ['nope'] } },
+    });
     expect(unknown.json().error.code).toBe('unknown_profile');
     const { id } = await sg.agent({ profiles: ['js'] });
-    const long = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${id}/tokens`, headers: sg.admin, payload: { ttlSeconds: 3601 } });
+    const long = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/agents/${id}/tokens`,
+      headers: sg.admin,
+      payload: { ttlSeconds: 3601 },
+    });
     expect(long.statusCode).toBe(400);
-    const wide = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${id}/tokens`, headers: sg.admin, payload: { scopes: { tools: ['send_email'] } } });
+    const wide = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/agents/${id}/tokens`,
+      headers: sg.admin,
+      payload: { scopes: { tools: ['send_email'] } },
+    });
     expect(wide.statusCode).toBe(400);
     expect(wide.json().error.code).toBe('scope_exceeds_grants');
   });
 
   it('a token scoped to no profiles loses js', async () => {
     const { auth } = await sg.agent({ profiles: ['js'] }, { scopes: { profiles: [] } });
-    const res = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1' } });
+    const res = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions',
+      headers: auth,
+      payload: { profile: 'js', code: '1' },
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().error.code).toBe('profile_not_granted');
   });
@@ -132,12 +180,23 @@ describe('agents and tokens', () => {
   it('a token bound to a task works only for that task', async () => {
     const { id, auth } = await sg.agent({ profiles: ['js'] });
     const newTask = async () =>
-      (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'g' } })).json().id as string;
+      (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'g' } })).json()
+        .id as string;
     const [taskA, taskB] = [await newTask(), await newTask()];
     const bound = { authorization: `Bearer ${await sg.mint(id, { taskId: taskA })}` };
-    const other = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: bound, payload: { profile: 'js', code: '1', taskId: taskB } });
+    const other = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions',
+      headers: bound,
+      payload: { profile: 'js', code: '1', taskId: taskB },
+    });
     expect(other.statusCode).toBe(403);
-    const same = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: bound, payload: { profile: 'js', code: '1' } });
+    const same = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: bound,
+      payload: { profile: 'js', code: '1' },
+    });
     expect(same.json().taskId).toBe(taskA);
   });
 
@@ -156,7 +215,10 @@ describe('operator policies at start-up', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'policies-'));
-    await writeFile(join(dir, 'open.cedar'), '@id("ops:open")\npermit (principal, action, resource) when { principal.isAdmin };');
+    await writeFile(
+      join(dir, 'open.cedar'),
+      '@id("ops:open")\npermit (principal, action, resource) when { principal.isAdmin };',
+    );
     await expect(startSandgate({ SANDGATE_POLICIES_DIR: dir })).rejects.toThrow(/ops:open.*does not validate/);
   });
 
@@ -168,11 +230,19 @@ describe('operator policies at start-up', () => {
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const dir = await mkdtemp(join(tmpdir(), 'policies-'));
-    await writeFile(join(dir, 'no-js.cedar'), '@id("ops:no-js")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "js" };');
+    await writeFile(
+      join(dir, 'no-js.cedar'),
+      '@id("ops:no-js")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "js" };',
+    );
     const own = await startSandgate({ SANDGATE_POLICIES_DIR: dir });
     try {
       const { auth } = await own.agent({ profiles: ['js'] });
-      const res = await own.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code: '1' } });
+      const res = await own.app!.inject({
+        method: 'POST',
+        url: '/v1/executions',
+        headers: auth,
+        payload: { profile: 'js', code: '1' },
+      });
       expect(res.statusCode).toBe(403);
       expect(res.json().error.code).toBe('profile_not_granted');
       expect(res.json().error.message).toBe('this agent\'s token does not grant profile "js"');

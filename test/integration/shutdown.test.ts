@@ -3,11 +3,11 @@
 import { rm } from 'node:fs/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createExecutionStore } from '../../state/executions.ts';
-import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { SHUTDOWN_MARGIN_MS } from '../../bin/compose.ts';
+import { createExecutionStore } from '../../state/executions.ts';
 import { containersOf } from '../helpers/docker.ts';
 import { startDockerProxy } from '../helpers/docker-proxy.ts';
+import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { dropPrefix, eventually, profilesDir, REDIS_URL, testEnv } from '../helpers/sandgate.ts';
 
 const redis = new Redis(REDIS_URL);
@@ -29,12 +29,23 @@ async function startAndSubmit(graceMs: number, busyMs: number) {
   await waitForOutput(child, /sandgate started/);
   const base = `http://127.0.0.1:${env.PORT}`;
   const admin = { authorization: `Bearer ${env.SANDGATE_ADMIN_TOKEN}`, 'content-type': 'application/json' };
-  const agent = (await (await fetch(`${base}/v1/agents`, { method: 'POST', headers: admin, body: JSON.stringify({ name: 'a', grants: { profiles: ['js'] } }) })).json()) as { id: string };
-  const { token } = (await (await fetch(`${base}/v1/agents/${agent.id}/tokens`, { method: 'POST', headers: admin, body: '{}' })).json()) as { token: string };
+  const agent = (await (
+    await fetch(`${base}/v1/agents`, {
+      method: 'POST',
+      headers: admin,
+      body: JSON.stringify({ name: 'a', grants: { profiles: ['js'] } }),
+    })
+  ).json()) as { id: string };
+  const { token } = (await (
+    await fetch(`${base}/v1/agents/${agent.id}/tokens`, { method: 'POST', headers: admin, body: '{}' })
+  ).json()) as { token: string };
   const res = await fetch(`${base}/v1/executions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ profile: 'js', code: `const t = Date.now(); while (Date.now() - t < ${busyMs}) {} "finished"` }),
+    body: JSON.stringify({
+      profile: 'js',
+      code: `const t = Date.now(); while (Date.now() - t < ${busyMs}) {} "finished"`,
+    }),
   });
   const { id } = (await res.json()) as { id: string };
   const store = createExecutionStore(redis, env.SANDGATE_PREFIX!, 3600);
@@ -80,7 +91,11 @@ describe('SIGTERM with the Docker Engine hung', { timeout: 60_000 }, () => {
     try {
       const child = spawnSandgate('all', env);
       await waitForOutput(child, /sandgate started/);
-      await eventually(async () => ((await containersOf(prefix)).length >= 4 ? true : undefined), 20_000, 'the python pool');
+      await eventually(
+        async () => ((await containersOf(prefix)).length >= 4 ? true : undefined),
+        20_000,
+        'the python pool',
+      );
       expect(await redis.keys(`${prefix}:runner:*`)).toHaveLength(1);
       proxy.hang();
       const t = Date.now();
@@ -93,10 +108,18 @@ describe('SIGTERM with the Docker Engine hung', { timeout: 60_000 }, () => {
 
       // The next runner of the instance reaps the leftovers at start-up, not after a heartbeat TTL.
       proxy.forward();
-      const next = spawnSandgate('runner', { ...env, SANDGATE_DOCKER_SOCKET: '/var/run/docker.sock', SANDGATE_RUNNER_METRICS_PORT: '0' });
+      const next = spawnSandgate('runner', {
+        ...env,
+        SANDGATE_DOCKER_SOCKET: '/var/run/docker.sock',
+        SANDGATE_RUNNER_METRICS_PORT: '0',
+      });
       await waitForOutput(next, /sandgate started/);
       const owners = async () => new Set((await containersOf(prefix)).map((c) => c.Labels['sandgate.owner']));
-      await eventually(async () => ((await owners()).size === 1 ? true : undefined), 10_000, 'only the new runner’s containers');
+      await eventually(
+        async () => ((await owners()).size === 1 ? true : undefined),
+        10_000,
+        'only the new runner’s containers',
+      );
       next.proc.kill('SIGTERM');
       expect(await next.exited).toBe(0);
       expect(await containersOf(prefix)).toEqual([]);

@@ -45,7 +45,12 @@ async function agentOn(s: TestSandgate, limits: Record<string, number> = {}) {
 }
 
 async function taskOn(s: TestSandgate, auth: Record<string, string>, budget: Record<string, number>) {
-  const res = await s.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'spend', budget } });
+  const res = await s.app!.inject({
+    method: 'POST',
+    url: '/v1/tasks',
+    headers: auth,
+    payload: { goal: 'spend', budget },
+  });
   expect(res.statusCode).toBe(201);
   return res.json().id as string;
 }
@@ -58,7 +63,8 @@ const run = (s: TestSandgate, auth: Record<string, string>, taskId: string | und
     payload: { profile: 'js-priced', code, ...(taskId && { taskId }) },
   });
 
-const taskOf = async (s: TestSandgate, auth: Record<string, string>, id: string) => (await s.app!.inject({ url: `/v1/tasks/${id}`, headers: auth })).json();
+const taskOf = async (s: TestSandgate, auth: Record<string, string>, id: string) =>
+  (await s.app!.inject({ url: `/v1/tasks/${id}`, headers: auth })).json();
 
 describe('reserve, then settle', () => {
   it('admits only what the worst case leaves room for, then settles the measured cost and frees the rest', async () => {
@@ -98,7 +104,11 @@ describe('reserve, then settle', () => {
     expect(queued.statusCode).toBe(202);
     expect(await taskOf(queueOnly, auth, task)).toMatchObject({ used: { runs: 1, spend: 0 }, reserved: { spend: 1 } });
 
-    const del = await queueOnly.app!.inject({ method: 'DELETE', url: `/v1/executions/${queued.json().id}`, headers: auth });
+    const del = await queueOnly.app!.inject({
+      method: 'DELETE',
+      url: `/v1/executions/${queued.json().id}`,
+      headers: auth,
+    });
     expect(del.json().status).toBe('cancelled');
     expect(await taskOf(queueOnly, auth, task)).toMatchObject({ used: { runs: 0, spend: 0 }, reserved: { spend: 0 } });
   });
@@ -129,7 +139,11 @@ describe('reserve, then settle', () => {
       const e = (await queueOnly.app!.inject({ url: `/v1/executions/${id}`, headers: auth })).json();
       expect(e).toMatchObject({ status: 'cancelled', error: { code: 'budget_exceeded' } });
     }
-    expect(await taskOf(queueOnly, auth, task)).toMatchObject({ status: 'exhausted', used: { runs: 0, spend: 3.5 }, reserved: { spend: 0 } });
+    expect(await taskOf(queueOnly, auth, task)).toMatchObject({
+      status: 'exhausted',
+      used: { runs: 0, spend: 3.5 },
+      reserved: { spend: 0 },
+    });
     expect((await run(queueOnly, auth, task)).statusCode).toBe(402);
   });
 });
@@ -147,13 +161,31 @@ describe('budget store settlement', () => {
     const budgets = createBudgetStore(redis, prefix, 60);
     const task = await budgets.createTask('ag_settle', 'g', Budget.parse({ maxSpend: 2 }));
     for (const id of ['a', 'b']) {
-      expect(await budgets.admit({ id, kind: 'run', agentId: 'ag_settle', limits, taskId: task.id, worstCase: 1 })).toEqual({ ok: true });
+      expect(
+        await budgets.admit({ id, kind: 'run', agentId: 'ag_settle', limits, taskId: task.id, worstCase: 1 }),
+      ).toEqual({ ok: true });
     }
-    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: true, exhausted: null, cost: 1 }); // charged at most what was reserved
-    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({ settled: false, exhausted: null, cost: 0 });
+    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({
+      settled: true,
+      exhausted: null,
+      cost: 1,
+    }); // charged at most what was reserved
+    expect(await budgets.settle({ id: 'a', agentId: 'ag_settle', taskId: task.id, cost: 7 })).toEqual({
+      settled: false,
+      exhausted: null,
+      cost: 0,
+    });
     expect((await budgets.getTask(task.id))!.used.spend).toBe(1); // capped at the reservation of 1
-    expect(await budgets.settle({ id: 'b', agentId: 'ag_settle', taskId: task.id, cost: 1 })).toEqual({ settled: true, exhausted: 'maxSpend', cost: 1 });
-    expect(await budgets.getTask(task.id)).toMatchObject({ status: 'exhausted', used: { spend: 2 }, reserved: { spend: 0 } });
+    expect(await budgets.settle({ id: 'b', agentId: 'ag_settle', taskId: task.id, cost: 1 })).toEqual({
+      settled: true,
+      exhausted: 'maxSpend',
+      cost: 1,
+    });
+    expect(await budgets.getTask(task.id)).toMatchObject({
+      status: 'exhausted',
+      used: { spend: 2 },
+      reserved: { spend: 0 },
+    });
   });
 
   it('counts tool calls apart from runs, with their own per-minute limit', async () => {

@@ -32,7 +32,16 @@ const py = (lines: string[]) => lines.join('\n');
 
 describe('hostile programs in containers', () => {
   it('has no network: a socket to 1.1.1.1 fails', async () => {
-    const r = await run('python', py(['import socket', 's = socket.socket()', 's.settimeout(2)', 's.connect(("1.1.1.1", 53))', 'print("connected")']));
+    const r = await run(
+      'python',
+      py([
+        'import socket',
+        's = socket.socket()',
+        's.settimeout(2)',
+        's.connect(("1.1.1.1", 53))',
+        'print("connected")',
+      ]),
+    );
     expect(r.status).toBe('failed');
     expect(r.stdout).not.toContain('connected');
     expect(r.stderr).toMatch(/Network is unreachable|OSError/);
@@ -56,19 +65,28 @@ describe('hostile programs in containers', () => {
   });
 
   it('memory bomb → memory_exceeded', async () => {
-    const r = await run('python', py(['a = []', 'while True:', '    a.append(bytearray(16 * 1024 * 1024))']), { memoryMb: 64 });
+    const r = await run('python', py(['a = []', 'while True:', '    a.append(bytearray(16 * 1024 * 1024))']), {
+      memoryMb: 64,
+    });
     expect(r.status).toBe('memory_exceeded');
     expect(r.error.code).toBe('memory_exceeded');
   });
 
   it('disk fill of the work dir → the write fails, failed', async () => {
-    const r = await run('python', py(['with open("fill", "wb") as f:', '    while True:', '        f.write(b"x" * 1048576)']));
+    const r = await run(
+      'python',
+      py(['with open("fill", "wb") as f:', '    while True:', '        f.write(b"x" * 1048576)']),
+    );
     expect(r.status).toBe('failed');
     expect(r.stderr).toMatch(/No space left on device|File too large/);
   });
 
   it('output flood → cut at the cap while streaming, truncated', async () => {
-    const r = await run('python', py(['import sys', 'line = "flood " * 1000 + "\\n"', 'while True:', '    sys.stdout.write(line)']), { timeoutMs: 2000 });
+    const r = await run(
+      'python',
+      py(['import sys', 'line = "flood " * 1000 + "\\n"', 'while True:', '    sys.stdout.write(line)']),
+      { timeoutMs: 2000 },
+    );
     expect(r.status).toBe('timed_out');
     expect(r.truncated).toBe(true);
     expect(Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr)).toBeLessThanOrEqual(1024 * 1024);
@@ -96,7 +114,9 @@ describe('hostile programs in containers', () => {
     );
     expect(r.status).toBe('succeeded');
     const env = JSON.parse(r.stdout.split('\n')[0]);
-    expect(Object.keys(env).sort()).toEqual(expect.not.arrayContaining(['REDIS_URL', 'SANDGATE_ADMIN_TOKEN', 'SANDGATE_PREFIX']));
+    expect(Object.keys(env).sort()).toEqual(
+      expect.not.arrayContaining(['REDIS_URL', 'SANDGATE_ADMIN_TOKEN', 'SANDGATE_PREFIX']),
+    );
     expect(r.stdout).not.toContain(sg.config.SANDGATE_ADMIN_TOKEN!);
     expect(r.stdout).not.toContain(sg.config.SANDGATE_PREFIX);
     expect(r.stdout.split('\n')[1]).toBe('False False');
@@ -110,7 +130,10 @@ describe('hostile programs in containers', () => {
   });
 
   it('cannot write outside the work dir', async () => {
-    const r = await run('shell', 'for p in /etc/x /usr/x /x /home/x; do (echo hi > "$p") 2>/dev/null && echo "wrote $p"; done; echo checked');
+    const r = await run(
+      'shell',
+      'for p in /etc/x /usr/x /x /home/x; do (echo hi > "$p") 2>/dev/null && echo "wrote $p"; done; echo checked',
+    );
     expect(r.status).toBe('succeeded');
     expect(r.stdout).toBe('checked\n');
   });

@@ -93,7 +93,8 @@ afterAll(async () => {
 });
 
 const base = { method: 'GET', maxResponseBytes: 64 * 1024, timeoutMs: 3000 } as const;
-const fetchWith = (url: string, grants: string[], extra: Partial<SafeFetchOptions> = {}) => safeFetch(url, { ...base, grants, ...extra });
+const fetchWith = (url: string, grants: string[], extra: Partial<SafeFetchOptions> = {}) =>
+  safeFetch(url, { ...base, grants, ...extra });
 const fixedLookup = (...addresses: string[]) => {
   const calls: string[] = [];
   const lookup: Lookup = async (host) => {
@@ -110,14 +111,17 @@ describe('refused: nothing reaches the internal server', () => {
   });
 
   // Each spelling normalises to 127.0.0.1 and is judged as that address: not granted.
-  it.each(['0x7f000001', '2130706433', '0177.0.0.1', '127.1', '%31%32%37.0.0.1', '127.0.0.1.'])('http://%s:<T>/ → refused as 127.0.0.1', async (spelling) => {
-    const r = await fetchWith(`http://${spelling}:${T.port}/`, ['allowed.example', `127.0.0.1:${A.port}`]);
-    expect(r.ok).toBe(false);
-    expect(r.error?.code).toBe('egress_refused');
-    expect(r.decisions).toHaveLength(1);
-    expect(r.decisions[0]).toMatchObject({ host: '127.0.0.1', port: T.port, allowed: false });
-    expect(r.decisions[0]!.reason).toMatch(/not granted.*internal address: loopback/);
-  });
+  it.each(['0x7f000001', '2130706433', '0177.0.0.1', '127.1', '%31%32%37.0.0.1', '127.0.0.1.'])(
+    'http://%s:<T>/ → refused as 127.0.0.1',
+    async (spelling) => {
+      const r = await fetchWith(`http://${spelling}:${T.port}/`, ['allowed.example', `127.0.0.1:${A.port}`]);
+      expect(r.ok).toBe(false);
+      expect(r.error?.code).toBe('egress_refused');
+      expect(r.decisions).toHaveLength(1);
+      expect(r.decisions[0]).toMatchObject({ host: '127.0.0.1', port: T.port, allowed: false });
+      expect(r.decisions[0]!.reason).toMatch(/not granted.*internal address: loopback/);
+    },
+  );
 
   it('the same spellings without a port (port 80) → refused', async () => {
     for (const spelling of ['0x7f000001', '2130706433', '0177.0.0.1', '127.1']) {
@@ -144,7 +148,14 @@ describe('refused: nothing reaches the internal server', () => {
     }
   });
 
-  it.each(['file:///etc/passwd', 'gopher://127.0.0.1:70/', 'ftp://127.0.0.1/', 'data:text/plain,hi', 'ws://127.0.0.1/', 'javascript:alert(1)'])('%s → refused by scheme', async (url) => {
+  it.each([
+    'file:///etc/passwd',
+    'gopher://127.0.0.1:70/',
+    'ftp://127.0.0.1/',
+    'data:text/plain,hi',
+    'ws://127.0.0.1/',
+    'javascript:alert(1)',
+  ])('%s → refused by scheme', async (url) => {
     const r = await fetchWith(url, ['allowed.example', `127.0.0.1:${T.port}`]);
     expect(r.error?.code).toBe('egress_refused');
     expect(r.decisions[0]!.allowed).toBe(false);
@@ -206,7 +217,9 @@ describe('refused: nothing reaches the internal server', () => {
     ['metadata', () => 'http://169.254.169.254/latest/meta-data/'],
     ['file', () => 'file:///etc/passwd'],
   ])('a granted server 302 → %s: second hop refused, first allowed', async (_name, to) => {
-    const r = await fetchWith(`http://127.0.0.1:${A.port}/redirect?to=${encodeURIComponent(to(T.port))}`, [`127.0.0.1:${A.port}`]);
+    const r = await fetchWith(`http://127.0.0.1:${A.port}/redirect?to=${encodeURIComponent(to(T.port))}`, [
+      `127.0.0.1:${A.port}`,
+    ]);
     expect(r.error?.code).toBe('egress_refused');
     expect(r.decisions.map((d) => d.allowed)).toEqual([true, false]);
   });
@@ -214,7 +227,11 @@ describe('refused: nothing reaches the internal server', () => {
   it('a granted server redirects to a granted name that resolves to 127.0.0.1 → refused', async () => {
     const { lookup, calls } = fixedLookup('127.0.0.1');
     const to = encodeURIComponent(`http://evil.test:${T.port}/`);
-    const r = await fetchWith(`http://127.0.0.1:${A.port}/redirect?to=${to}`, [`127.0.0.1:${A.port}`, `evil.test:${T.port}`], { lookup });
+    const r = await fetchWith(
+      `http://127.0.0.1:${A.port}/redirect?to=${to}`,
+      [`127.0.0.1:${A.port}`, `evil.test:${T.port}`],
+      { lookup },
+    );
     expect(r.error?.code).toBe('egress_refused');
     expect(r.decisions).toHaveLength(2);
     expect(r.decisions[1]).toMatchObject({ host: 'evil.test', ip: '127.0.0.1', allowed: false });
@@ -222,7 +239,11 @@ describe('refused: nothing reaches the internal server', () => {
   });
 
   it('methods other than GET and POST → refused', async () => {
-    const r = await safeFetch(`http://127.0.0.1:${T.port}/`, { ...base, method: 'DELETE' as 'GET', grants: [`127.0.0.1:${T.port}`] });
+    const r = await safeFetch(`http://127.0.0.1:${T.port}/`, {
+      ...base,
+      method: 'DELETE' as 'GET',
+      grants: [`127.0.0.1:${T.port}`],
+    });
     expect(r.error?.code).toBe('egress_refused');
   });
 });
@@ -233,7 +254,16 @@ describe('allowed within grants', () => {
   it('GET to an exactly granted loopback server', async () => {
     const r = await fetchWith(`http://127.0.0.1:${A.port}/`, grantA());
     expect(r).toMatchObject({ ok: true, status: 200, body: 'hello', truncated: false });
-    expect(r.decisions).toEqual([{ url: `http://127.0.0.1:${A.port}/`, host: '127.0.0.1', ip: '127.0.0.1', port: A.port, allowed: true, reason: `granted by "127.0.0.1:${A.port}"` }]);
+    expect(r.decisions).toEqual([
+      {
+        url: `http://127.0.0.1:${A.port}/`,
+        host: '127.0.0.1',
+        ip: '127.0.0.1',
+        port: A.port,
+        allowed: true,
+        reason: `granted by "127.0.0.1:${A.port}"`,
+      },
+    ]);
   });
 
   it('another spelling of the granted IP is the same destination', async () => {
@@ -258,7 +288,11 @@ describe('allowed within grants', () => {
 
   it('POST delivers the body exactly once', async () => {
     const before = A.requests.length;
-    const r = await fetchWith(`http://127.0.0.1:${A.port}/echo`, grantA(), { method: 'POST', body: 'ping=1', headers: { 'content-type': 'text/plain' } });
+    const r = await fetchWith(`http://127.0.0.1:${A.port}/echo`, grantA(), {
+      method: 'POST',
+      body: 'ping=1',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(r).toMatchObject({ ok: true, status: 200, body: 'POST ping=1' });
     const seen = A.requests.slice(before);
     expect(seen).toHaveLength(1);
@@ -286,7 +320,10 @@ describe('allowed within grants', () => {
   });
 
   it('a resolver that never answers hits the deadline → egress_timeout', async () => {
-    const r = await fetchWith('http://hang.test/', ['hang.test'], { timeoutMs: 200, lookup: () => new Promise(() => {}) });
+    const r = await fetchWith('http://hang.test/', ['hang.test'], {
+      timeoutMs: 200,
+      lookup: () => new Promise(() => {}),
+    });
     expect(r.error?.code).toBe('egress_timeout');
   });
 
@@ -309,19 +346,29 @@ describe('allowed within grants', () => {
 
   it('303 turns POST into a body-less GET; 307 repeats the POST', async () => {
     const to = encodeURIComponent('/echo');
-    const r303 = await fetchWith(`http://127.0.0.1:${A.port}/redirect?status=303&to=${to}`, grantA(), { method: 'POST', body: 'x' });
+    const r303 = await fetchWith(`http://127.0.0.1:${A.port}/redirect?status=303&to=${to}`, grantA(), {
+      method: 'POST',
+      body: 'x',
+    });
     expect(r303.body).toBe('GET ');
-    const r307 = await fetchWith(`http://127.0.0.1:${A.port}/redirect?status=307&to=${to}`, grantA(), { method: 'POST', body: 'x' });
+    const r307 = await fetchWith(`http://127.0.0.1:${A.port}/redirect?status=307&to=${to}`, grantA(), {
+      method: 'POST',
+      body: 'x',
+    });
     expect(r307.body).toBe('POST x');
   });
 
   it('the caller cannot set Host; credentials are not forwarded to another origin', async () => {
-    const h = await fetchWith(`http://127.0.0.1:${A.port}/headers`, grantA(), { headers: { Host: 'internal.example', 'X-Ok': '1' } });
+    const h = await fetchWith(`http://127.0.0.1:${A.port}/headers`, grantA(), {
+      headers: { Host: 'internal.example', 'X-Ok': '1' },
+    });
     expect(JSON.parse(h.body!)).toMatchObject({ host: `127.0.0.1:${A.port}`, 'x-ok': '1' });
 
     const before = B.requests.length;
     const to = encodeURIComponent(`http://127.0.0.1:${B.port}/`);
-    const r = await fetchWith(`http://127.0.0.1:${A.port}/redirect?to=${to}`, [...grantA(), `127.0.0.1:${B.port}`], { headers: { authorization: 'Bearer s3cret', 'x-ok': '1' } });
+    const r = await fetchWith(`http://127.0.0.1:${A.port}/redirect?to=${to}`, [...grantA(), `127.0.0.1:${B.port}`], {
+      headers: { authorization: 'Bearer s3cret', 'x-ok': '1' },
+    });
     expect(r).toMatchObject({ ok: true, body: 'b' });
     const seen = B.requests.slice(before);
     expect(seen).toHaveLength(1);
@@ -373,8 +420,11 @@ describe('destination grants', () => {
   });
 
   it('matches host, port, scheme and wildcard exactly', () => {
-    const grants = ['api.example.com', 'https://pinned.example.com', '*.example.org', 'x.example.net:8443'].map(parseDestinationGrant);
-    const m = (scheme: 'http' | 'https', host: string, port: number) => matchGrant(grants, { scheme, host, port })?.source;
+    const grants = ['api.example.com', 'https://pinned.example.com', '*.example.org', 'x.example.net:8443'].map(
+      parseDestinationGrant,
+    );
+    const m = (scheme: 'http' | 'https', host: string, port: number) =>
+      matchGrant(grants, { scheme, host, port })?.source;
     expect(m('https', 'api.example.com', 443)).toBe('api.example.com');
     expect(m('http', 'api.example.com', 80)).toBe('api.example.com');
     expect(m('http', 'api.example.com', 443)).toBeUndefined();
@@ -424,7 +474,10 @@ describe('IP classification', () => {
     expect(classifyIp(ip)).toMatchObject({ range, internal: true });
   });
 
-  it.each(['8.8.8.8', '93.184.216.34', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('%s is public', (ip) => {
-    expect(classifyIp(ip)).toMatchObject({ range: 'unicast', internal: false });
-  });
+  it.each(['8.8.8.8', '93.184.216.34', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8'])(
+    '%s is public',
+    (ip) => {
+      expect(classifyIp(ip)).toMatchObject({ range: 'unicast', internal: false });
+    },
+  );
 });

@@ -48,7 +48,10 @@ describe('hostile programs in the isolate', () => {
   });
 
   it('memory bomb → memory_exceeded', async () => {
-    const r = await run('const a = []; while (true) a.push("x".repeat(1 << 16) + Math.random());', { memoryMb: 16, timeoutMs: 5000 });
+    const r = await run('const a = []; while (true) a.push("x".repeat(1 << 16) + Math.random());', {
+      memoryMb: 16,
+      timeoutMs: 5000,
+    });
     expect(r.status).toBe('memory_exceeded');
     expect(r.error.code).toBe('memory_exceeded');
     expect(r.usage.memoryBytes).toBeGreaterThanOrEqual(16 * 1024 * 1024);

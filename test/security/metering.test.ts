@@ -15,7 +15,8 @@ type Engine = keyof typeof PER_RUN;
 // measurement against the program's own view whatever else the machine is doing.
 const SPIN: Record<Engine, string> = {
   js: 'while (true) {}',
-  python: 'import time\nnext = 0\nwhile True:\n    t = time.process_time()\n    if t >= next:\n        print(f"cpu {t:.3f}", flush=True)\n        next = t + 0.05',
+  python:
+    'import time\nnext = 0\nwhile True:\n    t = time.process_time()\n    if t >= next:\n        print(f"cpu {t:.3f}", flush=True)\n        next = t + 0.05',
 };
 /** The last CPU time the python spinner printed (ms), 0 for js. */
 const selfReportedMs = (stdout: string) => 1000 * Number(/cpu ([\d.]+)\n(?!.*cpu)/s.exec(stdout)?.[1] ?? 0);
@@ -37,7 +38,8 @@ afterAll(async () => {
   expect(await containersOf(prefix)).toEqual([]);
 });
 
-const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: Record<string, unknown>) => sg.app!.inject({ method, url, headers: auth, ...(payload !== undefined && { payload }) });
+const inject = (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: Record<string, unknown>) =>
+  sg.app!.inject({ method, url, headers: auth, ...(payload !== undefined && { payload }) });
 
 async function task(): Promise<string> {
   const res = await inject('POST', '/v1/tasks', { goal: 'metering', budget: { maxSpend: 100 } });
@@ -53,22 +55,36 @@ async function submit(profile: Engine, code: string, extra: Record<string, unkno
 }
 
 const get = async (id: string) => (await inject('GET', `/v1/executions/${id}`)).json();
-const final = (id: string, ms = 20_000) => eventually(async () => {
-  const r = await get(id);
-  return ['queued', 'running'].includes(r.status) ? undefined : r;
-}, ms, `execution ${id} to end`);
-const running = (id: string) => eventually(async () => ((await get(id)).status === 'running' ? true : undefined), 20_000, 'running');
+const final = (id: string, ms = 20_000) =>
+  eventually(
+    async () => {
+      const r = await get(id);
+      return ['queued', 'running'].includes(r.status) ? undefined : r;
+    },
+    ms,
+    `execution ${id} to end`,
+  );
+const running = (id: string) =>
+  eventually(async () => ((await get(id)).status === 'running' ? true : undefined), 20_000, 'running');
 
 /** The run's settled cost is what its task was charged, and nothing stays reserved. */
 async function expectBilled(taskId: string, r: { usage: { cost: number } }) {
-  const t = await eventually(async () => {
-    const body = (await inject('GET', `/v1/tasks/${taskId}`)).json();
-    return body.reserved.spend === 0 ? body : undefined;
-  }, 5000, 'settled');
+  const t = await eventually(
+    async () => {
+      const body = (await inject('GET', `/v1/tasks/${taskId}`)).json();
+      return body.reserved.spend === 0 ? body : undefined;
+    },
+    5000,
+    'settled',
+  );
   expect(t.used.spend).toBeCloseTo(r.usage.cost, 9);
 }
 
-function expectSpun(profile: Engine, r: { stdout: string; usage: { cpuMs: number; wallMs: number; cost: number; measured: boolean } }, spunMs: number) {
+function expectSpun(
+  profile: Engine,
+  r: { stdout: string; usage: { cpuMs: number; wallMs: number; cost: number; measured: boolean } },
+  spunMs: number,
+) {
   expect(r.usage.measured).toBe(true);
   if (profile === 'python') {
     // About the CPU time the program itself saw before it was stopped: the engine reads the
@@ -98,10 +114,14 @@ describe.each(['js', 'python'] as const)('a %s run is billed for what it used', 
     await new Promise((r) => setTimeout(r, 1200));
     expect((await inject('DELETE', `/v1/executions/${id}`)).statusCode).toBeLessThan(300);
     // Final at once; the runner then adds what the run used.
-    const r = await eventually(async () => {
-      const body = await get(id);
-      return body.status === 'cancelled' && body.usage.measured !== undefined ? body : undefined;
-    }, 10_000, 'the usage of the cancelled run');
+    const r = await eventually(
+      async () => {
+        const body = await get(id);
+        return body.status === 'cancelled' && body.usage.measured !== undefined ? body : undefined;
+      },
+      10_000,
+      'the usage of the cancelled run',
+    );
     expectSpun(profile, r, 800);
     await expectBilled(taskId, r);
   });
@@ -127,18 +147,28 @@ describe('a run stopped by a runner shutdown', () => {
       const call = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
         other.app!.inject({ method, url, headers: agent.auth, ...(payload !== undefined && { payload }) });
       const taskId = (await call('POST', '/v1/tasks', { goal: 'shutdown', budget: { maxSpend: 100 } })).json().id;
-      const id = (await call('POST', '/v1/executions', { profile, code: SPIN[profile], taskId, timeoutMs: 4500 })).json().id;
-      await eventually(async () => ((await call('GET', `/v1/executions/${id}`)).json().status === 'running' ? true : undefined), 20_000, 'running');
+      const id = (
+        await call('POST', '/v1/executions', { profile, code: SPIN[profile], taskId, timeoutMs: 4500 })
+      ).json().id;
+      await eventually(
+        async () => ((await call('GET', `/v1/executions/${id}`)).json().status === 'running' ? true : undefined),
+        20_000,
+        'running',
+      );
       await new Promise((r) => setTimeout(r, 1000));
       await other.runner!.close(200);
       const r = (await call('GET', `/v1/executions/${id}`)).json();
       expect(r.status).toBe('cancelled');
       expect(r.error.code).toBe('runner_shutdown');
       expectSpun(profile, r, 700);
-      const t = await eventually(async () => {
-        const body = (await call('GET', `/v1/tasks/${taskId}`)).json();
-        return body.reserved.spend === 0 ? body : undefined;
-      }, 5000, 'settled');
+      const t = await eventually(
+        async () => {
+          const body = (await call('GET', `/v1/tasks/${taskId}`)).json();
+          return body.reserved.spend === 0 ? body : undefined;
+        },
+        5000,
+        'settled',
+      );
       expect(t.used.spend).toBeCloseTo(r.usage.cost, 9);
     } finally {
       await other.stop();
@@ -151,13 +181,20 @@ describe('usage that cannot be measured', () => {
     const { id, taskId } = await submit('python', SPIN.python, { timeoutMs: 5000 });
     await running(id);
     // The container running the program: the only one of this instance with python3 running.
-    const victim = await eventually(async () => {
-      for (const c of await containersOf(sg.config.SANDGATE_PREFIX)) {
-        const top = await docker.getContainer(c.Id).top().catch(() => undefined);
-        if (top?.Processes?.some((p: string[]) => p.join(' ').includes('main.py'))) return c.Id;
-      }
-      return undefined;
-    }, 10_000, 'the run container');
+    const victim = await eventually(
+      async () => {
+        for (const c of await containersOf(sg.config.SANDGATE_PREFIX)) {
+          const top = await docker
+            .getContainer(c.Id)
+            .top()
+            .catch(() => undefined);
+          if (top?.Processes?.some((p: string[]) => p.join(' ').includes('main.py'))) return c.Id;
+        }
+        return undefined;
+      },
+      10_000,
+      'the run container',
+    );
     await docker.getContainer(victim).remove({ force: true });
     const r = await final(id);
     expect(r.status).toBe('failed');

@@ -20,7 +20,12 @@ afterAll(async () => {
 });
 
 async function run(profile: string, code: string) {
-  const res = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile, code, timeoutMs: 9000 } });
+  const res = await sg.app!.inject({
+    method: 'POST',
+    url: '/v1/executions?wait=true',
+    headers: auth,
+    payload: { profile, code, timeoutMs: 9000 },
+  });
   expect(res.statusCode).toBe(200);
   return res.json();
 }
@@ -32,14 +37,20 @@ describe('output files past the caps', () => {
     [7, 'failed'],
     [0, 'succeeded'],
   ])('5000 small files and exit %i: status %s with its exit code, 100 files back, truncated', async (exit, status) => {
-    const r = await run('python', `import os\nfor i in range(5000):\n    open(f"out/f{i:05}.txt", "w").write("x" * 10)\nos._exit(${exit})`);
+    const r = await run(
+      'python',
+      `import os\nfor i in range(5000):\n    open(f"out/f{i:05}.txt", "w").write("x" * 10)\nos._exit(${exit})`,
+    );
     expect(r).toMatchObject({ status, exitCode: exit, truncated: true });
     expect(r.files).toHaveLength(100);
     expect(r.stderr).toMatch(/\[sandgate\].*(cap of 100 files|the rest was not read)/);
   });
 
   it('one file of 10 MiB over a 1 MiB cap: the real exit code, the file dropped with a note', async () => {
-    const r = await run('python', 'import os\nopen("out/big.bin", "wb").write(os.urandom(10 * 1024 * 1024))\nopen("out/small.txt", "w").write("s")\nos._exit(5)');
+    const r = await run(
+      'python',
+      'import os\nopen("out/big.bin", "wb").write(os.urandom(10 * 1024 * 1024))\nopen("out/small.txt", "w").write("s")\nos._exit(5)',
+    );
     expect(r).toMatchObject({ status: 'failed', exitCode: 5, truncated: true });
     expect((r.files ?? []).map((f: { path: string }) => f.path)).not.toContain('big.bin');
     expect(r.stderr).toMatch(/\[sandgate\]/);
@@ -61,18 +72,27 @@ describe('output files past the caps', () => {
   });
 
   it('thousands of nested directories and long names: the exit code survives', async () => {
-    const r = await run('python', 'import os\nfor i in range(3000):\n    os.makedirs(f"out/d{i}/" + "n" * 120)\nopen("out/d1/f", "w").write("f")\nos._exit(6)');
+    const r = await run(
+      'python',
+      'import os\nfor i in range(3000):\n    os.makedirs(f"out/d{i}/" + "n" * 120)\nopen("out/d1/f", "w").write("f")\nos._exit(6)',
+    );
     expect(r).toMatchObject({ status: 'failed', exitCode: 6 });
   });
 
   it('a run that filled its whole work dir with output files still reports its status', async () => {
-    const r = await run('shell', 'i=0; while dd if=/dev/zero of=out/f$i bs=1M count=1 status=none 2>/dev/null; do i=$((i+1)); done; echo wrote $i; exit 2');
+    const r = await run(
+      'shell',
+      'i=0; while dd if=/dev/zero of=out/f$i bs=1M count=1 status=none 2>/dev/null; do i=$((i+1)); done; echo wrote $i; exit 2',
+    );
     expect(r).toMatchObject({ status: 'failed', exitCode: 2, truncated: true });
     expect(contentBytes(r.files)).toBeLessThanOrEqual(1024 * 1024);
   });
 
   it.runIf(gvisor)('under gVisor too: 3000 files and exit 7', async () => {
-    const r = await run('python-gvisor', 'import os\nfor i in range(3000):\n    open(f"out/f{i}", "w").write("g")\nos._exit(7)');
+    const r = await run(
+      'python-gvisor',
+      'import os\nfor i in range(3000):\n    open(f"out/f{i}", "w").write("g")\nos._exit(7)',
+    );
     expect(r).toMatchObject({ status: 'failed', exitCode: 7, truncated: true });
     expect(r.files).toHaveLength(100);
   });

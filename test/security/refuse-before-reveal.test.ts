@@ -59,7 +59,8 @@ const who: Record<'bare' | 'scoped' | 'reader' | 'granted' | 'pythonOnly', { id:
 
 /** The body with the name the agent sent cut out: all that may vary is what the agent itself said. */
 const shape = (body: string, name: string) => body.split(JSON.stringify(name).slice(1, -1)).join('<name>');
-const post = (auth: Auth, url: string, payload: Record<string, unknown>) => sg.app!.inject({ method: 'POST', url, headers: auth, payload });
+const post = (auth: Auth, url: string, payload: Record<string, unknown>) =>
+  sg.app!.inject({ method: 'POST', url, headers: auth, payload });
 const get = (auth: Auth, url: string) => sg.app!.inject({ url, headers: auth });
 const callTool = (auth: Auth, [, tool, args, untrusted]: Probe, taskId?: string) =>
   post(auth, '/v1/actions', { tool, args, ...(untrusted && { untrusted }), ...(taskId && { taskId }) });
@@ -94,7 +95,10 @@ beforeAll(async () => {
   who.granted = await agentNamed('granted', all);
   who.scoped = await agentNamed('scoped', all, { scopes: { profiles: ['js'], tools: ['http_fetch'] } });
   who.reader = await agentNamed('reader', { profiles: ['js', 'python'], tools: ['send_email', 'http_fetch'] });
-  who.pythonOnly = { id: who.granted.id, auth: { authorization: `Bearer ${await sg.mint(who.granted.id, { scopes: { profiles: ['python'], tools: [] } })}` } };
+  who.pythonOnly = {
+    id: who.granted.id,
+    auth: { authorization: `Bearer ${await sg.mint(who.granted.id, { scopes: { profiles: ['python'], tools: [] } })}` },
+  };
 });
 afterAll(async () => {
   await sg?.stop();
@@ -135,7 +139,10 @@ describe('tool calls by an agent without the grant', () => {
     for (const name of ['launch_missiles', 'send_email']) {
       const task = await newTask(auth);
       expect((await callTool(auth, ['', name, EMAIL, true], task)).statusCode).toBe(403);
-      expect((await get(auth, `/v1/tasks/${task}`)).json()).toMatchObject({ tainted: true, taintSources: [`arguments of a ${name} call marked untrusted`] });
+      expect((await get(auth, `/v1/tasks/${task}`)).json()).toMatchObject({
+        tainted: true,
+        taintSources: [`arguments of a ${name} call marked untrusted`],
+      });
     }
   });
 });
@@ -169,13 +176,22 @@ describe('runs by an agent without the profile', () => {
     expect(files!.json().error.message).toContain('at most 32');
     expect((await run({ profile: 'js', code: `/*${'x'.repeat(300_000)}*/1` })).statusCode).toBe(413);
     // Refused for a tainted task, not outright: named, and before the engine's 503.
-    const tainted = await run({ profile: 'python', code: 'print(1)', untrusted: true, taskId: await newTask(who.granted.auth) });
+    const tainted = await run({
+      profile: 'python',
+      code: 'print(1)',
+      untrusted: true,
+      taskId: await newTask(who.granted.auth),
+    });
     expect(tainted.statusCode).toBe(403);
     expect(tainted.json().error.message).toContain('ops:tainted-tasks-only-gvisor');
   });
 
   it('a misspelt profile is a 400 on the body alone, the same for granted and ungranted', async () => {
-    const bodies = await Promise.all([who.granted, who.bare].map(async ({ auth }) => (await post(auth, '/v1/executions', { profile: 'Python', code: '1' })).body));
+    const bodies = await Promise.all(
+      [who.granted, who.bare].map(
+        async ({ auth }) => (await post(auth, '/v1/executions', { profile: 'Python', code: '1' })).body,
+      ),
+    );
     expect(JSON.parse(bodies[0]!).error.code).toBe('validation_failed');
     expect(bodies[1]).toBe(bodies[0]);
   });
@@ -184,8 +200,13 @@ describe('runs by an agent without the profile', () => {
     const { auth } = who.bare;
     for (const profile of ['cobol', 'python']) {
       const task = await newTask(auth);
-      expect((await post(auth, '/v1/executions', { profile, code: '1', untrusted: true, taskId: task })).statusCode).toBe(403);
-      expect((await get(auth, `/v1/tasks/${task}`)).json()).toMatchObject({ tainted: true, taintSources: [`inputs of an execution on ${profile} marked untrusted`] });
+      expect(
+        (await post(auth, '/v1/executions', { profile, code: '1', untrusted: true, taskId: task })).statusCode,
+      ).toBe(403);
+      expect((await get(auth, `/v1/tasks/${task}`)).json()).toMatchObject({
+        tainted: true,
+        taintSources: [`inputs of an execution on ${profile} marked untrusted`],
+      });
     }
   });
 });
@@ -213,12 +234,19 @@ describe('tools.call from js code', () => {
 
   it('the granted agent gets the schema and availability answers from code too', async () => {
     const result = await runProbes(who.granted.auth);
-    expect(result.map((r) => r[0])).toEqual(['admitted', 'validation_failed', 'tool_unavailable', 'tool_unavailable', ...probes.slice(4).map(() => 'tool_not_granted')]);
+    expect(result.map((r) => r[0])).toEqual([
+      'admitted',
+      'validation_failed',
+      'tool_unavailable',
+      'tool_unavailable',
+      ...probes.slice(4).map(() => 'tool_not_granted'),
+    ]);
   });
 });
 
 describe('listings show an agent what it may use', () => {
-  const names = async (auth: Auth, what: 'tools' | 'profiles') => ((await get(auth, `/v1/${what}`)).json()[what] as Array<{ name: string }>).map((x) => x.name).sort();
+  const names = async (auth: Auth, what: 'tools' | 'profiles') =>
+    ((await get(auth, `/v1/${what}`)).json()[what] as Array<{ name: string }>).map((x) => x.name).sort();
 
   it.each<[string, () => Auth, string[], string[]]>([
     ['no grants', () => who.bare.auth, [], ['js']],
@@ -232,28 +260,44 @@ describe('listings show an agent what it may use', () => {
   });
 
   it('approvers see every tool, auditors every profile', async () => {
-    const token = async (role: string) => ({ authorization: `Bearer ${(await post(sg.admin, '/v1/principals', { name: role, role })).json().token}` });
+    const token = async (role: string) => ({
+      authorization: `Bearer ${(await post(sg.admin, '/v1/principals', { name: role, role })).json().token}`,
+    });
     expect(await names(await token('approver'), 'tools')).toHaveLength(5);
     expect(await names(await token('auditor'), 'profiles')).toEqual(['js', 'python']);
   });
 });
 
 describe("other agents' ids read as never made", () => {
-  const missing = { ex: `ex_${'Q'.repeat(20)}`, act: `act_${'Q'.repeat(20)}`, task: `task_${'Q'.repeat(16)}`, apr: `apr_${'Q'.repeat(20)}` };
+  const missing = {
+    ex: `ex_${'Q'.repeat(20)}`,
+    act: `act_${'Q'.repeat(20)}`,
+    task: `task_${'Q'.repeat(16)}`,
+    apr: `apr_${'Q'.repeat(20)}`,
+  };
   let theirs: typeof missing;
 
   beforeAll(async () => {
     const { auth } = who.granted;
     const task = await newTask(auth);
-    const ex = (await post(auth, '/v1/executions', { profile: 'js', code: 'while(true){}', timeoutMs: 3000, taskId: task })).json().id;
-    const act = (await post(auth, '/v1/actions', { tool: 'http_fetch', args: { url: 'http://127.0.0.1:9/' }, taskId: task })).json().id;
-    const apr = (await get(auth, `/v1/actions/${(await callTool(auth, TOOL_PROBES[0]!)).json().id}`)).json().approval.id;
+    const ex = (
+      await post(auth, '/v1/executions', { profile: 'js', code: 'while(true){}', timeoutMs: 3000, taskId: task })
+    ).json().id;
+    const act = (
+      await post(auth, '/v1/actions', { tool: 'http_fetch', args: { url: 'http://127.0.0.1:9/' }, taskId: task })
+    ).json().id;
+    const apr = (await get(auth, `/v1/actions/${(await callTool(auth, TOOL_PROBES[0]!)).json().id}`)).json().approval
+      .id;
     theirs = { ex, act, task, apr };
     expect(Object.values(theirs).every(Boolean)).toBe(true);
   });
 
   /** Sends the same request with their id and with one never made: same status, same body but the id. */
-  const alike = async (status: number, send: (id: string) => Promise<{ statusCode: number; body: string }>, kind: keyof typeof missing) => {
+  const alike = async (
+    status: number,
+    send: (id: string) => Promise<{ statusCode: number; body: string }>,
+    kind: keyof typeof missing,
+  ) => {
     const [a, b] = [await send(theirs[kind]), await send(missing[kind])];
     expect([a.statusCode, b.statusCode]).toEqual([status, status]);
     expect(shape(a.body, theirs[kind])).toBe(shape(b.body, missing[kind]));
@@ -276,19 +320,41 @@ describe("other agents' ids read as never made", () => {
     await alike(404, (id) => get(auth, `/v1/tasks/${id}`), 'task');
     await alike(404, (id) => get(auth, `/v1/tasks/${id}/trace`), 'task');
     await alike(404, (id) => post(auth, `/v1/tasks/${id}/usage`, { tokens: 1 }), 'task');
-    await alike(404, (id) => post(auth, '/v1/executions', { profile: 'js', code: '1', taskId: id, untrusted: true }), 'task');
-    await alike(404, (id) => post(auth, '/v1/actions', { tool: 'send_email', args: EMAIL, taskId: id, untrusted: true }), 'task');
+    await alike(
+      404,
+      (id) => post(auth, '/v1/executions', { profile: 'js', code: '1', taskId: id, untrusted: true }),
+      'task',
+    );
+    await alike(
+      404,
+      (id) => post(auth, '/v1/actions', { tool: 'send_email', args: EMAIL, taskId: id, untrusted: true }),
+      'task',
+    );
     // A token bound to its own task does not even look at the id it is sent.
     const bound = { authorization: `Bearer ${await sg.mint(who.bare.id, { taskId: await newTask(auth) })}` };
     await alike(403, (id) => post(bound, '/v1/executions', { profile: 'js', code: '1', taskId: id }), 'task');
-    expect((await get(who.granted.auth, `/v1/tasks/${theirs.task}`)).json()).toMatchObject({ tainted: false, used: { tokens: 0 } });
+    expect((await get(who.granted.auth, `/v1/tasks/${theirs.task}`)).json()).toMatchObject({
+      tainted: false,
+      used: { tokens: 0 },
+    });
   });
 
   it("a refused run naming their task is not filed in that task's trace", async () => {
     const { auth } = who.granted;
-    await post(who.bare.auth, '/v1/executions', { profile: 'js', code: '1', taskId: theirs.task, reasoning: 'planted' });
+    await post(who.bare.auth, '/v1/executions', {
+      profile: 'js',
+      code: '1',
+      taskId: theirs.task,
+      reasoning: 'planted',
+    });
     // The owner's own refusal comes after it; once that is in the trace, so would the other be.
-    await post(auth, '/v1/executions', { profile: 'js', code: '1', language: 'python', taskId: theirs.task, reasoning: 'own' });
+    await post(auth, '/v1/executions', {
+      profile: 'js',
+      code: '1',
+      language: 'python',
+      taskId: theirs.task,
+      reasoning: 'own',
+    });
     const trace = await eventually(async () => {
       const t = (await get(auth, `/v1/tasks/${theirs.task}/trace`)).json();
       return t.records.some((r: { data: { reasoning?: string } }) => r.data.reasoning === 'own') ? t : undefined;

@@ -22,7 +22,12 @@ afterAll(async () => {
 });
 
 async function run(profile: string, code: string, extra: Record<string, unknown> = {}) {
-  const res = await sg.app!.inject({ method: 'POST', url: '/v1/executions?wait=true', headers: auth, payload: { profile, code, timeoutMs: 8000, ...extra } });
+  const res = await sg.app!.inject({
+    method: 'POST',
+    url: '/v1/executions?wait=true',
+    headers: auth,
+    payload: { profile, code, timeoutMs: 8000, ...extra },
+  });
   expect(res.statusCode).toBe(200);
   return res.json();
 }
@@ -83,26 +88,35 @@ sys.exit(9)
 `;
 
 describe('a program hunting for the trailer nonce', () => {
-  it.each(pythons)('reads every /proc file, fd and its own stdin, forges a trailer with each candidate, exits 9 (%s)', async (profile) => {
-    const r = await run(profile, HUNT, { stdin: 'the program stdin' });
-    expect(r.status).toBe('failed');
-    expect(r.exitCode).toBe(9);
-    expect(r.stdout).toMatch(/found \d+ candidates/);
-  });
+  it.each(pythons)(
+    'reads every /proc file, fd and its own stdin, forges a trailer with each candidate, exits 9 (%s)',
+    async (profile) => {
+      const r = await run(profile, HUNT, { stdin: 'the program stdin' });
+      expect(r.status).toBe('failed');
+      expect(r.exitCode).toBe(9);
+      expect(r.stdout).toMatch(/found \d+ candidates/);
+    },
+  );
 
-  it.each(pythons)('ptrace, PTRACE_SEIZE and process_vm_readv of every process fail, SIGSTOP of PID 1 is refused (%s)', async (profile) => {
-    const r = await run(profile, PTRACE);
-    expect(r.status).toBe('failed');
-    expect(r.exitCode).toBe(9);
-    expect(r.stdout).toMatch(/attach 1 -> -1/);
-    expect(r.stdout).toMatch(/vm_readv 1 -> -1/);
-    expect(r.stdout).not.toMatch(/attach 1 -> 0/);
-  });
+  it.each(pythons)(
+    'ptrace, PTRACE_SEIZE and process_vm_readv of every process fail, SIGSTOP of PID 1 is refused (%s)',
+    async (profile) => {
+      const r = await run(profile, PTRACE);
+      expect(r.status).toBe('failed');
+      expect(r.exitCode).toBe(9);
+      expect(r.stdout).toMatch(/attach 1 -> -1/);
+      expect(r.stdout).toMatch(/vm_readv 1 -> -1/);
+      expect(r.stdout).not.toMatch(/attach 1 -> 0/);
+    },
+  );
 
   it.each([
     ['shell', 'printf "\\nabc exit 0\\nabc end\\n"; printf "\\nabc end\\n" >&2; exit 9'],
     ['shell', 'for i in $(seq 100); do printf "\\n%036d exit 0\\n%036d end\\n" $i $i; done; exit 9'],
-    ['node', 'process.stdout.write("\\nSANDGATE/1 exit 0\\n"); process.stdout.write("x exit 0\\nx end\\n"); process.exitCode = 9;'],
+    [
+      'node',
+      'process.stdout.write("\\nSANDGATE/1 exit 0\\n"); process.stdout.write("x exit 0\\nx end\\n"); process.exitCode = 9;',
+    ],
     ['python', 'import os\nos.write(1, b"\\n" + b"f" * 36 + b" exit 0\\n" + b"f" * 36 + b" end\\n")\nos._exit(9)'],
   ])('prints a forged "success" and exits 9: failed with 9 (%s)', async (profile, code) => {
     const r = await run(profile, code);
@@ -130,8 +144,10 @@ describe('a program hunting for the trailer nonce', () => {
 });
 
 describe('returned file names', () => {
-  it.each(pythons)('names no engine would accept never come back; safe ones and hard links do (%s)', async (profile) => {
-    const code = String.raw`
+  it.each(pythons)(
+    'names no engine would accept never come back; safe ones and hard links do (%s)',
+    async (profile) => {
+      const code = String.raw`
 import os
 os.makedirs("out/d", exist_ok=True)
 open("out/ok.txt", "w").write("ok")
@@ -143,14 +159,15 @@ os.link("out/ok.txt", "out/hard")
 os.mkfifo("out/fifo")
 exit(3)
 `;
-    const r = await run(profile, code);
-    expect(r).toMatchObject({ status: 'failed', exitCode: 3 });
-    const paths: string[] = (r.files ?? []).map((f: { path: string }) => f.path).sort();
-    expect(paths).toEqual(['hard', 'ok.txt']); // a hard link is the same file under a second name
-    expect(r.stderr).toMatch(/refused \d+ returned path/);
-  });
+      const r = await run(profile, code);
+      expect(r).toMatchObject({ status: 'failed', exitCode: 3 });
+      const paths: string[] = (r.files ?? []).map((f: { path: string }) => f.path).sort();
+      expect(paths).toEqual(['hard', 'ok.txt']); // a hard link is the same file under a second name
+      expect(r.stderr).toMatch(/refused \d+ returned path/);
+    },
+  );
 
-  it('out/ replaced by a symlink to / returns nothing outside the sandbox user\'s reach and keeps the status', async () => {
+  it("out/ replaced by a symlink to / returns nothing outside the sandbox user's reach and keeps the status", async () => {
     const r = await run('shell', 'rm -rf out && ln -s / out; exit 4');
     expect(r).toMatchObject({ status: 'failed', exitCode: 4 });
     for (const f of r.files ?? []) expect(f.path).not.toMatch(/^(\/|\.\.)/);

@@ -14,7 +14,9 @@ describe('admission errors', () => {
   it('maxSpend names the task, what is left and the worst case of the request', () => {
     const e = admissionError({ ok: false, reason: 'exhausted', cap: 'maxSpend', left: 0.25 }, 't1', 1, 'x');
     expect(e).toMatchObject({ code: 'budget_exceeded', status: 402 });
-    expect(e.message).toBe('maxSpend: task t1 has 0.25 left (after what is reserved); the worst case of this request is 1');
+    expect(e.message).toBe(
+      'maxSpend: task t1 has 0.25 left (after what is reserved); the worst case of this request is 1',
+    );
   });
 
   it('spendPerDay names the agent day', () => {
@@ -23,11 +25,18 @@ describe('admission errors', () => {
   });
 
   it('a count cap says the task is exhausted', () => {
-    expect(admissionError({ ok: false, reason: 'exhausted', cap: 'maxRuns' }, 't9', 1, 'x').message).toBe('maxRuns: task t9 has used its maxRuns; the task is exhausted');
-    expect(admissionError({ ok: false, reason: 'exhausted', cap: 'task' }, 't9', 1, 'x').message).toBe('task t9 is exhausted');
+    expect(admissionError({ ok: false, reason: 'exhausted', cap: 'maxRuns' }, 't9', 1, 'x').message).toBe(
+      'maxRuns: task t9 has used its maxRuns; the task is exhausted',
+    );
+    expect(admissionError({ ok: false, reason: 'exhausted', cap: 'task' }, 't9', 1, 'x').message).toBe(
+      'task t9 is exhausted',
+    );
   });
 
   it('an unknown task is 404', () => {
-    expect(admissionError({ ok: false, reason: 'no_task' }, 't0', 1, 'x')).toMatchObject({ code: 'not_found', status: 404 });
+    expect(admissionError({ ok: false, reason: 'no_task' }, 't0', 1, 'x')).toMatchObject({
+      code: 'not_found',
+      status: 404,
+    });
   });
 });

@@ -5,8 +5,20 @@ import { join } from 'node:path';
 import canonicalizeModule from 'canonicalize';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_GENESIS, AuditRecord, CheckpointData } from '../../contract/audit.ts';
-import { auditKeyId, checkpointSignatureProblem, generateAuditSigner, loadAuditSigner, pinKeys } from '../../guard/audit/audit-signer.ts';
-import { appendRecord, CHECKPOINT_SIGNED, checkpointPayload, makeCheckpoint, startChain } from '../../guard/audit/chain.ts';
+import {
+  auditKeyId,
+  checkpointSignatureProblem,
+  generateAuditSigner,
+  loadAuditSigner,
+  pinKeys,
+} from '../../guard/audit/audit-signer.ts';
+import {
+  appendRecord,
+  CHECKPOINT_SIGNED,
+  checkpointPayload,
+  makeCheckpoint,
+  startChain,
+} from '../../guard/audit/chain.ts';
 import { REDACTED, redact } from '../../guard/audit/redact.ts';
 
 // The reference implementation, called directly: the chain must agree with it byte for byte.
@@ -58,34 +70,75 @@ describe('audit chain', () => {
     const signer = generateAuditSigner();
     const first = appendRecord(startChain('w1'), { kind: 'x.y', data: {} });
     const { checkpoint, input } = makeCheckpoint(first.head, signer, terms);
-    expect(checkpoint).toMatchObject({ writer: 'w1', upToSeq: 1, head: first.record.hash, closed: false, everyRecords: 1000, everyMs: 1000, keyId: signer.keyId });
-    const payload = canonicalize({ signed: CHECKPOINT_SIGNED, writer: 'w1', upToSeq: 1, head: first.record.hash, closed: false, everyRecords: 1000, everyMs: 1000 });
+    expect(checkpoint).toMatchObject({
+      writer: 'w1',
+      upToSeq: 1,
+      head: first.record.hash,
+      closed: false,
+      everyRecords: 1000,
+      everyMs: 1000,
+      keyId: signer.keyId,
+    });
+    const payload = canonicalize({
+      signed: CHECKPOINT_SIGNED,
+      writer: 'w1',
+      upToSeq: 1,
+      head: first.record.hash,
+      closed: false,
+      everyRecords: 1000,
+      everyMs: 1000,
+    });
     expect(checkpointPayload(checkpoint)).toBe(payload);
-    expect(verify(null, Buffer.from(payload), signer.publicKey, Buffer.from(checkpoint.signature, 'base64'))).toBe(true);
+    expect(verify(null, Buffer.from(payload), signer.publicKey, Buffer.from(checkpoint.signature, 'base64'))).toBe(
+      true,
+    );
     const cp = appendRecord(first.head, input);
     expect(cp.record.kind).toBe('audit.checkpoint');
     expect(CheckpointData.parse(cp.record.data).upToSeq).toBe(cp.record.seq - 1);
     expect(cp.record.prev).toBe(checkpoint.head);
     expect(cp.record.data).toEqual(checkpoint); // the record holds the whole checkpoint, writer included
     // the opening checkpoint covers the empty chain
-    expect(makeCheckpoint(startChain('w1'), signer, terms).checkpoint).toMatchObject({ upToSeq: 0, head: AUDIT_GENESIS });
+    expect(makeCheckpoint(startChain('w1'), signer, terms).checkpoint).toMatchObject({
+      upToSeq: 0,
+      head: AUDIT_GENESIS,
+    });
   });
 
   it('checkpoint signatures verify only with the pinned key and only for the signed values', () => {
     const signer = generateAuditSigner();
     const { checkpoint } = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, signer, terms);
     expect(checkpointSignatureProblem(checkpoint, pinKeys([signer.publicKeyPem]))).toBeNull();
-    expect(checkpointSignatureProblem({ ...checkpoint, upToSeq: 4 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
-    expect(checkpointSignatureProblem({ ...checkpoint, writer: 'w2' }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
-    expect(checkpointSignatureProblem({ ...checkpoint, head: 'b'.repeat(64) }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
-    expect(checkpointSignatureProblem({ ...checkpoint, closed: true }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
-    expect(checkpointSignatureProblem({ ...checkpoint, everyRecords: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
-    expect(checkpointSignatureProblem({ ...checkpoint, everyMs: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    expect(checkpointSignatureProblem({ ...checkpoint, upToSeq: 4 }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
+    expect(checkpointSignatureProblem({ ...checkpoint, writer: 'w2' }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
+    expect(checkpointSignatureProblem({ ...checkpoint, head: 'b'.repeat(64) }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
+    expect(checkpointSignatureProblem({ ...checkpoint, closed: true }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
+    expect(checkpointSignatureProblem({ ...checkpoint, everyRecords: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
+    expect(checkpointSignatureProblem({ ...checkpoint, everyMs: 10 ** 9 }, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
     const other = generateAuditSigner();
-    expect(checkpointSignatureProblem(checkpoint, pinKeys([other.publicKey]))).toMatch(/^checkpoint signature invalid: key ak_\w+ is not pinned$/);
+    expect(checkpointSignatureProblem(checkpoint, pinKeys([other.publicKey]))).toMatch(
+      /^checkpoint signature invalid: key ak_\w+ is not pinned$/,
+    );
     // an attacker claiming the pinned key id still fails on the signature
-    const forged = makeCheckpoint({ writer: 'w1', seq: 5, hash: 'a'.repeat(64) }, { keyId: signer.keyId, sign: other.sign }, terms);
-    expect(checkpointSignatureProblem(forged.checkpoint, pinKeys([signer.publicKey]))).toBe('checkpoint signature invalid');
+    const forged = makeCheckpoint(
+      { writer: 'w1', seq: 5, hash: 'a'.repeat(64) },
+      { keyId: signer.keyId, sign: other.sign },
+      terms,
+    );
+    expect(checkpointSignatureProblem(forged.checkpoint, pinKeys([signer.publicKey]))).toBe(
+      'checkpoint signature invalid',
+    );
   });
 });
 
@@ -117,7 +170,11 @@ describe('audit redaction', () => {
   });
 
   it('normalizes to JSON like JSON.stringify', () => {
-    expect(redact({ d: new Date(0), u: undefined, f: () => 1, n: Number.NaN, a: [undefined] })).toEqual({ d: '1970-01-01T00:00:00.000Z', n: null, a: [null] });
+    expect(redact({ d: new Date(0), u: undefined, f: () => 1, n: Number.NaN, a: [undefined] })).toEqual({
+      d: '1970-01-01T00:00:00.000Z',
+      n: null,
+      a: [null],
+    });
   });
 });
 

@@ -33,12 +33,20 @@ beforeAll(async () => {
   await writeFile(keyFile, signer.publicKeyPem);
   witness = [];
   const collect = (rs: readonly AuditRecord[]) => {
-    for (const r of rs) if (r.kind === 'audit.checkpoint') witness.push({ writer: r.writer, ...(r.data as Omit<AuditCheckpoint, 'writer'>) });
+    for (const r of rs)
+      if (r.kind === 'audit.checkpoint')
+        witness.push({ writer: r.writer, ...(r.data as Omit<AuditCheckpoint, 'writer'>) });
   };
   const opts = { dir: base, signer, checkpointEveryRecords: 5, checkpointEveryMs: 60_000, onDurable: collect };
   const w1 = await createAuditWriter({ ...opts, writerId: 'w1' });
   for (let i = 0; i < 12; i++) {
-    await w1.append({ kind: 'execution.requested', agentId: 'ag_1', taskId: 't1', subject: `ex_${i}`, data: { i, note: 'α' } });
+    await w1.append({
+      kind: 'execution.requested',
+      agentId: 'ag_1',
+      taskId: 't1',
+      subject: `ex_${i}`,
+      data: { i, note: 'α' },
+    });
     if (i === 6) for (const f of ['w1.jsonl', 'w1.head.json']) await copyFile(join(base, f), join(snapshot, f));
   }
   await w1.close();
@@ -52,9 +60,11 @@ async function copyOfBase(): Promise<string> {
   await cp(base, dir, { recursive: true });
   return dir;
 }
-const verify = (dir: string, witnessCheckpoints?: AuditCheckpoint[]) => verifyAuditDir(dir, { publicKeys: [signer.publicKeyPem], witnessCheckpoints });
+const verify = (dir: string, witnessCheckpoints?: AuditCheckpoint[]) =>
+  verifyAuditDir(dir, { publicKeys: [signer.publicKeyPem], witnessCheckpoints });
 const readLines = async (dir: string) => (await readFile(join(dir, 'w1.jsonl'), 'utf8')).split('\n').slice(0, -1);
-const writeLines = (dir: string, lines: string[]) => writeFile(join(dir, 'w1.jsonl'), lines.map((l) => `${l}\n`).join(''));
+const writeLines = (dir: string, lines: string[]) =>
+  writeFile(join(dir, 'w1.jsonl'), lines.map((l) => `${l}\n`).join(''));
 
 describe('verifyAuditDir', () => {
   it('accepts an untouched log and reports every chain head', async () => {
@@ -90,7 +100,12 @@ describe('verifyAuditDir', () => {
     const lines = await readLines(dir);
     lines[8] = lines[8]!.replace('"i":7', '"i":9');
     await writeLines(dir, lines);
-    expect((await verify(dir)).error).toEqual({ file: 'w1.jsonl', line: 9, id: 'w1:9', reason: 'hash mismatch: the record was changed' });
+    expect((await verify(dir)).error).toEqual({
+      file: 'w1.jsonl',
+      line: 9,
+      id: 'w1:9',
+      reason: 'hash mismatch: the record was changed',
+    });
   });
 
   it('catches a deleted line', async () => {
@@ -98,7 +113,12 @@ describe('verifyAuditDir', () => {
     const lines = await readLines(dir);
     lines.splice(8, 1);
     await writeLines(dir, lines);
-    expect((await verify(dir)).error).toEqual({ file: 'w1.jsonl', line: 9, id: 'w1:10', reason: 'seq out of order: expected 9, found 10' });
+    expect((await verify(dir)).error).toEqual({
+      file: 'w1.jsonl',
+      line: 9,
+      id: 'w1:10',
+      reason: 'seq out of order: expected 9, found 10',
+    });
   });
 
   it('catches two swapped lines', async () => {
@@ -106,24 +126,40 @@ describe('verifyAuditDir', () => {
     const lines = await readLines(dir);
     [lines[7], lines[8]] = [lines[8]!, lines[7]!];
     await writeLines(dir, lines);
-    expect((await verify(dir)).error).toMatchObject({ file: 'w1.jsonl', line: 8, reason: 'seq out of order: expected 8, found 9' });
+    expect((await verify(dir)).error).toMatchObject({
+      file: 'w1.jsonl',
+      line: 8,
+      reason: 'seq out of order: expected 8, found 9',
+    });
   });
 
   it('catches a re-hashed edit at the next record (prev link)', async () => {
     const dir = await copyOfBase();
     const lines = await readLines(dir);
     const r = JSON.parse(lines[8]!) as AuditRecord;
-    const forged = appendRecord({ writer: 'w1', seq: 8, hash: r.prev }, { kind: r.kind, data: { i: 999 } }, new Date(r.time));
+    const forged = appendRecord(
+      { writer: 'w1', seq: 8, hash: r.prev },
+      { kind: r.kind, data: { i: 999 } },
+      new Date(r.time),
+    );
     lines[8] = forged.line;
     await writeLines(dir, lines);
-    expect((await verify(dir)).error).toMatchObject({ line: 10, id: 'w1:10', reason: expect.stringMatching(/^prev mismatch/) });
+    expect((await verify(dir)).error).toMatchObject({
+      line: 10,
+      id: 'w1:10',
+      reason: expect.stringMatching(/^prev mismatch/),
+    });
   });
 
   it('catches a tail cut mid-line', async () => {
     const dir = await copyOfBase();
     const size = (await readFile(join(dir, 'w1.jsonl'))).length;
     await truncate(join(dir, 'w1.jsonl'), size - 40);
-    expect((await verify(dir)).error).toMatchObject({ file: 'w1.jsonl', line: 15, reason: 'truncated record: the last line is incomplete' });
+    expect((await verify(dir)).error).toMatchObject({
+      file: 'w1.jsonl',
+      line: 15,
+      reason: 'truncated record: the last line is incomplete',
+    });
   });
 
   it('catches whole lines cut back past the last checkpoint', async () => {
@@ -131,7 +167,12 @@ describe('verifyAuditDir', () => {
       const dir = await copyOfBase();
       await writeLines(dir, (await readLines(dir)).slice(0, keep));
       const { error } = await verify(dir);
-      expect(error, `keeping ${keep} lines`).toMatchObject({ file: 'w1.jsonl', line: 15, id: 'w1:15', reason: expect.stringMatching(/^tail truncated or chain rewritten/) });
+      expect(error, `keeping ${keep} lines`).toMatchObject({
+        file: 'w1.jsonl',
+        line: 15,
+        id: 'w1:15',
+        reason: expect.stringMatching(/^tail truncated or chain rewritten/),
+      });
     }
   });
 
@@ -139,20 +180,34 @@ describe('verifyAuditDir', () => {
     const dir = await copyOfBase();
     const attacker = generateAuditSigner();
     const original = (await readLines(dir)).map((l) => JSON.parse(l) as AuditRecord);
-    const { lines, head } = rewrite(original, attacker, (r) => (r.seq === 3 ? { ...r.data, i: 'nothing happened' } : r.data));
+    const { lines, head } = rewrite(original, attacker, (r) =>
+      r.seq === 3 ? { ...r.data, i: 'nothing happened' } : r.data,
+    );
     await writeLines(dir, lines);
     await writeFile(join(dir, 'w1.head.json'), JSON.stringify(head));
     // consistent in itself: with the attacker's key pinned, everything checks out...
-    expect(await verifyAuditDir(dir, { publicKeys: [attacker.publicKey, signer.publicKey] })).toMatchObject({ ok: true });
+    expect(await verifyAuditDir(dir, { publicKeys: [attacker.publicKey, signer.publicKey] })).toMatchObject({
+      ok: true,
+    });
     // ...but not with the pinned key
-    expect((await verify(dir)).error).toMatchObject({ file: 'w1.jsonl', line: 6, id: 'w1:6', reason: expect.stringMatching(/^checkpoint signature invalid/) });
+    expect((await verify(dir)).error).toMatchObject({
+      file: 'w1.jsonl',
+      line: 6,
+      id: 'w1:6',
+      reason: expect.stringMatching(/^checkpoint signature invalid/),
+    });
   });
 
   it('catches a head file rolled back to an older checkpoint', async () => {
     const dir = await copyOfBase();
     await copyFile(join(snapshot, 'w1.head.json'), join(dir, 'w1.head.json'));
     const { error } = await verify(dir);
-    expect(error).toMatchObject({ file: 'w1.jsonl', line: 15, id: 'w1:15', reason: expect.stringMatching(/^checkpoint rolled back/) });
+    expect(error).toMatchObject({
+      file: 'w1.jsonl',
+      line: 15,
+      id: 'w1:15',
+      reason: expect.stringMatching(/^checkpoint rolled back/),
+    });
   });
 
   it('accepts the states a crash can leave while a checkpoint is being published', async () => {
@@ -181,7 +236,10 @@ describe('verifyAuditDir', () => {
     const env = { ...process.env, KEY: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
     for (const ms of [150, 230, 370]) {
       const dir = await tmp('audit-crash-');
-      const child = spawn(process.execPath, ['--input-type=module', '-e', code, dir], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--input-type=module', '-e', code, dir], {
+        env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       await once(child.stdout, 'data');
       await new Promise((r) => setTimeout(r, ms));
       child.kill('SIGKILL');
@@ -195,7 +253,10 @@ describe('verifyAuditDir', () => {
   it('catches a removed head file', async () => {
     const dir = await copyOfBase();
     await rm(join(dir, 'w1.head.json'));
-    expect((await verify(dir)).error).toMatchObject({ file: 'w1.head.json', reason: expect.stringMatching(/^head file missing/) });
+    expect((await verify(dir)).error).toMatchObject({
+      file: 'w1.head.json',
+      reason: expect.stringMatching(/^head file missing/),
+    });
   });
 
   it('needs the witness to catch a chain and its head file rolled back together', async () => {
@@ -215,10 +276,16 @@ describe('verifyAuditDir', () => {
   it('catches a deleted chain: through its orphaned head file, or through the witness', async () => {
     const dir = await copyOfBase();
     await rm(join(dir, 'w2.jsonl'));
-    expect((await verify(dir)).error).toMatchObject({ file: 'w2.jsonl', reason: expect.stringMatching(/^chain file missing/) });
+    expect((await verify(dir)).error).toMatchObject({
+      file: 'w2.jsonl',
+      reason: expect.stringMatching(/^chain file missing/),
+    });
     await rm(join(dir, 'w2.head.json'));
     expect(await verify(dir)).toMatchObject({ ok: true, chains: 1 });
-    expect((await verify(dir, witness)).error).toMatchObject({ file: 'w2.jsonl', reason: expect.stringMatching(/^chain file missing/) });
+    expect((await verify(dir, witness)).error).toMatchObject({
+      file: 'w2.jsonl',
+      reason: expect.stringMatching(/^chain file missing/),
+    });
   });
 });
 
@@ -252,7 +319,11 @@ describe('npm run audit -- verify', () => {
 });
 
 /** The attacker's rewrite: same records (one edited), re-hashed, checkpoints re-signed with their key. */
-function rewrite(records: AuditRecord[], key: AuditSigner, edit: (r: AuditRecord) => Record<string, unknown>): { lines: string[]; head: AuditHeadFile } {
+function rewrite(
+  records: AuditRecord[],
+  key: AuditSigner,
+  edit: (r: AuditRecord) => Record<string, unknown>,
+): { lines: string[]; head: AuditHeadFile } {
   let head = startChain('w1');
   let last: AuditCheckpoint | null = null;
   const lines: string[] = [];

@@ -19,9 +19,12 @@ const tmp = async () => {
   return dir;
 };
 afterAll(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
-const chainLines = async (dir: string, writer: string) => (await readFile(join(dir, `${writer}.jsonl`), 'utf8')).split('\n').filter(Boolean);
-const records = async (dir: string, writer: string) => (await chainLines(dir, writer)).map((l) => JSON.parse(l) as AuditRecord);
-const headFile = async (dir: string, writer: string) => AuditHeadFile.parse(JSON.parse(await readFile(join(dir, `${writer}.head.json`), 'utf8')));
+const chainLines = async (dir: string, writer: string) =>
+  (await readFile(join(dir, `${writer}.jsonl`), 'utf8')).split('\n').filter(Boolean);
+const records = async (dir: string, writer: string) =>
+  (await chainLines(dir, writer)).map((l) => JSON.parse(l) as AuditRecord);
+const headFile = async (dir: string, writer: string) =>
+  AuditHeadFile.parse(JSON.parse(await readFile(join(dir, `${writer}.head.json`), 'utf8')));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('audit writer', () => {
@@ -34,7 +37,16 @@ describe('audit writer', () => {
     expect(opening).toEqual({
       v: 2,
       writer: 'w1',
-      checkpoint: { writer: 'w1', upToSeq: 0, head: AUDIT_GENESIS, closed: false, everyRecords: 1000, everyMs: 1000, keyId: signer.keyId, signature: expect.any(String) },
+      checkpoint: {
+        writer: 'w1',
+        upToSeq: 0,
+        head: AUDIT_GENESIS,
+        closed: false,
+        everyRecords: 1000,
+        everyMs: 1000,
+        keyId: signer.keyId,
+        signature: expect.any(String),
+      },
       next: null,
     });
     expect(checkpointSignatureProblem(opening.checkpoint!, pinKeys([signer.publicKey]))).toBeNull();
@@ -52,7 +64,13 @@ describe('audit writer', () => {
 
   it('group-commits concurrent appends: one write + sync per batch, order kept', async () => {
     const dir = await tmp();
-    const w = await createAuditWriter({ dir, writerId: 'w1', signer, checkpointEveryRecords: 100_000, checkpointEveryMs: 60_000 });
+    const w = await createAuditWriter({
+      dir,
+      writerId: 'w1',
+      signer,
+      checkpointEveryRecords: 100_000,
+      checkpointEveryMs: 60_000,
+    });
     const appended = await Promise.all(Array.from({ length: 500 }, (_, i) => w.append({ kind: 'x.y', data: { i } })));
     const { syncs, batches, records: n } = w.stats();
     expect(n).toBe(500);
@@ -67,7 +85,14 @@ describe('audit writer', () => {
   it('checkpoints every N records and at close, publishing the head file', async () => {
     const dir = await tmp();
     const durable: AuditRecord[] = [];
-    const w = await createAuditWriter({ dir, writerId: 'w1', signer, checkpointEveryRecords: 10, checkpointEveryMs: 60_000, onDurable: (rs) => durable.push(...rs) });
+    const w = await createAuditWriter({
+      dir,
+      writerId: 'w1',
+      signer,
+      checkpointEveryRecords: 10,
+      checkpointEveryMs: 60_000,
+      onDurable: (rs) => durable.push(...rs),
+    });
     for (let i = 0; i < 25; i++) await w.append({ kind: 'x.y', data: { i } });
     let onDisk = await records(dir, 'w1');
     const cps = () => onDisk.filter((r) => r.kind === 'audit.checkpoint');
@@ -89,7 +114,13 @@ describe('audit writer', () => {
 
   it('checkpoints after checkpointEveryMs when records arrived, and only then', async () => {
     const dir = await tmp();
-    const w = await createAuditWriter({ dir, writerId: 'w1', signer, checkpointEveryRecords: 1000, checkpointEveryMs: 50 });
+    const w = await createAuditWriter({
+      dir,
+      writerId: 'w1',
+      signer,
+      checkpointEveryRecords: 1000,
+      checkpointEveryMs: 50,
+    });
     await w.append({ kind: 'x.y', data: {} });
     await sleep(300);
     const onDisk = await records(dir, 'w1');
@@ -123,15 +154,32 @@ describe('audit writer', () => {
     try {
       const dir = await tmp();
       const failures: AuditCheckpoint[] = [];
-      const opts = { signer, checkpointEveryRecords: 3, checkpointEveryMs: 60_000, witnessUrl: url, onWitnessError: (_e: unknown, cp: AuditCheckpoint) => failures.push(cp) };
+      const opts = {
+        signer,
+        checkpointEveryRecords: 3,
+        checkpointEveryMs: 60_000,
+        witnessUrl: url,
+        onWitnessError: (_e: unknown, cp: AuditCheckpoint) => failures.push(cp),
+      };
       const w = await createAuditWriter({ dir, writerId: 'w1', ...opts });
       for (let i = 0; i < 7; i++) await w.append({ kind: 'x.y', data: { i } });
       await w.close();
-      const inChain = (await records(dir, 'w1')).filter((r) => r.kind === 'audit.checkpoint').map((r) => ({ writer: 'w1', ...r.data }) as AuditCheckpoint);
+      const inChain = (await records(dir, 'w1'))
+        .filter((r) => r.kind === 'audit.checkpoint')
+        .map((r) => ({ writer: 'w1', ...r.data }) as AuditCheckpoint);
       expect(inChain.map((c) => c.upToSeq)).toEqual([3, 7, 9]);
       expect(inChain.map((c) => c.closed)).toEqual([false, false, true]);
       // the opening checkpoint first: the witness knows of the chain before it holds anything
-      const opening = { writer: 'w1', upToSeq: 0, head: AUDIT_GENESIS, closed: false, everyRecords: 3, everyMs: 60_000, keyId: signer.keyId, signature: expect.any(String) };
+      const opening = {
+        writer: 'w1',
+        upToSeq: 0,
+        head: AUDIT_GENESIS,
+        closed: false,
+        everyRecords: 3,
+        everyMs: 60_000,
+        keyId: signer.keyId,
+        signature: expect.any(String),
+      };
       expect([...received].sort((a, b) => a.upToSeq - b.upToSeq)).toEqual([opening, ...inChain]);
       expect(failures).toEqual([]);
 
@@ -188,7 +236,9 @@ describe('audit writer', () => {
     );
     const logDir = join(dir, 'audit');
     // RLIMIT_FSIZE 8 KiB: the kernel cuts the big write short, then refuses with EFBIG (Node ignores SIGXFSZ).
-    const child = spawnSync('bash', ['-c', 'ulimit -f 8 && exec "$0" "$1" "$2"', process.execPath, script, logDir], { encoding: 'utf8' });
+    const child = spawnSync('bash', ['-c', 'ulimit -f 8 && exec "$0" "$1" "$2"', process.execPath, script, logDir], {
+      encoding: 'utf8',
+    });
     expect(child.stderr).toBe('');
     const out = JSON.parse(child.stdout) as { first: number[]; batch: string[]; later: string };
     expect(out.first).toEqual([1, 2, 3]);

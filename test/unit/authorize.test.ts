@@ -40,7 +40,13 @@ beforeAll(async () => {
 
 describe('authorize', () => {
   it('admits a granted tool and says which policy allowed it', () => {
-    const { found, decision } = authorizeTool(pdp, { agent: agent([], ['make_payment']), scopes: undefined }, 'make_payment', payment, clean);
+    const { found, decision } = authorizeTool(
+      pdp,
+      { agent: agent([], ['make_payment']), scopes: undefined },
+      'make_payment',
+      payment,
+      clean,
+    );
     expect(found).toBe(payment);
     expect(decision.policies).toEqual(['grant:call_tool']);
   });
@@ -55,18 +61,40 @@ describe('authorize', () => {
 
   it('names the policy only when the agent may use the tool at all and its inputs decided', () => {
     const untrusted = { taskTainted: false, untrustedArgs: true };
-    const granted = refusal(() => authorizeTool(pdp, { agent: agent([], ['make_payment']), scopes: undefined }, 'make_payment', payment, untrusted));
+    const granted = refusal(() =>
+      authorizeTool(pdp, { agent: agent([], ['make_payment']), scopes: undefined }, 'make_payment', payment, untrusted),
+    );
     expect(granted.message).toContain('(denied by ops:no-untrusted-payments)');
-    const scopedOut = refusal(() => authorizeTool(pdp, { agent: agent([], ['make_payment']), scopes: { tools: [] } }, 'make_payment', payment, untrusted));
+    const scopedOut = refusal(() =>
+      authorizeTool(
+        pdp,
+        { agent: agent([], ['make_payment']), scopes: { tools: [] } },
+        'make_payment',
+        payment,
+        untrusted,
+      ),
+    );
     expect(scopedOut.message).toBe(`this agent's token does not grant tool "make_payment"`);
   });
 
   it('does the same for profiles: a tainted task names its policy, an ungranted profile does not', () => {
     const python = profiles.get('python')!;
-    const tainted = refusal(() => authorizeProfile(pdp, { agent: agent(['python'], []), scopes: undefined }, 'python', python, { taskTainted: true }));
+    const tainted = refusal(() =>
+      authorizeProfile(pdp, { agent: agent(['python'], []), scopes: undefined }, 'python', python, {
+        taskTainted: true,
+      }),
+    );
     expect(tainted.message).toContain('ops:tainted-tasks-only-gvisor');
-    const ungranted = refusal(() => authorizeProfile(pdp, { agent: agent(['js'], []), scopes: undefined }, 'python', python, { taskTainted: true }));
+    const ungranted = refusal(() =>
+      authorizeProfile(pdp, { agent: agent(['js'], []), scopes: undefined }, 'python', python, { taskTainted: true }),
+    );
     expect(ungranted.message).toBe(`this agent's token does not grant profile "python"`);
-    expect(refusal(() => authorizeProfile(pdp, { agent: agent(['cobol'], []), scopes: undefined }, 'cobol', undefined, { taskTainted: false })).code).toBe('profile_not_granted');
+    expect(
+      refusal(() =>
+        authorizeProfile(pdp, { agent: agent(['cobol'], []), scopes: undefined }, 'cobol', undefined, {
+          taskTainted: false,
+        }),
+      ).code,
+    ).toBe('profile_not_granted');
   });
 });

@@ -42,7 +42,10 @@ describe('the configuration table in the README', () => {
     const { readFileSync } = await import('node:fs');
     const { ConfigSchema } = await import('../../contract/config.ts');
     const readme = readFileSync('README.md', 'utf8');
-    const table = readme.slice(readme.indexOf('## Configuration'), readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1));
+    const table = readme.slice(
+      readme.indexOf('## Configuration'),
+      readme.indexOf('\n## ', readme.indexOf('## Configuration') + 1),
+    );
     const missing = Object.keys(ConfigSchema.shape).filter((k) => !table.includes(`\`${k}\``));
     expect(missing).toEqual([]);
   });

@@ -21,7 +21,11 @@ describe('error registry', () => {
 
 describe('ExecutionRequest', () => {
   it('accepts the minimal request', () => {
-    expect(ExecutionRequest.parse({ profile: 'js', code: '1' })).toEqual({ profile: 'js', code: '1', untrusted: false });
+    expect(ExecutionRequest.parse({ profile: 'js', code: '1' })).toEqual({
+      profile: 'js',
+      code: '1',
+      untrusted: false,
+    });
   });
 
   it.each([

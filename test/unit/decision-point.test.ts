@@ -36,7 +36,11 @@ beforeAll(async () => {
 describe('the policy decision point', () => {
   it('allows only granted profiles, naming the deciding policy', () => {
     const a = agent(['js']);
-    expect(pdp.runProfile(a, undefined, p('js'), calm)).toEqual({ allowed: true, policies: ['grant:run_profile'], errors: [] });
+    expect(pdp.runProfile(a, undefined, p('js'), calm)).toEqual({
+      allowed: true,
+      policies: ['grant:run_profile'],
+      errors: [],
+    });
     expect(pdp.runProfile(a, undefined, p('python'), calm).allowed).toBe(false);
     expect(pdp.runProfile(agent([]), undefined, p('js'), calm).allowed).toBe(false);
   });
@@ -58,10 +62,14 @@ describe('the policy decision point', () => {
 
   it('lets an operator forbid win over a grant', async () => {
     const dir = await dirWith({
-      'no-shell.cedar': '@id("ops:no-shell")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "shell" };',
+      'no-shell.cedar':
+        '@id("ops:no-shell")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "shell" };',
     });
     const own = await createPolicyDecisionPoint({ policyDir: dir });
-    expect(own.runProfile(agent(['shell']), undefined, p('shell'), calm)).toMatchObject({ allowed: false, policies: ['ops:no-shell'] });
+    expect(own.runProfile(agent(['shell']), undefined, p('shell'), calm)).toMatchObject({
+      allowed: false,
+      policies: ['ops:no-shell'],
+    });
   });
 
   it('refuses a broken policy set at start-up, naming the file', async () => {
@@ -71,17 +79,27 @@ describe('the policy decision point', () => {
 
   it('refuses a set that parses but does not validate', async () => {
     const dir = await dirWith({
-      'typo.cedar': '@id("ops:typo")\npermit (principal, action == Sandgate::Action::"run_profile", resource) when { principal.isAdmin };',
+      'typo.cedar':
+        '@id("ops:typo")\npermit (principal, action == Sandgate::Action::"run_profile", resource) when { principal.isAdmin };',
     });
     await expect(createPolicyDecisionPoint({ policyDir: dir })).rejects.toThrow(/ops:typo.*does not validate/);
   });
 
   it('keeps the last good set when a reload fails: a broken file opens nothing', async () => {
-    const dir = await dirWith({ 'ok.cedar': '@id("ops:no-node")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "node" };' });
+    const dir = await dirWith({
+      'ok.cedar':
+        '@id("ops:no-node")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "node" };',
+    });
     const own = await createPolicyDecisionPoint({ policyDir: dir });
-    await writeFile(join(dir, 'ok.cedar'), '@id("ops:open-all")\npermit (principal, action, resource);\nforbid (principal, action');
+    await writeFile(
+      join(dir, 'ok.cedar'),
+      '@id("ops:open-all")\npermit (principal, action, resource);\nforbid (principal, action',
+    );
     await expect(own.reload()).rejects.toThrow(/does not parse/);
-    expect(own.runProfile(agent(['node']), undefined, p('node'), calm)).toMatchObject({ allowed: false, policies: ['ops:no-node'] });
+    expect(own.runProfile(agent(['node']), undefined, p('node'), calm)).toMatchObject({
+      allowed: false,
+      policies: ['ops:no-node'],
+    });
     expect(own.runProfile(agent([]), undefined, p('js'), calm).allowed).toBe(false);
   });
 });
@@ -105,7 +123,11 @@ describe('name normalisation', () => {
 describe('role checks as policy decisions', () => {
   it('lets a role use the routes meant for it and no other', () => {
     const admin = { id: 'admin', role: 'admin' };
-    expect(pdp.callRoute(admin, 'POST /v1/agents', ['admin'])).toEqual({ allowed: true, policies: ['role:route'], errors: [] });
+    expect(pdp.callRoute(admin, 'POST /v1/agents', ['admin'])).toEqual({
+      allowed: true,
+      policies: ['role:route'],
+      errors: [],
+    });
     expect(pdp.callRoute({ id: 'ag_x', role: 'agent' }, 'POST /v1/agents', ['admin']).allowed).toBe(false);
     expect(pdp.callRoute({ id: 'pr_x', role: 'auditor' }, 'GET /v1/profiles', ['agent', 'auditor']).allowed).toBe(true);
   });

@@ -5,9 +5,13 @@ import { describe, expect, it } from 'vitest';
 import { ERRORS, RESULT_ERRORS, resultError } from '../../contract/errors.ts';
 
 const readme = readFileSync('README.md', 'utf8');
-const section = readme.slice(readme.indexOf('## Error codes'), readme.indexOf('\n## ', readme.indexOf('## Error codes') + 1));
+const section = readme.slice(
+  readme.indexOf('## Error codes'),
+  readme.indexOf('\n## ', readme.indexOf('## Error codes') + 1),
+);
 const tables = section.split('**The `error` of a run or a tool call**');
-const rows = (text: string) => [...text.matchAll(/^\| `([a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()] as const);
+const rows = (text: string) =>
+  [...text.matchAll(/^\| `([a-z_]+)` \| ([^|]+) \|/gm)].map((m) => [m[1]!, m[2]!.trim()] as const);
 
 describe('the error registry and its documentation', () => {
   it('documents every request error with its status, and only those', () => {
@@ -17,7 +21,11 @@ describe('the error registry and its documentation', () => {
   });
 
   it('documents every result error, and only those', () => {
-    expect(rows(tables[1] ?? '').map(([code]) => code).sort()).toEqual(Object.keys(RESULT_ERRORS).sort());
+    expect(
+      rows(tables[1] ?? '')
+        .map(([code]) => code)
+        .sort(),
+    ).toEqual(Object.keys(RESULT_ERRORS).sort());
   });
 
   it('builds each result error with its code and a non-empty message', () => {

@@ -26,7 +26,8 @@ function files(dir: string): string[] {
   });
 }
 
-const specifiers = (source: string) => [...source.matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1]!);
+const specifiers = (source: string) =>
+  [...source.matchAll(/^\s*(?:import|export)[^'"]*from\s+'([^']+)'/gm)].map((m) => m[1]!);
 
 describe('the layers', () => {
   const all = Object.keys(MAY_IMPORT).flatMap(files);

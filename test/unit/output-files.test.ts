@@ -8,7 +8,12 @@ const caps = { maxCount: 32, maxBytes: 1 << 20, outMaxBytes: 1000, outMaxCount: 
 
 describe('files returned from out/', () => {
   it('returns regular files, UTF-8 as text and binary as base64, and skips ./ and directories', () => {
-    const tar = makeTar([{ name: './', type: '5' }, { name: './a.txt', data: 'hi' }, { name: './sub/', type: '5' }, { name: './sub/b.bin', data: Buffer.from([0, 255]) }]);
+    const tar = makeTar([
+      { name: './', type: '5' },
+      { name: './a.txt', data: 'hi' },
+      { name: './sub/', type: '5' },
+      { name: './sub/b.bin', data: Buffer.from([0, 255]) },
+    ]);
     const { files, notes } = outputFiles(tar, caps);
     expect(files).toEqual([
       { path: 'a.txt', content: 'hi', encoding: 'utf8' },
@@ -34,13 +39,23 @@ describe('files returned from out/', () => {
     'a/./b',
     `${'d/'.repeat(600)}x`,
   ])('refuses the returned path %j and names it', (name) => {
-    const { files, notes } = outputFiles(makeTar([{ name, data: 'evil' }, { name: './ok.txt', data: 'ok' }]), caps);
+    const { files, notes } = outputFiles(
+      makeTar([
+        { name, data: 'evil' },
+        { name: './ok.txt', data: 'ok' },
+      ]),
+      caps,
+    );
     expect(files.map((f) => f.path)).toEqual(['ok.txt']);
     expect(notes.join('\n')).toMatch(/refused 1 returned path/);
   });
 
   it('a hard link comes back as the same content under its own name', () => {
-    const tar = makeTar([{ name: './a', data: 'same' }, { name: './b', type: '1', linkTo: './a' }, { name: './c', type: '1', linkTo: './missing' }]);
+    const tar = makeTar([
+      { name: './a', data: 'same' },
+      { name: './b', type: '1', linkTo: './a' },
+      { name: './c', type: '1', linkTo: './missing' },
+    ]);
     expect(outputFiles(tar, caps).files).toEqual([
       { path: 'a', content: 'same', encoding: 'utf8' },
       { path: 'b', content: 'same', encoding: 'utf8' },
@@ -72,14 +87,23 @@ describe('files returned from out/', () => {
   });
 
   it('drops a file past the byte cap but keeps smaller ones after it', () => {
-    const tar = makeTar([{ name: './big', data: 'z'.repeat(2000) }, { name: './small', data: 's' }]);
+    const tar = makeTar([
+      { name: './big', data: 'z'.repeat(2000) },
+      { name: './small', data: 's' },
+    ]);
     const { files, notes } = outputFiles(tar, caps);
     expect(files.map((f) => f.path)).toEqual(['small']);
     expect(notes.join('\n')).toMatch(/past the cap of 1000 bytes/);
   });
 
   it('an archive cut in the middle of a file returns the whole files before it and says so', () => {
-    const full = makeTar([{ name: './a', data: 'a'.repeat(10) }, { name: './b', data: 'b'.repeat(3000) }], { end: false });
+    const full = makeTar(
+      [
+        { name: './a', data: 'a'.repeat(10) },
+        { name: './b', data: 'b'.repeat(3000) },
+      ],
+      { end: false },
+    );
     const { files, notes } = outputFiles(full.subarray(0, full.length - 1000), caps);
     expect(files.map((f) => f.path)).toEqual(['a']);
     expect(notes.join('\n')).toMatch(/the rest was not read/);

@@ -39,7 +39,9 @@ describe('the docker output reader', () => {
 
   it('finds the marker split across every possible chunk boundary', () => {
     for (const chunk of [1, 2, 3, 7, 13, 64]) {
-      const { r, done } = read([frame(1, 'x'.repeat(50)), frame(1, trailer(0)), frame(2, 'e'), frame(2, stderrEnd)], { chunk });
+      const { r, done } = read([frame(1, 'x'.repeat(50)), frame(1, trailer(0)), frame(2, 'e'), frame(2, stderrEnd)], {
+        chunk,
+      });
       expect(done).toBe(true);
       expect(r.out.stdout).toBe('x'.repeat(50));
       expect(r.out.stderr).toBe('e');
@@ -66,7 +68,9 @@ describe('the docker output reader', () => {
   });
 
   it('keeps the exit status when output passed the cap, and marks it truncated', () => {
-    const { r, done } = read([frame(1, 'y'.repeat(10_000)), frame(1, trailer(7)), frame(2, stderrEnd)], { outputBytes: 1024 });
+    const { r, done } = read([frame(1, 'y'.repeat(10_000)), frame(1, trailer(7)), frame(2, stderrEnd)], {
+      outputBytes: 1024,
+    });
     expect(done).toBe(true);
     expect(r.out.truncated).toBe(true);
     expect(r.trailer?.exitCode).toBe(7);

@@ -1,8 +1,8 @@
 // What a run costs: the worst case reserved before it runs, and what it used after it ended,
 // never more than the worst case; unmeasured usage costs the worst case.
 import { describe, expect, it } from 'vitest';
-import type { Profile } from '../../contract/profile.ts';
 import { fromNanos, toNanos } from '../../contract/money.ts';
+import type { Profile } from '../../contract/profile.ts';
 import { actualCost, worstCaseCost } from '../../guard/budget/pricing.ts';
 
 const docker = { engine: 'docker', cpus: 2, price: { perRun: 0.001, perCpuSecond: 0.01, perGbSecond: 0.1 } } as Profile;

@@ -35,7 +35,13 @@ describe('the sandbox stdin protocol', () => {
 
   it('sends each file as "<bytes> <base64 path>" then its bytes, decoding base64 content, then code, then stdin', () => {
     const e = encodeInput(
-      job({ stdin: 'in', files: [{ path: 'a b/c.txt', content: 'hi', encoding: 'utf8' }, { path: 'x', content: Buffer.from([0, 1]).toString('base64'), encoding: 'base64' }] }),
+      job({
+        stdin: 'in',
+        files: [
+          { path: 'a b/c.txt', content: 'hi', encoding: 'utf8' },
+          { path: 'x', content: Buffer.from([0, 1]).toString('base64'), encoding: 'base64' },
+        ],
+      }),
       profile,
     );
     expect(e.chunks.slice(1).map((c) => c.toString('latin1'))).toEqual([

@@ -1,7 +1,7 @@
-import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateKeyPair, SignJWT, UnsecuredJWT } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SandgateError } from '../../contract/errors.ts';
 import { type KeyRing, loadKeyRing } from '../../guard/identity/signing-keys.ts';
@@ -54,7 +54,11 @@ describe('signing keys', () => {
 describe('agent tokens', () => {
   it('round-trip agent, scopes and task', async () => {
     const svc = createTokenService(keys);
-    const { token, expiresAt } = await svc.mint('ag_1234567890', { ttlSeconds: 60, scopes: { profiles: ['js'] }, taskId: 't1' });
+    const { token, expiresAt } = await svc.mint('ag_1234567890', {
+      ttlSeconds: 60,
+      scopes: { profiles: ['js'] },
+      taskId: 't1',
+    });
     const claims = await svc.verify(token);
     expect(claims).toMatchObject({ agentId: 'ag_1234567890', scopes: { profiles: ['js'] }, taskId: 't1' });
     expect(new Date(expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(60_000);
@@ -78,7 +82,11 @@ describe('agent tokens', () => {
 
   it('refuse alg none', async () => {
     const svc = createTokenService(keys);
-    const token = new UnsecuredJWT({ sub: 'ag_1234567890' }).setIssuer('sandgate').setAudience('sandgate-api').setExpirationTime('5m').encode();
+    const token = new UnsecuredJWT({ sub: 'ag_1234567890' })
+      .setIssuer('sandgate')
+      .setAudience('sandgate-api')
+      .setExpirationTime('5m')
+      .encode();
     expect((await rejection(svc.verify(token))).code).toBe('unauthorized');
   });
 

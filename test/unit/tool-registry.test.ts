@@ -30,23 +30,43 @@ describe('tool registry', () => {
 
   it('fills the endpoint from the environment, and is unavailable while a variable is missing', async () => {
     const dir = await dirWith({ 'notify.yaml': notify() });
-    expect((await loadTools(dir, { NOTIFY_URL: 'http://gw' })).get('notify')).toMatchObject({ available: false, url: 'http://gw/x' });
-    expect((await loadTools(dir, { NOTIFY_URL: 'http://gw', NOTIFY_TOKEN: 't' })).get('notify')).toMatchObject({ available: true });
+    expect((await loadTools(dir, { NOTIFY_URL: 'http://gw' })).get('notify')).toMatchObject({
+      available: false,
+      url: 'http://gw/x',
+    });
+    expect((await loadTools(dir, { NOTIFY_URL: 'http://gw', NOTIFY_TOKEN: 't' })).get('notify')).toMatchObject({
+      available: true,
+    });
     expect((await loadTools(dir, { NOTIFY_TOKEN: 't' })).get('notify')).toMatchObject({ available: false, url: null });
   });
 
   it('checks arguments against the schema, naming every problem', async () => {
     const tool = (await loadTools(await dirWith({ 'notify.yaml': notify() }), {})).get('notify')!;
     expect(tool.checkArgs({ who: 'ann' })).toEqual([]);
-    expect(tool.checkArgs({ who: 'annabel', extra: 1 })).toEqual(['args has an unknown property "extra"', 'args.who must NOT have more than 5 characters']);
+    expect(tool.checkArgs({ who: 'annabel', extra: 1 })).toEqual([
+      'args has an unknown property "extra"',
+      'args.who must NOT have more than 5 characters',
+    ]);
     expect(tool.checkArgs('nope')).toEqual(['args must be object']);
   });
 
   it.each([
     ['a field of the wrong type', notify().replace('cost: 0.5', 'cost: lots'), /notify\.yaml: field "cost"/],
-    ['a name that is not the file name', notify().replace('name: notify', 'name: other'), /field "name": "other" must match the file name "notify"/],
-    ['an argument schema that is not an object schema', notify().replace(/args: .*/, 'args: { type: string }'), /field "args": the argument schema must be/],
-    ['an unknown JSON Schema keyword', notify().replace('maxLength: 5', 'maxLenght: 5'), /field "args": not a valid JSON Schema/],
+    [
+      'a name that is not the file name',
+      notify().replace('name: notify', 'name: other'),
+      /field "name": "other" must match the file name "notify"/,
+    ],
+    [
+      'an argument schema that is not an object schema',
+      notify().replace(/args: .*/, 'args: { type: string }'),
+      /field "args": the argument schema must be/,
+    ],
+    [
+      'an unknown JSON Schema keyword',
+      notify().replace('maxLength: 5', 'maxLenght: 5'),
+      /field "args": not a valid JSON Schema/,
+    ],
     ['an unknown handler', notify().replace('type: http,', 'type: smtp,'), /field "handler.type"/],
     ['broken YAML', 'name: [', /not valid YAML/],
   ])('refuses %s, naming file and field', async (_, text, message) => {

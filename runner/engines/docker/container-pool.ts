@@ -1,8 +1,9 @@
 // Containers started ahead of time, each waiting on stdin for the one program it will run. A run
 // takes one; the pool refills in the background. Size 0 means every run starts cold.
+
+import type { Duplex } from 'node:stream';
 import type Dockerode from 'dockerode';
 import type { Container, ContainerCreateOptions } from 'dockerode';
-import type { Duplex } from 'node:stream';
 import { EngineUnavailable } from '../engine.ts';
 import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
@@ -16,7 +17,11 @@ export class SandboxUnavailable extends EngineUnavailable {
   override name = 'SandboxUnavailable';
 }
 
-export async function startSandbox(docker: Dockerode, spec: ContainerCreateOptions, track: (id: string) => void): Promise<Sandbox> {
+export async function startSandbox(
+  docker: Dockerode,
+  spec: ContainerCreateOptions,
+  track: (id: string) => void,
+): Promise<Sandbox> {
   let container: Container;
   try {
     container = await bounded(D.create, 'create', (abortSignal) => docker.createContainer({ ...spec, abortSignal }));
@@ -113,7 +118,12 @@ export class ContainerPool {
 
   /** Starts containers until the pool is full (see MAX_PARALLEL_STARTS). */
   fill(): void {
-    while (!this.#closed && this.#canStart() && this.#ready.length + this.#starting.size < this.#size && this.#starting.size < MAX_PARALLEL_STARTS) {
+    while (
+      !this.#closed &&
+      this.#canStart() &&
+      this.#ready.length + this.#starting.size < this.#size &&
+      this.#starting.size < MAX_PARALLEL_STARTS
+    ) {
       const starting: Promise<void> = startSandbox(this.#docker, this.#spec, this.#track)
         .then(async (sandbox) => {
           if (this.#closed) await removeContainer(sandbox.container);

@@ -1,8 +1,9 @@
 // CPU time, peak memory and OOM kills of a container, read while it still exists (the entrypoint
 // sleeps after the program ends until the engine has read this). Local cgroup files first (cheap,
 // and they know about OOM kills), Docker's stats API when Docker runs elsewhere.
-import type { Container } from 'dockerode';
+
 import { readFile } from 'node:fs/promises';
+import type { Container } from 'dockerode';
 import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
 export interface ContainerUsage {
@@ -57,7 +58,12 @@ export function createUsageReader(): (container: Container) => Promise<Container
   return async (container) => {
     if (layout === undefined) {
       for (const candidate of LAYOUTS) {
-        if (await candidate.read(container.id).then(() => true, () => false)) {
+        if (
+          await candidate.read(container.id).then(
+            () => true,
+            () => false,
+          )
+        ) {
           layout = candidate;
           break;
         }

@@ -10,14 +10,14 @@ import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts'
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
 import type { Engine } from '../engine.ts';
 import { ContainerPool, removeContainer, type Sandbox, SandboxUnavailable } from './container-pool.ts';
-import { bounded, createEngineHealth, DOCKER_DEADLINES, type EngineHealth, type HealthState } from './engine-health.ts';
 import { containerSpec } from './container-spec.ts';
 import { type ContainerUsage, createUsageReader } from './container-usage.ts';
+import { bounded, createEngineHealth, DOCKER_DEADLINES, type EngineHealth, type HealthState } from './engine-health.ts';
 import { outputFiles } from './output-files.ts';
 import { OutputReader, type Trailer } from './output-reader.ts';
 import { createReaper, type Reaper } from './reaper.ts';
-import { encodeInput, InputRejected } from './stdin-protocol.ts';
 import { runVerdict, type Verdict } from './run-verdict.ts';
+import { encodeInput, InputRejected } from './stdin-protocol.ts';
 
 export interface DockerEngineOptions {
   profiles: readonly DockerProfile[];
@@ -66,7 +66,10 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     intervalMs: 2 * (opts.probeIntervalMs ?? 1000),
     probe: async (abortSignal) => {
       // The typings lack the options argument dockerode takes (docker.js: ping(opts), info(opts)).
-      const withSignal = docker as unknown as { ping(o: object): Promise<unknown>; info(o: object): Promise<{ Runtimes?: Record<string, unknown> }> };
+      const withSignal = docker as unknown as {
+        ping(o: object): Promise<unknown>;
+        info(o: object): Promise<{ Runtimes?: Record<string, unknown> }>;
+      };
       await withSignal.ping({ abortSignal });
       const info = await withSignal.info({ abortSignal });
       return new Set(Object.keys(info.Runtimes ?? {}));
@@ -151,7 +154,13 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     const pool =
       memoryMb === profile.limits.memoryMb
         ? poolFor(profile)
-        : new ContainerPool({ docker, spec: specFor(profile, memoryMb), size: 0, track: (id) => live.add(id), onError: (e) => onError(e, 'cold start') });
+        : new ContainerPool({
+            docker,
+            spec: specFor(profile, memoryMb),
+            size: 0,
+            track: (id) => live.add(id),
+            onError: (e) => onError(e, 'cold start'),
+          });
     for (let attempt = 0; attempt < 3; attempt++) {
       let sandbox: Sandbox;
       try {
@@ -175,7 +184,12 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       if (!(e instanceof InputRejected)) throw e;
       // Nothing ran: measured, and zero.
       const reader = new OutputReader('-', job.limits.outputBytes, 0);
-      return withOutput(reader, { status: 'failed', exitCode: null, error: resultError('input_rejected', e.message) }, NOTHING_RAN, 0);
+      return withOutput(
+        reader,
+        { status: 'failed', exitCode: null, error: resultError('input_rejected', e.message) },
+        NOTHING_RAN,
+        0,
+      );
     }
     const started = performance.now();
     if (!healthy()) throw new SandboxUnavailable(health.state().reason ?? 'the Docker Engine is unavailable');
@@ -198,7 +212,9 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       usageAtEnd = readUsage(sandbox.container).catch(() => undefined);
       void usageAtEnd.finally(() => {
         forceEnd();
-        return bounded(DOCKER_DEADLINES.kill, 'kill', (abortSignal) => sandbox.container.kill({ signal: 'SIGKILL', abortSignal })).catch(() => {});
+        return bounded(DOCKER_DEADLINES.kill, 'kill', (abortSignal) =>
+          sandbox.container.kill({ signal: 'SIGKILL', abortSignal }),
+        ).catch(() => {});
       });
     };
     const timer = setTimeout(() => end('timed_out'), job.limits.timeoutMs);
@@ -232,7 +248,11 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       const usage = await (usageAtEnd ?? readUsage(sandbox.container).catch(() => undefined));
       const stopped =
         how === 'closed' && !ending
-          ? (await bounded(DOCKER_DEADLINES.inspect, 'inspect', (abortSignal) => sandbox.container.inspect({ abortSignal })).catch(() => undefined))?.State
+          ? (
+              await bounded(DOCKER_DEADLINES.inspect, 'inspect', (abortSignal) =>
+                sandbox.container.inspect({ abortSignal }),
+              ).catch(() => undefined)
+            )?.State
           : undefined;
       const verdict = runVerdict({
         ending,
@@ -280,7 +300,10 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
         await Promise.all([...pools.values()].map((p) => p.close()));
         await Promise.all(removals);
       })();
-      const timedOut = await Promise.race([done.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_MS)))]);
+      const timedOut = await Promise.race([
+        done.then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_MS))),
+      ]);
       clearTimeout(timer);
       if (timedOut) onError(new Error(`containers not removed within ${CLOSE_MS} ms are left for the reaper`), 'close');
     },
@@ -290,7 +313,12 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
 const NOTHING_RAN: ContainerUsage = { cpuMs: 0, memoryPeakBytes: 0, oomKills: 0 };
 
 /** The run's output and usage around its verdict; usage that could not be read says so. */
-function withOutput(reader: OutputReader, verdict: Verdict & Partial<EngineResult>, usage: ContainerUsage | undefined, wallMs: number): EngineResult {
+function withOutput(
+  reader: OutputReader,
+  verdict: Verdict & Partial<EngineResult>,
+  usage: ContainerUsage | undefined,
+  wallMs: number,
+): EngineResult {
   return {
     stdout: reader.out.stdout,
     stderr: reader.out.stderr,

@@ -76,7 +76,12 @@ export function createEngineHealth(opts: EngineHealthOptions): EngineHealth {
       const runtimes = await bounded(timeoutMs, 'probe', opts.probe);
       set({ healthy: true, runtimes, reason: undefined, checkedAt: Date.now() });
     } catch (e) {
-      set({ healthy: false, runtimes: state.runtimes, reason: (e as Error).message || 'the Docker Engine failed', checkedAt: Date.now() });
+      set({
+        healthy: false,
+        runtimes: state.runtimes,
+        reason: (e as Error).message || 'the Docker Engine failed',
+        checkedAt: Date.now(),
+      });
     } finally {
       firstDone();
     }

@@ -46,7 +46,10 @@ export function outputFiles(tar: Buffer, caps: DockerProfile['files']): OutputFi
   if (refused.length) notes.push(`refused ${refused.length} returned path(s): ${refused.slice(0, 5).join(', ')}`);
   if (overCount) notes.push(`${overCount} more file(s) in out/ past the cap of ${caps.outMaxCount} files were dropped`);
   if (overBytes) notes.push(`${overBytes} file(s) in out/ past the cap of ${caps.outMaxBytes} bytes were dropped`);
-  if (!complete) notes.push(`out/ holds more than the caps allow (${caps.outMaxCount} files, ${caps.outMaxBytes} bytes); the rest was not read`);
+  if (!complete)
+    notes.push(
+      `out/ holds more than the caps allow (${caps.outMaxCount} files, ${caps.outMaxBytes} bytes); the rest was not read`,
+    );
   return { files, notes };
 }
 

@@ -103,7 +103,8 @@ export class OutputReader {
     if (!endsWith(this.#tail, this.#end) || this.#exitCode === undefined) return;
     const body = this.#overflow ? '' : Buffer.concat(after).toString('latin1');
     const out = new RegExp(`\\n${this.#nonce} out ([A-Za-z0-9+/=]*)\\n${this.#nonce} end\\n$`).exec(body);
-    const bare = /^\d{1,3}\n/.test(body) && body.indexOf(`${this.#nonce} out `) === -1 && body.endsWith(`\n${this.#nonce} end\n`);
+    const bare =
+      /^\d{1,3}\n/.test(body) && body.indexOf(`${this.#nonce} out `) === -1 && body.endsWith(`\n${this.#nonce} end\n`);
     this.trailer = {
       exitCode: this.#exitCode,
       outTar: out ? Buffer.from(out[1]!, 'base64') : undefined,

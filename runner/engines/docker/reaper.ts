@@ -26,7 +26,11 @@ export function createReaper(opts: ReaperOptions): Reaper {
   let running: Promise<number> | undefined;
   const sweep = async (): Promise<number> => {
     const containers = await bounded(D.list, 'list', (abortSignal) =>
-      opts.docker.listContainers({ all: true, filters: { label: [`${LABEL.sandgate}=1`, `${LABEL.prefix}=${opts.prefix}`] }, abortSignal }),
+      opts.docker.listContainers({
+        all: true,
+        filters: { label: [`${LABEL.sandgate}=1`, `${LABEL.prefix}=${opts.prefix}`] },
+        abortSignal,
+      }),
     );
     const alive = new Map<string, boolean>();
     let removed = 0;
@@ -40,7 +44,9 @@ export function createReaper(opts: ReaperOptions): Reaper {
         orphan = !alive.get(owner);
       }
       if (!orphan) continue;
-      await bounded(D.remove, 'remove', (abortSignal) => opts.docker.getContainer(c.Id).remove({ force: true, abortSignal }))
+      await bounded(D.remove, 'remove', (abortSignal) =>
+        opts.docker.getContainer(c.Id).remove({ force: true, abortSignal }),
+      )
         .then(() => removed++)
         .catch((e: Error) => opts.onError(e));
     }

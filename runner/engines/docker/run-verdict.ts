@@ -25,11 +25,13 @@ export function runVerdict(f: RunFacts): Verdict {
   }
   if (f.ending === 'cancelled') return { status: 'cancelled', exitCode: null, error: resultError('cancelled') };
   if (f.exitCode !== undefined) {
-    if (f.exitCode !== 0 && (f.oomKills ?? 0) > 0) return { status: 'memory_exceeded', exitCode: f.exitCode, error: memory };
+    if (f.exitCode !== 0 && (f.oomKills ?? 0) > 0)
+      return { status: 'memory_exceeded', exitCode: f.exitCode, error: memory };
     if (f.exitCode === 0) return { status: 'succeeded', exitCode: 0 };
     return { status: 'failed', exitCode: f.exitCode, error: resultError('nonzero_exit', f.exitCode) };
   }
-  if (f.stopped?.oomKilled || (f.oomKills ?? 0) > 0) return { status: 'memory_exceeded', exitCode: null, error: memory };
+  if (f.stopped?.oomKilled || (f.oomKills ?? 0) > 0)
+    return { status: 'memory_exceeded', exitCode: null, error: memory };
   return {
     status: 'failed',
     exitCode: null,

@@ -30,7 +30,8 @@ export function outTarLimit(files: DockerProfile['files']): number {
 
 export function encodeInput(job: ExecutionJob, profile: DockerProfile): EncodedInput {
   const { files } = profile;
-  if (job.files.length > files.maxCount) throw new InputRejected(`at most ${files.maxCount} files per run on profile "${profile.name}"`);
+  if (job.files.length > files.maxCount)
+    throw new InputRejected(`at most ${files.maxCount} files per run on profile "${profile.name}"`);
   const nonce = randomBytes(18).toString('hex');
   const code = Buffer.from(job.code, 'utf8');
   const outLimit = outTarLimit(files);
@@ -42,7 +43,8 @@ export function encodeInput(job: ExecutionJob, profile: DockerProfile): EncodedI
     if (problem) throw new InputRejected(`file path "${f.path}" ${problem}`);
     const content = Buffer.from(f.content, f.encoding === 'base64' ? 'base64' : 'utf8');
     total += content.length;
-    if (total > files.maxBytes) throw new InputRejected(`input files exceed ${files.maxBytes} bytes on profile "${profile.name}"`);
+    if (total > files.maxBytes)
+      throw new InputRejected(`input files exceed ${files.maxBytes} bytes on profile "${profile.name}"`);
     chunks.push(Buffer.from(`${content.length} ${Buffer.from(f.path).toString('base64')}\n`), content);
   }
   chunks.push(code);

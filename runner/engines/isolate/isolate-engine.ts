@@ -3,8 +3,8 @@
 // serves HTTP and Redis never stalls on V8 set-up, and a thread that stops answering is
 // terminated and replaced without taking the process down.
 import { Worker } from 'node:worker_threads';
-import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { resultError } from '../../../contract/errors.ts';
+import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { type Engine, faultResult } from '../engine.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 
@@ -67,7 +67,8 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
         const run = thread.runs.get(msg.id);
         const bridge = opts.tools;
         void answerOf(async () => {
-          if (!run || !bridge) throw Object.assign(new Error(resultError('tools_unavailable').message), { code: 'tools_unavailable' });
+          if (!run || !bridge)
+            throw Object.assign(new Error(resultError('tools_unavailable').message), { code: 'tools_unavailable' });
           return bridge(run.job, msg.name, JSON.parse(msg.argsJson), run.signal);
         }).then((answer) => worker.postMessage({ type: 'tool-answer', callId: msg.callId, answer } satisfies ToThread));
         return;
@@ -80,7 +81,8 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
     });
     worker.on('error', (err) => opts.onThreadError?.(err));
     worker.on('exit', () => {
-      for (const p of thread.pending.values()) p.resolve(faultResult(resultError('engine_fault', 'the isolate thread stopped during the run')));
+      for (const p of thread.pending.values())
+        p.resolve(faultResult(resultError('engine_fault', 'the isolate thread stopped during the run')));
       thread.pending.clear();
       const i = threads.indexOf(thread);
       if (i !== -1 && !closed) threads[i] = spawn();

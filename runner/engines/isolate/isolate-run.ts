@@ -11,7 +11,12 @@ import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
 type Ending = 'timed_out' | 'cancelled';
 
-export async function runInIsolate(job: ExecutionJob, signal: AbortSignal, prepared: Promise<PreparedIsolate>, tool?: ToolCall): Promise<EngineResult> {
+export async function runInIsolate(
+  job: ExecutionJob,
+  signal: AbortSignal,
+  prepared: Promise<PreparedIsolate>,
+  tool?: ToolCall,
+): Promise<EngineResult> {
   const { timeoutMs, memoryMb, outputBytes } = job.limits;
   const out = new OutputCollector(outputBytes);
   const startedAt = performance.now();

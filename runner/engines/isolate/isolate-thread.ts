@@ -1,8 +1,9 @@
 // An isolate thread: owns its isolates (creating a V8 isolate blocks the thread that does it for
 // ~1.5 ms, which must not be the event loop that serves HTTP and Redis) and runs jobs sent by
 // the isolate engine on the main thread.
-import ivm from 'isolated-vm';
+
 import { parentPort, workerData } from 'node:worker_threads';
+import ivm from 'isolated-vm';
 import { runInIsolate } from './isolate-run.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 import { WarmIsolates } from './warm-isolates.ts';
@@ -46,7 +47,18 @@ async function check(id: string): Promise<void> {
   try {
     const ctx = await isolate.createContext();
     if ((await ctx.eval('1 + 1', { timeout: 1000 })) !== 2) throw new Error('isolate self-test failed');
-    send({ type: 'result', id, result: { status: 'succeeded', exitCode: 0, stdout: '', stderr: '', truncated: false, usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 } } });
+    send({
+      type: 'result',
+      id,
+      result: {
+        status: 'succeeded',
+        exitCode: 0,
+        stdout: '',
+        stderr: '',
+        truncated: false,
+        usage: { cpuMs: 0, wallMs: 0, memoryBytes: 0 },
+      },
+    });
   } catch (e) {
     send({ type: 'fault', id, message: (e as Error).message });
   } finally {

@@ -2,8 +2,9 @@
 // the request path is its creation (V8 heap + context + prelude, ~2 ms, 1.3 ms of it blocking
 // the main thread), done after a run has ended, never while one is in progress on this thread. Only the profiles' own memory ceilings are kept warm (a bounded set);
 // a run asking for a lower limit gets a cold isolate.
-import { resultError } from '../../../contract/errors.ts';
+
 import ivm from 'isolated-vm';
+import { resultError } from '../../../contract/errors.ts';
 import type { OutputCollector } from '../output-collector.ts';
 import { PRELUDE } from './isolate-prelude.ts';
 
@@ -17,14 +18,19 @@ export interface PreparedIsolate {
   sink: { out: OutputCollector | undefined; tool: ToolCall | undefined };
 }
 
-export async function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string) => void): Promise<PreparedIsolate> {
+export async function prepareIsolate(
+  memoryMb: number,
+  onCatastrophicError: (m: string) => void,
+): Promise<PreparedIsolate> {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError });
   try {
     const context = await isolate.createContext();
     const sink: PreparedIsolate['sink'] = { out: undefined, tool: undefined };
     const write = new ivm.Callback((fd: 1 | 2, line: string) => sink.out?.write(fd, line) ?? false);
     const tool = new ivm.Reference((name: string, argsJson: string) =>
-      sink.tool ? sink.tool(name, argsJson) : Promise.resolve(JSON.stringify({ ok: false, ...resultError('tools_unavailable') })),
+      sink.tool
+        ? sink.tool(name, argsJson)
+        : Promise.resolve(JSON.stringify({ ok: false, ...resultError('tools_unavailable') })),
     );
     await context.evalClosure(PRELUDE, [write, tool], { timeout: 1000 });
     return { isolate, context, sink };

@@ -4,14 +4,15 @@
 // hook on the address we resolved ourselves and then connect to, so DNS rebinding gets no second
 // resolution to exploit. A fresh undici Client per hop: no pooled socket, proxy env, cookie jar or
 // ambient credential is ever used. Refusals and failures are results, never exceptions.
-import { type ResultError, type ResultErrorCode, resultError } from '../../../contract/errors.ts';
+
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { StringDecoder } from 'node:string_decoder';
 import { buildConnector, Client } from 'undici';
+import { type ResultError, type ResultErrorCode, resultError } from '../../../contract/errors.ts';
 import {
-  type DestinationGrant,
-  type Destination,
   DEFAULT_PORTS,
+  type Destination,
+  type DestinationGrant,
   matchGrant,
   normalizeHost,
   parseDestinationGrants,
@@ -66,7 +67,19 @@ const defaultLookup: Lookup = (hostname) => dnsLookup(hostname, { all: true, ord
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 // Set by undici or the transport, or they would let the caller steer the request past the check
 // (Host changes the TLS server name and the virtual host; proxy-* and upgrade change the protocol).
-const DROPPED_HEADERS = new Set(['host', 'connection', 'keep-alive', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'content-length']);
+const DROPPED_HEADERS = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'content-length',
+]);
 // Credentials meant for one origin are not forwarded to another on redirect.
 const ORIGIN_BOUND_HEADERS = ['authorization', 'cookie'];
 
@@ -96,13 +109,16 @@ function checkUrl(raw: string, grants: readonly DestinationGrant[]): { decision:
   try {
     url = new URL(raw);
   } catch {
-    return { decision: { url: raw.slice(0, 2048), host: '', port: 0, allowed: false, reason: 'not a valid absolute URL' } };
+    return {
+      decision: { url: raw.slice(0, 2048), host: '', port: 0, allowed: false, reason: 'not a valid absolute URL' },
+    };
   }
   const scheme = url.protocol.slice(0, -1);
   const host = normalizeHost(url.hostname);
   const port = url.port ? Number(url.port) : (DEFAULT_PORTS[scheme as Scheme] ?? 0);
   const refuse = (reason: string) => ({ decision: { url: redact(url), host, port, allowed: false, reason } });
-  if (scheme !== 'http' && scheme !== 'https') return refuse(`scheme "${url.protocol}" is not allowed (only http: and https:)`);
+  if (scheme !== 'http' && scheme !== 'https')
+    return refuse(`scheme "${url.protocol}" is not allowed (only http: and https:)`);
   // http://allowed.example@127.0.0.1/ goes to 127.0.0.1; credentials in URLs are refused outright.
   if (url.username || url.password) return refuse('URLs with userinfo (user:password@) are refused');
   const dest: Destination = { scheme, host, port };
@@ -145,7 +161,9 @@ async function resolveHop(hop: Hop, lookup: Lookup, signal: AbortSignal): Promis
     onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-  const answers = await Promise.race([lookup(hop.dest.host), aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+  const answers = await Promise.race([lookup(hop.dest.host), aborted]).finally(() =>
+    signal.removeEventListener('abort', onAbort),
+  );
   if (answers.length === 0) throw new Error(`DNS lookup of ${hop.dest.host} returned no address`);
   const addresses = answers.map((a) => classifyIp(a.address).address || a.address);
   for (const address of addresses) {
@@ -173,7 +191,11 @@ interface HopResponse {
   truncated: boolean;
 }
 
-async function sendHop(hop: Hop, req: Request, opts: { lookup: Lookup; signal: AbortSignal; timeoutMs: number; maxBytes: number }): Promise<HopResponse> {
+async function sendHop(
+  hop: Hop,
+  req: Request,
+  opts: { lookup: Lookup; signal: AbortSignal; timeoutMs: number; maxBytes: number },
+): Promise<HopResponse> {
   const base = buildConnector({ timeout: opts.timeoutMs });
   const client = new Client(hop.url.origin, {
     headersTimeout: opts.timeoutMs,
@@ -202,7 +224,8 @@ async function sendHop(hop: Hop, req: Request, opts: { lookup: Lookup; signal: A
     // errors while reading still reach the for-await below through its own listener.
     res.body.on('error', () => {});
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    for (const [k, v] of Object.entries(res.headers))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
     if (REDIRECTS.has(res.statusCode) && headers.location) {
       res.body.destroy();
       return { status: res.statusCode, headers, truncated: false };
@@ -245,8 +268,16 @@ function fail(decisions: EgressDecision[], error: ResultError<EgressErrorCode>):
 export async function safeFetch(url: string, options: SafeFetchOptions): Promise<SafeFetchResult> {
   const decisions: EgressDecision[] = [];
   const { timeoutMs, maxResponseBytes: maxBytes, maxRedirects = 3, lookup = defaultLookup } = options;
-  if (options.method !== 'GET' && options.method !== 'POST') return fail(decisions, resultError('egress_refused', `method ${String(options.method)} is not allowed (GET or POST)`));
-  if (!(timeoutMs > 0) || !(maxBytes >= 0) || !(maxRedirects >= 0)) return fail(decisions, resultError('egress_failed', 'timeoutMs, maxResponseBytes and maxRedirects must be positive numbers'));
+  if (options.method !== 'GET' && options.method !== 'POST')
+    return fail(
+      decisions,
+      resultError('egress_refused', `method ${String(options.method)} is not allowed (GET or POST)`),
+    );
+  if (!(timeoutMs > 0) || !(maxBytes >= 0) || !(maxRedirects >= 0))
+    return fail(
+      decisions,
+      resultError('egress_failed', 'timeoutMs, maxResponseBytes and maxRedirects must be positive numbers'),
+    );
   let grants: DestinationGrant[];
   try {
     grants = options.grants.map((g) => (typeof g === 'string' ? parseDestinationGrants([g])[0]! : g));
@@ -267,19 +298,37 @@ export async function safeFetch(url: string, options: SafeFetchOptions): Promise
       try {
         res = await sendHop(hop, req, { lookup, signal: controller.signal, timeoutMs, maxBytes });
       } catch (err) {
-        if (err instanceof EgressRefusal || !decision.allowed) return fail(decisions, resultError('egress_refused', decision.reason));
+        if (err instanceof EgressRefusal || !decision.allowed)
+          return fail(decisions, resultError('egress_refused', decision.reason));
         if (controller.signal.aborted) return fail(decisions, resultError('egress_timeout', timeoutMs));
         const e = err as Error & { code?: string };
-        return fail(decisions, resultError('egress_failed', `${hop.dest.host}:${hop.dest.port}: ${e.code ? `${e.code} ` : ''}${e.message}`));
+        return fail(
+          decisions,
+          resultError('egress_failed', `${hop.dest.host}:${hop.dest.port}: ${e.code ? `${e.code} ` : ''}${e.message}`),
+        );
       }
       const location = REDIRECTS.has(res.status) ? res.headers.location : undefined;
-      if (location === undefined) return { ok: true, status: res.status, headers: res.headers, body: res.body ?? '', truncated: res.truncated, decisions };
+      if (location === undefined)
+        return {
+          ok: true,
+          status: res.status,
+          headers: res.headers,
+          body: res.body ?? '',
+          truncated: res.truncated,
+          decisions,
+        };
 
       let target: URL;
       try {
         target = new URL(location, hop.url);
       } catch {
-        decisions.push({ url: location.slice(0, 2048), host: '', port: 0, allowed: false, reason: 'redirect Location is not a valid URL' });
+        decisions.push({
+          url: location.slice(0, 2048),
+          host: '',
+          port: 0,
+          allowed: false,
+          reason: 'redirect Location is not a valid URL',
+        });
         return fail(decisions, resultError('egress_refused', 'redirect Location is not a valid URL'));
       }
       if (redirects >= maxRedirects) {

@@ -6,17 +6,36 @@ import { resultError } from '../../../contract/errors.ts';
 import type { Tool } from '../../../guard/tools/tool-registry.ts';
 import type { HandlerResult } from './handler.ts';
 
-export async function runHttpCall(tool: Tool, actionId: string, args: Record<string, unknown>, env: Record<string, string | undefined>): Promise<HandlerResult> {
+export async function runHttpCall(
+  tool: Tool,
+  actionId: string,
+  args: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+): Promise<HandlerResult> {
   const handler = tool.definition.handler;
-  if (handler.type !== 'http' || !tool.url) return { ok: false, error: resultError('tool_unavailable', 'the tool has no endpoint configured'), egress: [] };
+  if (handler.type !== 'http' || !tool.url)
+    return { ok: false, error: resultError('tool_unavailable', 'the tool has no endpoint configured'), egress: [] };
   const url = new URL(tool.url);
   const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': actionId };
   for (const [name, { env: variable, prefix }] of Object.entries(handler.headers)) {
     const secret = env[variable];
-    if (!secret) return { ok: false, error: resultError('tool_unavailable', `the tool's credential ${variable} is not set`), egress: [] };
+    if (!secret)
+      return {
+        ok: false,
+        error: resultError('tool_unavailable', `the tool's credential ${variable} is not set`),
+        egress: [],
+      };
     headers[name] = `${prefix}${secret}`;
   }
-  const egress = [{ url: url.origin + url.pathname, host: url.hostname, port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80), allowed: true, reason: 'operator endpoint of the tool' }];
+  const egress = [
+    {
+      url: url.origin + url.pathname,
+      host: url.hostname,
+      port: Number(url.port) || (url.protocol === 'https:' ? 443 : 80),
+      allowed: true,
+      reason: 'operator endpoint of the tool',
+    },
+  ];
   try {
     // undici follows no redirect unless asked: the operator endpoint answers itself or fails.
     const res = await request(url, {
@@ -43,14 +62,21 @@ export async function runHttpCall(tool: Tool, actionId: string, args: Record<str
       body = JSON.parse(text);
     } catch {}
     if (res.statusCode >= 400) {
-      return { ok: false, error: resultError('tool_http_error', res.statusCode), result: { status: res.statusCode, body }, egress };
+      return {
+        ok: false,
+        error: resultError('tool_http_error', res.statusCode),
+        result: { status: res.statusCode, body },
+        egress,
+      };
     }
     return { ok: true, result: { status: res.statusCode, body, truncated }, egress };
   } catch (e) {
     const timeout = (e as Error).name === 'TimeoutError' || (e as Error).name === 'AbortError';
     return {
       ok: false,
-      error: timeout ? resultError('tool_timeout', handler.timeoutMs) : resultError('tool_unreachable', (e as Error).message),
+      error: timeout
+        ? resultError('tool_timeout', handler.timeoutMs)
+        : resultError('tool_unreachable', (e as Error).message),
       egress,
     };
   }

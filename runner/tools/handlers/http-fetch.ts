@@ -30,10 +30,17 @@ export async function runHttpFetch(
     ...(lookup && { lookup }),
   });
   const egress = fetched.decisions.map((d) => ({ ...d }));
-  if (!fetched.ok) return { ok: false, error: fetched.error ?? resultError('egress_failed', 'the fetch failed'), egress };
+  if (!fetched.ok)
+    return { ok: false, error: fetched.error ?? resultError('egress_failed', 'the fetch failed'), egress };
   return {
     ok: true,
-    result: { status: fetched.status, headers: fetched.headers, body: fetched.body, truncated: fetched.truncated, untrusted: true },
+    result: {
+      status: fetched.status,
+      headers: fetched.headers,
+      body: fetched.body,
+      truncated: fetched.truncated,
+      untrusted: true,
+    },
     egress,
     untrustedSource: `http_fetch ${args.url}`,
   };
