@@ -15,8 +15,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 /** ioredis and BullMQ errors that mean Redis cannot be reached. */
 function isRedisDown(e: FastifyError): boolean {
   return (
-    /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request/i.test(e.message) ||
-    e.name === 'MaxRetriesPerRequestError'
+    /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request|Command timed out/i.test(
+      e.message,
+    ) || e.name === 'MaxRetriesPerRequestError'
   );
 }
 

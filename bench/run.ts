@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   policy: () => import('./policy.ts'),
   budget: () => import('./budget.ts'),
   audit: () => import('./audit.ts'),
+  watch: () => import('./watch.ts'),
 };
 
 const name = process.argv[2];

@@ -4,25 +4,34 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import type { Config } from '../contract/config.ts';
 import type { EngineName } from '../contract/profile.ts';
-import { ACTIONS_QUEUE, executionQueueName } from '../contract/queues.ts';
+import { ACTIONS_QUEUE, executionQueueName, NOTIFY_QUEUE } from '../contract/queues.ts';
+import type { Alert } from '../contract/watch.ts';
 import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
 import { type AuditTrail, openAuditTrail } from '../guard/audit/audit-trail.ts';
 import { type ActionLifecycle, createActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
 import { createExecutionLifecycle, type ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
 import { createHooks, type Hooks } from '../guard/lifecycle/hooks.ts';
+import { createTaskLifecycle, type TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadProfiles, type ProfileSet } from '../guard/profiles.ts';
 import { loadTools, type ToolSet } from '../guard/tools/tool-registry.ts';
+import { configuredSinks, type SinkConfig } from '../guard/watch/deliveries.ts';
+import { createWatch, type NotifyEvent, type Watch } from '../guard/watch/watch.ts';
+import { type NotifyJob, RENOTIFY_JOB } from '../runner/notify-worker.ts';
 import { EXPIRE_JOB } from '../runner/tools/action-worker.ts';
 import { type ActionStore, createActionStore } from '../state/actions.ts';
 import { type AgentStore, createAgentStore } from '../state/agents.ts';
+import { type AlertStore, createAlertStore } from '../state/alerts.ts';
 import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
 import { publishCancel } from '../state/cancel-channel.ts';
 import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
+import { createWatchStore, type WatchStore } from '../state/watch.ts';
 import type { Mode } from './compose.ts';
 import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
+import { registerAlertMetrics, sinkConfig } from './compose-watch.ts';
 
 export interface Core {
   config: Config;
@@ -41,6 +50,14 @@ export interface Core {
   hooks: Hooks;
   executions: ExecutionLifecycle;
   toolCalls: ActionLifecycle;
+  tasks: TaskLifecycle;
+  watchStore: WatchStore;
+  alerts: AlertStore;
+  watch: Watch;
+  notifyQueue: Queue;
+  sinks: SinkConfig;
+  /** Sends an open alert again to every receiver and schedules the next round. */
+  renotify(alertId: string): Promise<void>;
   /** The engines this process runs, set by the runner side once it has made them. */
   local: { engines: LocalEngines };
   /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
@@ -52,6 +69,7 @@ export async function composeCore(
   mode: Mode,
   log: Logger,
   env: Record<string, string | undefined>,
+  registry: Registry,
 ): Promise<Core> {
   const profiles = await loadProfiles(config.SANDGATE_PROFILES_DIR);
   const tools = await loadTools(config.SANDGATE_TOOLS_DIR, env);
@@ -94,6 +112,11 @@ export async function composeCore(
   const engines = new Set([...profiles.values()].map((p) => p.engine));
   const executionQueues = new Map<EngineName, Queue>([...engines].map((e) => [e, queue(executionQueueName(e))]));
   const actionsQueue = queue(ACTIONS_QUEUE);
+  const notifyQueue = queue(NOTIFY_QUEUE);
+  const watchStore = createWatchStore(redis, prefix);
+  const alerts = createAlertStore(redis, prefix, ttl);
+  const isHeld = async (agentId: string, taskId: string | null) =>
+    (await watchStore.held(agentId, taskId)) !== undefined;
 
   // A runner-only deployment cannot see the runners' engines: an API-only process counts every
   // profile as available, and its readiness reports the runners instead.
@@ -121,6 +144,7 @@ export async function composeCore(
     publishCancel: (id) => publishCancel(redis, prefix, id),
     resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
+    isHeld,
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
       if (!q) throw new Error(`no queue for engine ${engine}`);
@@ -153,7 +177,55 @@ export async function composeCore(
     },
     announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),
     stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
+    isHeld,
   });
+
+  const tasks = createTaskLifecycle({
+    budgets,
+    audit: auditTrail.audit,
+    hooks,
+    stopTask: (a, t, c) => executions.stopTask(a, t, c),
+  });
+  const sinks = sinkConfig(config);
+  const renotifyMs = config.SANDGATE_WATCH.renotifyS * 1000;
+  const notify = async (alert: Alert, event: NotifyEvent) => {
+    for (const sink of configuredSinks(sinks)) {
+      const job: NotifyJob = { alertId: alert.id, sink, event };
+      await notifyQueue.add('deliver', job, {
+        attempts: 8,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: 1000,
+        removeOnFail: 1000,
+      });
+    }
+    if (event === 'trigger' || event === 'renotify') {
+      await notifyQueue.add(
+        RENOTIFY_JOB,
+        { alertId: alert.id },
+        { delay: renotifyMs, removeOnComplete: true, removeOnFail: true },
+      );
+    }
+  };
+  const alertMetrics = registerAlertMetrics(registry, alerts);
+  const watchErrors = throttledErrorLog(log, 'watch');
+  const watch = createWatch({
+    store: watchStore,
+    alerts,
+    agents,
+    audit: auditTrail.audit,
+    hooks,
+    settings: config.SANDGATE_WATCH,
+    notify,
+    onRaised: alertMetrics.raised,
+    onError: (e, where) => {
+      alertMetrics.failed(where);
+      watchErrors(new Error(`${where}: ${e.message}`));
+    },
+  });
+  const renotify = async (alertId: string) => {
+    const alert = await alerts.get(alertId);
+    if (alert?.status === 'open') await notify(alert, 'renotify');
+  };
   return {
     config,
     log,
@@ -171,6 +243,13 @@ export async function composeCore(
     hooks,
     executions,
     toolCalls,
+    tasks,
+    watchStore,
+    alerts,
+    watch,
+    notifyQueue,
+    sinks,
+    renotify,
     local,
     availableProfiles,
   };

@@ -3,6 +3,7 @@
 
 import type { Registry } from 'prom-client';
 import type { ActionStatus } from '../contract/action.ts';
+import { buildNotifyWorker } from '../runner/notify-worker.ts';
 import { createRunMetrics } from '../runner/run-metrics.ts';
 import { buildActionWorker } from '../runner/tools/action-worker.ts';
 import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
@@ -35,12 +36,14 @@ export async function composeRunnerSide(
   // BullMQ leaves a connection it was handed open: these two are closed with the runner.
   const workerConnection = await connect(config.REDIS_URL, 'sandgate-worker', { maxRetriesPerRequest: null });
   const actionConnection = await connect(config.REDIS_URL, 'sandgate-action-worker', { maxRetriesPerRequest: null });
+  const notifyConnection = await connect(config.REDIS_URL, 'sandgate-notify-worker', { maxRetriesPerRequest: null });
   closers.push({
     name: 'worker connections',
     must: true,
     close: async () => {
       workerConnection.disconnect();
       actionConnection.disconnect();
+      notifyConnection.disconnect();
     },
   });
   const actionEvents = await createRecordEvents<ActionStatus>(
@@ -77,5 +80,21 @@ export async function composeRunnerSide(
     logger: log.child({ part: 'actions' }),
     ...(lookup && { lookup }),
   });
-  return { runner, closeActionWorker: () => actionWorker.close(), closers };
+  // Runners deliver alerts (an API-only process raises them; the queue holds them for a runner).
+  const notifyWorker = await buildNotifyWorker({
+    connection: notifyConnection,
+    prefix: config.SANDGATE_PREFIX,
+    alerts: core.alerts,
+    audit: core.auditTrail.audit,
+    sinks: core.sinks,
+    renotify: core.renotify,
+    logger: log.child({ part: 'notify' }),
+  });
+  return {
+    runner,
+    closeActionWorker: async () => {
+      await Promise.all([actionWorker.close(), notifyWorker.close()]);
+    },
+    closers,
+  };
 }

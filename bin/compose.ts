@@ -52,7 +52,7 @@ export async function composeSandgate({
   const log = logger ?? pino({ level: config.SANDGATE_LOG_LEVEL, name: 'sandgate' });
   const registry = new Registry();
   if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: 'sandgate_' });
-  const core = await composeCore(config, mode, log, env);
+  const core = await composeCore(config, mode, log, env, registry);
   const runnerSide = mode !== 'api' ? await composeRunnerSide(core, registry, env, lookup) : undefined;
   const apiSide = mode !== 'runner' ? await composeApiSide(core, registry) : undefined;
 
@@ -75,7 +75,7 @@ export async function composeSandgate({
         Math.max(0, left() - 1500),
       );
       // 3. The sides' own connections, the heartbeat (always), the queues.
-      const queues: Closer[] = [...core.executionQueues.values(), core.actionsQueue].map((q) => ({
+      const queues: Closer[] = [...core.executionQueues.values(), core.actionsQueue, core.notifyQueue].map((q) => ({
         name: `queue ${q.name}`,
         close: () => q.close(),
       }));

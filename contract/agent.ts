@@ -1,7 +1,9 @@
 // Agents, their grants and their short-lived tokens.
 import { z } from 'zod';
 import { TaskId } from './execution.ts';
+import { HUMAN_ROLES } from './principal.ts';
 import { ProfileName } from './profile.ts';
+import { HoldReason, WatchOverrides } from './watch.ts';
 
 const Name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/, 'letters, digits, space . _ - (at most 64)');
 const NameList = z.array(z.string().min(1).max(253)).max(256);
@@ -29,6 +31,7 @@ export const CreateAgentRequest = z
     name: Name,
     grants: Grants,
     limits: AgentLimits.optional(),
+    watch: WatchOverrides.optional().describe("this agent's detector thresholds and responses, over the service's"),
   })
   .meta({ id: 'CreateAgentRequest' });
 
@@ -38,6 +41,10 @@ export const Agent = z
     name: z.string(),
     grants: Grants,
     limits: AgentLimits,
+    watch: WatchOverrides.optional(),
+    suspended: HoldReason.nullable()
+      .optional()
+      .describe('set while the agent is suspended: its work is refused (423) or waits'),
     createdAt: z.string(),
     revokedAt: z.string().nullable(),
     tokenGeneration: z
@@ -76,11 +83,11 @@ export const TokenResponse = z.object({ token: z.string(), expiresAt: z.string()
 export const AgentId = z.string().regex(/^ag_[A-Za-z0-9_-]{10,64}$/, 'an agent id (ag_…)');
 
 export const CreatePrincipalRequest = z
-  .strictObject({ name: Name, role: z.enum(['approver', 'auditor']) })
+  .strictObject({ name: Name, role: z.enum(HUMAN_ROLES) })
   .meta({ id: 'CreatePrincipalRequest' });
 
 export const PrincipalCreated = z
-  .object({ id: z.string(), name: z.string(), role: z.enum(['approver', 'auditor']), token: z.string() })
+  .object({ id: z.string(), name: z.string(), role: z.enum(HUMAN_ROLES), token: z.string() })
   .meta({ id: 'PrincipalCreated' });
 
 export const Revocation = z

@@ -87,6 +87,24 @@ export interface AuditEventData {
   };
   'approval.expired': { approvalId: string; tool: string; outcome: string };
   'action.started': { tool: string; argsHash: string; approvalId: string | null };
+  // watching
+  'alert.raised': {
+    alertId: string;
+    detector: string;
+    severity: string;
+    response: string;
+    summary: string;
+    evidence: Record<string, unknown>;
+    triggeredBy: string[];
+  };
+  'alert.delivered': { alertId: string; sink: string; event: string; ok: boolean; detail: string };
+  'alert.acknowledged': { alertId: string; by: string; reason: string | null };
+  'alert.resolved': { alertId: string; by: string; reason: string | null };
+  'agent.suspended': { alertId: string | null; by: string; reason: string | null };
+  'agent.resumed': { by: string; reason: string | null };
+  'agent.throttled': { alertId: string; factor: number; forS: number };
+  'task.paused': { alertId: string | null; by: string; reason: string | null };
+  'task.resumed': { by: string; reason: string | null };
   'action.finished': {
     tool: string;
     status: string;
@@ -125,6 +143,15 @@ const KINDS: Record<AuditEventKind, true> = {
   'approval.expired': true,
   'action.started': true,
   'action.finished': true,
+  'alert.raised': true,
+  'alert.delivered': true,
+  'alert.acknowledged': true,
+  'alert.resolved': true,
+  'agent.suspended': true,
+  'agent.resumed': true,
+  'agent.throttled': true,
+  'task.paused': true,
+  'task.resumed': true,
 };
 export const AUDIT_EVENT_KINDS = Object.keys(KINDS) as AuditEventKind[];
 

@@ -1,5 +1,6 @@
 // Configuration, parsed once from the environment at the composition root, frozen, passed in.
 import { z } from 'zod';
+import { WatchSettings } from './watch.ts';
 
 const port = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().positive();
@@ -61,6 +62,39 @@ export const ConfigSchema = z.object({
   SANDGATE_WEBHOOK_TIMEOUT_MS: positiveInt.max(60_000).default(5000),
   /** How often the Docker reaper looks for containers no live run owns. */
   SANDGATE_REAP_INTERVAL_MS: positiveInt.default(60_000),
+  /** Detector thresholds and responses, JSON over the defaults (contract/watch.ts), e.g. {"loop":{"repeats":4}}. */
+  SANDGATE_WATCH: z
+    .string()
+    .default('{}')
+    .transform((text, ctx): WatchSettings => {
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'SANDGATE_WATCH: not JSON' });
+        return z.NEVER;
+      }
+      const parsed = WatchSettings.safeParse(value);
+      if (!parsed.success) {
+        for (const i of parsed.error.issues)
+          ctx.addIssue({ code: 'custom', message: `${i.path.join('.')}: ${i.message}` });
+        return z.NEVER;
+      }
+      return parsed.data;
+    }),
+  /** Each alert is POSTed here as JSON, signed with SANDGATE_ALERT_WEBHOOK_SECRET (optional). */
+  SANDGATE_ALERT_WEBHOOK: z.url({ protocol: /^https?$/ }).optional(),
+  SANDGATE_ALERT_WEBHOOK_SECRET: z
+    .string()
+    .min(16, 'SANDGATE_ALERT_WEBHOOK_SECRET must be at least 16 characters')
+    .optional(),
+  /** PagerDuty Events API v2: alerts trigger, acknowledge and resolve incidents (optional). */
+  SANDGATE_PAGERDUTY_ROUTING_KEY: z.string().min(1).optional(),
+  SANDGATE_PAGERDUTY_URL: z.url({ protocol: /^https?$/ }).default('https://events.pagerduty.com/v2/enqueue'),
+  /** A Slack-compatible incoming webhook: alerts as one line of text (optional). */
+  SANDGATE_SLACK_WEBHOOK: z.url({ protocol: /^https?$/ }).optional(),
+  /** Where humans reach this service (links to the console in alerts). */
+  SANDGATE_PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** Runner-only processes serve /metrics here (0 = off). */
   SANDGATE_RUNNER_METRICS_PORT: port.default(9464),
 });

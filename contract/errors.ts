@@ -24,6 +24,8 @@ export const ERRORS = {
   tool_not_granted: 403,
   self_approval: 403,
   not_found: 404,
+  task_paused: 423,
+  agent_suspended: 423,
   route_not_found: 404,
   method_not_allowed: 405,
   invalid_state: 409,

@@ -13,14 +13,28 @@ export const Budget = z
   .meta({ id: 'Budget' });
 export type Budget = z.infer<typeof Budget>;
 
+/** What a task expects to use: work outside it is "access the task should not need" (the watch). */
+export const TaskScope = z
+  .strictObject({
+    profiles: z.array(z.string().max(64)).max(64).optional(),
+    tools: z.array(z.string().max(64)).max(256).optional(),
+    destinations: z.array(z.string().max(253)).max(256).optional(),
+  })
+  .meta({ id: 'TaskScope' });
+export type TaskScope = z.infer<typeof TaskScope>;
+
 export const CreateTaskRequest = z
   .strictObject({
     goal: z.string().min(1).max(4000),
     budget: Budget.default(Budget.parse({})),
+    scope: TaskScope.optional().describe(
+      'the profiles, tools and destinations the task expects; anything else raises an alert',
+    ),
   })
   .meta({ id: 'CreateTaskRequest' });
 
 export const TaskUsage = z.object({ runs: z.number(), toolCalls: z.number(), tokens: z.number(), spend: z.number() });
+export type TaskUsage = z.infer<typeof TaskUsage>;
 
 export const Task = z
   .object({
@@ -31,6 +45,11 @@ export const Task = z
     tainted: z.boolean().describe('the task has received untrusted data: irreversible tools always need a human'),
     taintSources: z.array(z.string()).describe('where the untrusted data came from'),
     budget: Budget,
+    scope: TaskScope.nullable(),
+    paused: z
+      .object({ alertId: z.string().nullable(), by: z.string(), at: z.string(), reason: z.string().nullable() })
+      .nullable()
+      .describe('set while the task is paused: its work waits'),
     used: TaskUsage,
     reserved: z
       .object({ spend: z.number() })

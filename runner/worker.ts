@@ -3,7 +3,7 @@
 // `start` (queued → running exactly once), the engine runs it, `finish`. What is BullMQ's
 // business stays here: concurrency, stalled jobs, cancels reaching the run, pausing while an
 // engine is down, and the grace period at shutdown.
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
@@ -36,6 +36,9 @@ export interface RunnerHandle {
   inFlight(): number;
 }
 
+/** How often work held by a paused task or a suspended agent is looked at again. */
+export const HELD_RETRY_MS = 1000;
+
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const { config, executions, profiles, metrics, logger } = deps;
   const inFlight = new Map<string, AbortController>();
@@ -47,7 +50,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     inFlight.get(id)?.abort(new Error('cancelled'));
   });
 
-  const process = async (job: Job): Promise<void> => {
+  const process = async (job: Job, token?: string): Promise<void> => {
     const parsed = ExecutionJob.safeParse(job.data);
     if (!parsed.success) {
       logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed job');
@@ -61,7 +64,13 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       await executions.unavailable(data, `this runner cannot run profile "${data.profile}"`);
       return;
     }
-    if (!(await executions.start(data, profile))) return;
+    const start = await executions.start(data, profile);
+    if (start === 'held') {
+      // Its agent is suspended or its task paused: it waits in the queue, looked at again later.
+      await job.moveToDelayed(Date.now() + HELD_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    if (start === 'skip') return;
 
     const controller = new AbortController();
     inFlight.set(data.id, controller);

@@ -3,11 +3,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { Agent, AgentLimits, type Grants } from '../contract/agent.ts';
+import type { WatchOverrides } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 
 export interface AgentStore {
-  create(input: { name: string; grants: Grants; limits?: Partial<AgentLimits> | undefined }): Promise<Agent>;
+  create(input: {
+    name: string;
+    grants: Grants;
+    limits?: Partial<AgentLimits> | undefined;
+    watch?: WatchOverrides | undefined;
+  }): Promise<Agent>;
   get(id: string): Promise<Agent | undefined>;
   /** Marks the agent revoked (the admission marker and the record, in one transaction). */
   revoke(id: string): Promise<Agent | undefined>;
@@ -19,12 +25,13 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
   const keys = redisKeys(prefix);
   const key = keys.agent.record;
   return {
-    async create({ name, grants, limits }) {
+    async create({ name, grants, limits, watch }) {
       const agent: Agent = {
         id: `ag_${randomBytes(12).toString('base64url')}`,
         name,
         grants,
         limits: AgentLimits.parse(limits ?? {}),
+        ...(watch && { watch }),
         createdAt: new Date().toISOString(),
         revokedAt: null,
         tokenGeneration: 0,

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentLimits } from '../contract/agent.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
-import type { Budget, Task } from '../contract/task.ts';
+import type { Budget, Task, TaskScope } from '../contract/task.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
@@ -38,7 +38,7 @@ export interface Settlement {
 }
 
 export interface BudgetStore {
-  createTask(agentId: string, goal: string, budget: Budget): Promise<Task>;
+  createTask(agentId: string, goal: string, budget: Budget, scope?: TaskScope): Promise<Task>;
   getTask(id: string): Promise<Task | undefined>;
   /** Rate limit, task caps and daily spend, atomically; counts and reserves when admitted. */
   admit(request: AdmitRequest): Promise<Admission>;
@@ -65,7 +65,11 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   const taintKey = keys.task.taint;
 
   const getTask = async (id: string): Promise<Task | undefined> => {
-    const [h, sources] = await Promise.all([redis.hgetall(taskKey(id)), redis.lrange(taintKey(id), 0, -1)]);
+    const [h, sources, paused] = await Promise.all([
+      redis.hgetall(taskKey(id)),
+      redis.lrange(taintKey(id), 0, -1),
+      redis.get(keys.watch.paused(id)),
+    ]);
     if (!h.agentId) return undefined;
     const budget = JSON.parse(h.budget!) as Budget;
     const spendNanos = Number(h.spend);
@@ -83,6 +87,8 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       tainted: h.tainted === '1',
       taintSources: sources,
       budget,
+      scope: h.scope ? (JSON.parse(h.scope) as TaskScope) : null,
+      paused: paused ? JSON.parse(paused) : null,
       used,
       reserved: { spend: fromNanos(Number(h.reserved ?? 0)) },
       remaining: {
@@ -96,7 +102,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   };
 
   return {
-    async createTask(agentId, goal, budget) {
+    async createTask(agentId, goal, budget, scope) {
       const id = `task_${randomBytes(12).toString('base64url')}`;
       await execAll(
         redis
@@ -106,6 +112,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
             goal,
             status: 'active',
             budget: JSON.stringify(budget),
+            ...(scope && { scope: JSON.stringify(scope) }),
             ...budget,
             maxSpend: toNanos(budget.maxSpend),
             runs: 0,

@@ -49,6 +49,38 @@ export function redisKeys(prefix: string) {
       ofTask: (taskId: string) => k('audit', 'task', taskId),
       ofAgent: (agentId: string) => k('audit', 'agent', agentId),
     },
+    watch: {
+      /** Set while a human (or a detector) has suspended the agent: JSON of why. */
+      suspended: (agentId: string) => k('agent-suspended', agentId),
+      /** Set while the task is paused: JSON of why. */
+      paused: (taskId: string) => k('task-paused', taskId),
+      throttle: (agentId: string) => k('watch', 'throttle', agentId),
+      throttleRate: (agentId: string) => k('watch', 'throttle-rate', agentId),
+      /** One sliding window per agent and exact call (tool or profile + canonical input). */
+      loop: (agentId: string, inputHash: string) => k('watch', 'loop', agentId, inputHash),
+      /** One sliding window per agent and result. */
+      result: (agentId: string, resultHash: string) => k('watch', 'result', agentId, resultHash),
+      rate: (agentId: string) => k('watch', 'rate', agentId),
+      agentSeen: (agentId: string) => k('watch', 'seen', agentId),
+      taskSeen: (taskId: string) => k('watch', 'task-seen', taskId),
+      refusals: (agentId: string) => k('watch', 'refusals', agentId),
+      agentSpend: (agentId: string) => k('watch', 'spend', agentId),
+      taskSpend: (taskId: string) => k('watch', 'task-spend', taskId),
+      /** since (the last resume, ms), total admissions. */
+      agentState: (agentId: string) => k('watch', 'state', agentId),
+      taskState: (taskId: string) => k('watch', 'task-state', taskId),
+      /** The agent's latest audit ids, for the evidence of an alert. */
+      recent: (agentId: string) => k('watch', 'recent', agentId),
+    },
+    alert: {
+      record: (id: string) => k('alert', id),
+      deliveries: (id: string) => k('alert-deliveries', id),
+      /** The open alert of an agent and a detector (dedup). */
+      open: (agentId: string, detector: string) => k('alert-open', agentId, detector),
+      all: k('alerts'),
+      ofAgent: (agentId: string) => k('alerts-agent', agentId),
+      openSet: k('alerts-open'),
+    },
     /** Heartbeat of a live runner process (TTL): the reaper spares its containers. */
     runner: (runnerId: string) => k('runner', runnerId),
   };

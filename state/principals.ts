@@ -3,9 +3,10 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import type { HumanRole } from '../contract/principal.ts';
 import { redisKeys } from './keys.ts';
 
-export type HumanRole = 'approver' | 'auditor';
+export type { HumanRole };
 
 export interface HumanPrincipal {
   id: string;

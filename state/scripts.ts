@@ -28,6 +28,12 @@ const NAMES = [
   'approval-decide-4',
   'approval-expire-4',
   'approval-consume-1',
+  'watch-admit-9',
+  'watch-result-3',
+  'watch-refusal-2',
+  'watch-cost-4',
+  'alert-raise-6',
+  'alert-update-3',
 ] as const;
 type ScriptName = (typeof NAMES)[number];
 
@@ -95,6 +101,66 @@ export interface Scripts {
     a: { at: string; expiredOutcome: string },
   ): Promise<boolean>;
   approvalConsume(k: { approval: string }, a: { actionId: string; argsHash: string }): Promise<boolean>;
+  watchAdmit(
+    k: {
+      suspended: string;
+      paused: string;
+      throttle: string;
+      throttleRate: string;
+      loop: string;
+      rate: string;
+      agentSeen: string;
+      taskSeen: string;
+      state: string;
+    },
+    a: {
+      id: string;
+      targets: readonly string[];
+      perMinute: number;
+      hasTask: boolean;
+      loop: { enabled: boolean; repeats: number; windowMs: number };
+      spike: { enabled: boolean; bucketMs: number; ratio: number; minPerBucket: number; minHistory: number };
+      novelty: { enabled: boolean; minHistory: number };
+      taintedFlow: { enabled: boolean; tainted: boolean; irreversible: boolean };
+      throttleFactor: number;
+    },
+  ): Promise<string[]>;
+  watchResult(
+    k: { result: string; refusals: string; state: string },
+    a: {
+      id: string;
+      countResult: boolean;
+      resultRepeats: number;
+      windowMs: number;
+      egressRefusals: number;
+      probing: { enabled: boolean; refusals: number; windowMs: number };
+    },
+  ): Promise<string[]>;
+  watchRefusal(
+    k: { refusals: string; state: string },
+    a: { member: string; refusals: number; windowMs: number },
+  ): Promise<string[]>;
+  watchCost(
+    k: { agentSpend: string; taskSpend: string; agentState: string; taskState: string },
+    a: { member: string; costNanos: number; thresholdNanos: number; windowMs: number; hasTask: boolean },
+  ): Promise<string[]>;
+  alertRaise(
+    k: { open: string; record: string; all: string; ofAgent: string; openSet: string; marker: string },
+    a: {
+      id: string;
+      nowMs: number;
+      fields: string;
+      auditIds: string;
+      markerValue: string;
+      setMarker: boolean;
+      markerTtlS: number;
+      ttlS: number;
+    },
+  ): Promise<[string, string]>;
+  alertUpdate(
+    k: { record: string; open: string; openSet: string },
+    a: { to: 'acknowledged' | 'resolved'; by: string; reason: string; at: string },
+  ): Promise<[string, string?]>;
 }
 
 export function defineScripts(redis: Redis): Scripts {
@@ -209,6 +275,96 @@ export function defineScripts(redis: Redis): Scripts {
     },
     async approvalConsume(k, a) {
       return (await call('approval-consume-1', k.approval, a.actionId, a.argsHash)) === 1;
+    },
+    async watchAdmit(k, a) {
+      return (await call(
+        'watch-admit-9',
+        k.suspended,
+        k.paused,
+        k.throttle,
+        k.throttleRate,
+        k.loop,
+        k.rate,
+        k.agentSeen,
+        k.taskSeen,
+        k.state,
+        a.id,
+        JSON.stringify(a.targets),
+        a.perMinute,
+        flag(a.hasTask),
+        flag(a.loop.enabled),
+        a.loop.repeats,
+        a.loop.windowMs,
+        flag(a.spike.enabled),
+        a.spike.bucketMs,
+        a.spike.ratio,
+        a.spike.minPerBucket,
+        a.spike.minHistory,
+        flag(a.novelty.enabled),
+        a.novelty.minHistory,
+        flag(a.taintedFlow.enabled),
+        flag(a.taintedFlow.tainted),
+        flag(a.taintedFlow.irreversible),
+        a.throttleFactor,
+      )) as string[];
+    },
+    async watchResult(k, a) {
+      return (await call(
+        'watch-result-3',
+        k.result,
+        k.refusals,
+        k.state,
+        a.id,
+        flag(a.countResult),
+        a.resultRepeats,
+        a.windowMs,
+        a.egressRefusals,
+        flag(a.probing.enabled),
+        a.probing.refusals,
+        a.probing.windowMs,
+      )) as string[];
+    },
+    async watchRefusal(k, a) {
+      return (await call('watch-refusal-2', k.refusals, k.state, a.member, a.refusals, a.windowMs)) as string[];
+    },
+    async watchCost(k, a) {
+      return (await call(
+        'watch-cost-4',
+        k.agentSpend,
+        k.taskSpend,
+        k.agentState,
+        k.taskState,
+        a.member,
+        a.costNanos,
+        a.thresholdNanos,
+        a.windowMs,
+        flag(a.hasTask),
+      )) as string[];
+    },
+    async alertRaise(k, a) {
+      return (await call(
+        'alert-raise-6',
+        k.open,
+        k.record,
+        k.all,
+        k.ofAgent,
+        k.openSet,
+        k.marker,
+        a.id,
+        a.nowMs,
+        a.fields,
+        a.auditIds,
+        a.markerValue,
+        flag(a.setMarker),
+        a.markerTtlS,
+        a.ttlS,
+      )) as [string, string];
+    },
+    async alertUpdate(k, a) {
+      return (await call('alert-update-3', k.record, k.open, k.openSet, a.to, a.by, a.reason, a.at)) as [
+        string,
+        string?,
+      ];
     },
   };
 }

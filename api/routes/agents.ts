@@ -13,6 +13,7 @@ import {
   TokenResponse,
 } from '../../contract/agent.ts';
 import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
+import { ResumeRequest, SuspendRequest } from '../../contract/watch.ts';
 import type { Auditor } from '../../guard/audit/auditor.ts';
 import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
@@ -21,6 +22,7 @@ import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecyc
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
 import type { ProfileSet } from '../../guard/profiles.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import type { Watch } from '../../guard/watch/watch.ts';
 import type { AgentStore } from '../../state/agents.ts';
 import type { PrincipalStore } from '../../state/principals.ts';
 
@@ -33,6 +35,7 @@ export interface AgentRouteDeps {
   toolCalls: ActionLifecycle;
   tools: ToolSet;
   audit: Auditor;
+  watch: Watch;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
@@ -82,7 +85,49 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       config: { roles: ['admin'] },
       schema: { summary: 'Read an agent', tags: ['agents'], params: IdParams, response: { 200: Agent, ...errors } },
     },
-    async (request) => mustGet(request.params.id),
+    async (request) => {
+      const agent = await mustGet(request.params.id);
+      return { ...agent, suspended: (await deps.watch.suspension(agent.id)) ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/agents/:id/suspend',
+    {
+      config: { roles: ['operator', 'admin'] },
+      schema: {
+        summary:
+          'Suspend one agent: like a revocation its work is refused (423), but its queued work waits and a human can resume it',
+        tags: ['alerts'],
+        params: IdParams,
+        body: SuspendRequest,
+        response: { 200: Agent, ...errors },
+      },
+    },
+    async (request) => {
+      const agent = await mustGet(request.params.id);
+      await deps.watch.suspendAgent(agent.id, request.principal!.id, request.body?.reason ?? null);
+      return { ...agent, suspended: (await deps.watch.suspension(agent.id)) ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/agents/:id/resume',
+    {
+      config: { roles: ['operator', 'admin'] },
+      schema: {
+        summary: 'Resume a suspended or throttled agent: its queued work runs, new work is admitted',
+        tags: ['alerts'],
+        params: IdParams,
+        body: ResumeRequest,
+        response: { 200: Agent, ...errors },
+      },
+    },
+    async (request) => {
+      const agent = await mustGet(request.params.id);
+      await deps.watch.resumeAgent(agent.id, request.principal!.id, request.body?.reason ?? null);
+      return { ...agent, suspended: null };
+    },
   );
 
   app.post(

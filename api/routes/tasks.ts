@@ -6,27 +6,25 @@ import { AuditRecord } from '../../contract/audit.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
 import { TaskId } from '../../contract/execution.ts';
 import { CreateTaskRequest, ReportUsageRequest, Task, TaskUsage } from '../../contract/task.ts';
-import { type Auditor, capped } from '../../guard/audit/auditor.ts';
+import { ResumeRequest } from '../../contract/watch.ts';
 import { storyLine } from '../../guard/audit/story.ts';
 import { taskFor } from '../../guard/lifecycle/access.ts';
-import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
+import type { TaskLifecycle } from '../../guard/lifecycle/task-lifecycle.ts';
+import type { Watch } from '../../guard/watch/watch.ts';
 import type { AuditIndex } from '../../state/audit-index.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
 
 export interface TaskRouteDeps {
   budgets: BudgetStore;
-  executions: ExecutionLifecycle;
-  audit: Auditor;
+  tasks: TaskLifecycle;
+  watch: Watch;
   auditIndex: AuditIndex;
 }
 
 const IdParams = z.strictObject({ id: TaskId });
 const errors = { 400: ErrorBody, 401: ErrorBody, 402: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 
-export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (
-  app,
-  { budgets, executions, audit, auditIndex },
-) => {
+export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (app, { budgets, tasks, watch, auditIndex }) => {
   app.post(
     '/v1/tasks',
     {
@@ -39,14 +37,8 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (
       },
     },
     async (request, reply) => {
-      const principal = request.principal!;
-      const task = await budgets.createTask(principal.id, request.body.goal, request.body.budget);
-      await audit.record(
-        'task.created',
-        { agentId: principal.id, principalId: principal.id, taskId: task.id },
-        { goal: task.goal, budget: task.budget },
-      );
-      return reply.code(201).send(task);
+      const { goal, budget, scope } = request.body;
+      return reply.code(201).send(await tasks.open(request.agent!, goal, budget, scope));
     },
   );
 
@@ -78,28 +70,26 @@ export const taskRoutes: FastifyPluginAsyncZod<TaskRouteDeps> = async (
     },
     async (request) => {
       const task = await taskFor(budgets, request.principal!, request.params.id);
-      const agent = request.agent!;
-      const { tokens, cost, reasoning, prompt } = request.body;
-      const ctx = { agentId: agent.id, principalId: agent.id, taskId: task.id };
-      await audit.record('usage.reported', ctx, {
-        tokens,
-        cost,
-        reasoning: reasoning ?? null,
-        prompt: prompt === undefined ? null : capped(prompt, 65536),
-      });
-      const outcome = await budgets.reportUsage(task.id, agent.id, agent.limits, tokens, cost);
-      if (!outcome.ok) {
-        if ('missing' in outcome) throw new SandgateError('not_found', `no task ${task.id}`);
-        if (outcome.cap === 'spendPerDay')
-          throw new SandgateError('budget_exceeded', `spendPerDay: this agent has spent its budget for today`);
-        // Stop, not spiral: nothing queued for a spent task runs.
-        await executions.stopTask(agent.id, task.id, outcome.cap);
-        throw new SandgateError(
-          'budget_exceeded',
-          `${outcome.cap}: task ${task.id} passed its ${outcome.cap}; the task is exhausted`,
-        );
-      }
-      return { remaining: (await budgets.getTask(task.id))!.remaining };
+      return { remaining: await tasks.reportUsage(request.agent!, task, request.body) };
+    },
+  );
+
+  app.post(
+    '/v1/tasks/:id/resume',
+    {
+      config: { roles: ['operator', 'admin'] },
+      schema: {
+        summary: 'Resume a task a detector (or a human) paused: its queued work runs, new work is admitted',
+        tags: ['alerts'],
+        params: IdParams,
+        body: ResumeRequest,
+        response: { 200: Task, ...errors },
+      },
+    },
+    async (request) => {
+      const task = await taskFor(budgets, request.principal!, request.params.id);
+      await watch.resumeTask(task.id, task.agentId, request.principal!.id, request.body?.reason ?? null);
+      return (await budgets.getTask(task.id))!;
     },
   );
 

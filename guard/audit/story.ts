@@ -52,5 +52,23 @@ function describe(e: NonNullable<ReturnType<typeof asAuditEvent>>): string {
       return `calling ${e.data.tool}`;
     case 'action.finished':
       return `${e.data.tool} ${e.data.status}${e.data.error ? `: ${e.data.error.code}` : ''}`;
+    case 'alert.raised':
+      return `ALERT ${e.data.detector} (${e.data.severity}): ${e.data.summary}; the service responded: ${e.data.response}`;
+    case 'alert.delivered':
+      return `alert ${e.data.alertId} ${e.data.ok ? 'delivered' : 'not delivered'} to ${e.data.sink} (${e.data.event})`;
+    case 'alert.acknowledged':
+      return `${e.data.by} acknowledged alert ${e.data.alertId}${e.data.reason ? `: "${e.data.reason}"` : ''}`;
+    case 'alert.resolved':
+      return `${e.data.by} resolved alert ${e.data.alertId}${e.data.reason ? `: "${e.data.reason}"` : ''}`;
+    case 'agent.suspended':
+      return `agent suspended by ${e.data.by}${e.data.reason ? `: ${e.data.reason}` : ''}`;
+    case 'agent.resumed':
+      return `agent resumed by ${e.data.by}${e.data.reason ? `: "${e.data.reason}"` : ''}`;
+    case 'agent.throttled':
+      return `agent throttled to ${e.data.factor * 100}% of its rate for ${e.data.forS} s`;
+    case 'task.paused':
+      return `task paused by ${e.data.by}${e.data.reason ? `: ${e.data.reason}` : ''}`;
+    case 'task.resumed':
+      return `task resumed by ${e.data.by}${e.data.reason ? `: "${e.data.reason}"` : ''}`;
   }
 }

@@ -57,6 +57,8 @@ export interface ActionLifecycleDeps {
   announce(approval: Approval): void;
   /** Stop, not spiral (the executions lifecycle): a spent task stops its queued work. */
   stopTask(agentId: string, taskId: string, cap: string): Promise<void>;
+  /** The watch: is the agent suspended or the task paused? Then a queued call waits. */
+  isHeld?(agentId: string, taskId: string | null): Promise<boolean>;
 }
 
 export interface ActionCaller {
@@ -76,7 +78,7 @@ export interface ToolOutcome {
   untrustedSource?: string;
 }
 
-export type Started = { go: true } | { go: false; ended?: ToolOutcome };
+export type Started = { go: true } | { go: false; ended?: ToolOutcome; held?: true };
 
 export interface ActionLifecycle {
   admit(caller: ActionCaller, request: ActionRequest): Promise<{ id: string; status: ActionStatus }>;
@@ -100,6 +102,16 @@ export interface ActionLifecycle {
 }
 
 const fail = (error: ResultError): ToolOutcome => ({ ok: false, error, egress: [] });
+
+/** The hosts a call names in a `url` argument (http_fetch): what it reaches beyond its tool. */
+function hostsIn(args: Record<string, unknown>): string[] {
+  if (typeof args.url !== 'string') return [];
+  try {
+    return [new URL(args.url).hostname.toLowerCase()];
+  } catch {
+    return [];
+  }
+}
 
 export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycle {
   const { actions, audit, hooks } = deps;
@@ -154,7 +166,8 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       inputHash: sha256Hex(`${tool.definition.name}\u0000${hash}`),
       irreversible,
       tainted,
-      destinations,
+      reaches: hostsIn(request.args),
+      taskScope: task?.scope ?? null,
       worstCase: cost,
     };
     // 4. checks.
@@ -388,6 +401,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async start(job) {
+      if (await deps.isHeld?.(job.agentId, job.taskId)) return { go: false, held: true };
       if (!(await actions.markRunning(job.id))) {
         // Cancelled before it started (revocation): refunded; or started before by a runner that died.
         await refundIfEnded(job.id);

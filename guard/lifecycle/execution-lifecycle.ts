@@ -55,6 +55,8 @@ export interface ExecutionLifecycleDeps {
   availableProfiles?(): Promise<ReadonlySet<string>>;
   /** How long a finished run's result is held and retried while Redis is away. */
   resultHoldMs?: number;
+  /** The watch: is the agent suspended or the task paused? Then queued work waits, not runs. */
+  isHeld?(agentId: string, taskId: string | null): Promise<boolean>;
 }
 
 export interface Caller {
@@ -82,8 +84,11 @@ export interface ExecutionLifecycle {
   /** Stop, not spiral: a task whose budget is spent cancels its queued runs, and says so. */
   stopTask(agentId: string, taskId: string, cap: string): Promise<number>;
 
-  /** queued → running; false when it must not run (cancelled while queued, or started before). */
-  start(job: ExecutionJob, profile: Profile): Promise<boolean>;
+  /**
+   * queued → running: `run`; `skip` when it must not run (cancelled while queued, or started
+   * before); `held` while its agent is suspended or its task paused (it stays queued and waits).
+   */
+  start(job: ExecutionJob, profile: Profile): Promise<'run' | 'skip' | 'held'>;
   /** The run has ended: price, audit, record and settle it. */
   finish(job: ExecutionJob, profile: Profile, result: EngineResult, stopRetrying?: AbortSignal): Promise<void>;
   /** No sandbox could be started: nothing ran, failed and refunded. */
@@ -183,18 +188,21 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       const worstCase = worstCaseCost(profile, limits);
       const codeSha256 = sha256Hex(body.code);
       // 4. checks.
-      await hooks.runChecks({
-        kind: 'run',
+      const attempt = {
+        kind: 'run' as const,
         id,
         agent,
         taskId,
         target: profile.name,
-        inputHash: codeSha256,
+        // The same code with the same inputs on the same profile is the same run (a loop).
+        inputHash: sha256Hex(`${profile.name}\u0000${codeSha256}\u0000${sha256Hex(body.stdin ?? '')}`),
         irreversible: false,
         tainted: untrusted || (task?.tainted ?? false),
-        destinations: [],
+        reaches: [],
+        taskScope: task?.scope ?? null,
         worstCase,
-      });
+      };
+      await hooks.runChecks(attempt);
 
       return await withUndo(async (undo) => {
         // 5. reserve.
@@ -254,23 +262,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           ...(scopes && { scopes }),
         };
         await deps.enqueue!(profile.engine, job);
-        hooks.emit({
-          type: 'admitted',
-          attempt: {
-            kind: 'run',
-            id,
-            agent,
-            taskId,
-            target: profile.name,
-            inputHash: codeSha256,
-            irreversible: false,
-            tainted: untrusted || (task?.tainted ?? false),
-            destinations: [],
-            worstCase,
-          },
-          auditId,
-          status: 'queued',
-        });
+        hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
         return { id, limits, auditId };
       });
     } catch (e) {
@@ -318,12 +310,13 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     stopTask,
 
     async start(job, profile) {
+      if (await deps.isHeld?.(job.agentId, job.taskId)) return 'held';
       if (!(await store.markRunning(job.id))) {
         // Cancelled while queued (refunded already; nothing to run), or started before by a
         // runner that died: that one is charged its worst case, as it may have used all of it.
         const lost = (await store.finish(job.id, 'failed', { error: RUNNER_LOST })) === 'done';
         await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
-        return false;
+        return 'skip';
       }
       // Appended in call order, so it lands before the run's end in this process's chain.
       audit
@@ -337,7 +330,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         taskId: job.taskId,
         target: profile.name,
       });
-      return true;
+      return 'run';
     },
 
     async finish(job, profile, result, stopRetrying) {

@@ -4,6 +4,7 @@
 // metrics). An observer's failure is logged and never reaches the work it observes.
 import type { Agent } from '../../contract/agent.ts';
 import type { Usage } from '../../contract/execution.ts';
+import type { TaskScope } from '../../contract/task.ts';
 
 /** What is being admitted, as the checks see it: after authorization, before any effect. */
 export interface AdmissionAttempt {
@@ -18,8 +19,10 @@ export interface AdmissionAttempt {
   /** The tool is irreversible. */
   irreversible: boolean;
   tainted: boolean;
-  /** Destinations the call may reach (tools). */
-  destinations: readonly string[];
+  /** Hosts the call itself names (an http_fetch URL), beyond what its tool is. */
+  reaches: readonly string[];
+  /** What the task declared it expects, if it did. */
+  taskScope: TaskScope | null;
   worstCase: number;
 }
 
@@ -68,7 +71,8 @@ export type LifecycleEvent =
       cost: number;
       refund: boolean;
     }
-  | { type: 'task_exhausted'; agentId: string; taskId: string; cap: string };
+  | { type: 'task_exhausted'; agentId: string; taskId: string; cap: string }
+  | { type: 'usage_reported'; agentId: string; taskId: string; tokens: number; cost: number; auditId: string };
 
 export type AdmissionCheck = (attempt: AdmissionAttempt) => Promise<void>;
 export type Observer = (event: LifecycleEvent) => void | Promise<void>;

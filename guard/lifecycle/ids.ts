@@ -2,4 +2,4 @@
 // what they name.
 import { randomBytes } from 'node:crypto';
 
-export const newId = (kind: 'ex' | 'act' | 'apr'): string => `${kind}_${randomBytes(15).toString('base64url')}`;
+export const newId = (kind: 'ex' | 'act' | 'apr' | 'alr'): string => `${kind}_${randomBytes(15).toString('base64url')}`;

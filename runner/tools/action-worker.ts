@@ -3,7 +3,7 @@
 // running exactly once and uses an irreversible call's approval (single-use, for these exact
 // arguments); a job whose runner died is failed, never retried. Delayed "expire" jobs end
 // approvals nobody decided on.
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ActionJob } from '../../contract/action.ts';
@@ -12,6 +12,7 @@ import { resultError } from '../../contract/errors.ts';
 import { ACTIONS_QUEUE } from '../../contract/queues.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import { HELD_RETRY_MS } from '../worker.ts';
 import type { Lookup } from './egress/safe-fetch.ts';
 import type { HandlerResult } from './handlers/handler.ts';
 import { runHttpCall } from './handlers/http-call.ts';
@@ -42,7 +43,7 @@ export async function buildActionWorker(deps: ActionWorkerDeps): Promise<{ close
     return runHttpCall(tool, job.id, job.args, deps.env);
   };
 
-  const process = async (job: Job): Promise<void> => {
+  const process = async (job: Job, token?: string): Promise<void> => {
     if (job.name === EXPIRE_JOB) {
       const { approvalId, actionId } = job.data as { approvalId: string; actionId: string };
       await toolCalls.expire(approvalId, actionId);
@@ -55,6 +56,11 @@ export async function buildActionWorker(deps: ActionWorkerDeps): Promise<{ close
     }
     const data = parsed.data;
     const started = await toolCalls.start(data);
+    if (!started.go && started.held) {
+      // Its agent is suspended or its task paused: the call waits in the queue.
+      await job.moveToDelayed(Date.now() + HELD_RETRY_MS, token);
+      throw new DelayedError();
+    }
     if (!started.go) {
       if (started.ended) await toolCalls.finish(data, started.ended);
       return;

@@ -8,6 +8,8 @@ export interface Received {
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** When it arrived (ms since the epoch). */
+  at: number;
 }
 
 export interface FakeEndpoint {
@@ -28,7 +30,7 @@ export async function startFakeEndpoint(
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+      const r = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body, at: Date.now() };
       received.push(r);
       respond(r, res);
     });

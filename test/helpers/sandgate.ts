@@ -11,6 +11,13 @@ import { type Config, loadConfig } from '../../contract/config.ts';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** Every detector off. */
+export const QUIET_WATCH = JSON.stringify(
+  Object.fromEntries(
+    ['loop', 'spike', 'cost', 'novelty', 'probing', 'tainted_flow'].map((d) => [d, { enabled: false }]),
+  ),
+);
+
 export interface TestSandgate extends Sandgate {
   config: Config;
   admin: Record<string, string>;
@@ -30,6 +37,9 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
     SANDGATE_ADMIN_TOKEN: `admin-${randomBytes(16).toString('hex')}`,
     SANDGATE_LOG_LEVEL: 'silent',
     PORT: '0',
+    // Tests repeat the same call on purpose: the detectors stay out of their way unless a test
+    // is about them (test/integration/watch*.test.ts turn them on).
+    SANDGATE_WATCH: QUIET_WATCH,
     ...extra,
   };
 }
