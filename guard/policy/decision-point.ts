@@ -95,7 +95,14 @@ const agentAttrs = (agent: Agent, scopes: Scopes | undefined) => ({
   tools: [...allowedTools(agent, scopes)].map(normaliseName),
 });
 
-export async function createPolicyDecisionPoint({ policyDir }: { policyDir: string }): Promise<PolicyDecisionPoint> {
+export async function createPolicyDecisionPoint({
+  policyDir,
+  cacheSize = 10_000,
+}: {
+  policyDir: string;
+  /** Decisions remembered (0: none, every call goes to Cedar). */
+  cacheSize?: number;
+}): Promise<PolicyDecisionPoint> {
   const schema = await readFile(join(here, 'schema.cedarschema'), 'utf8');
   const parsedSchema = cedar.preparseSchema(SCHEMA_NAME, schema);
   if (parsedSchema.type === 'failure') throw new PolicyError(`schema: ${message(parsedSchema.errors)}`);
@@ -120,7 +127,25 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
   };
   await install();
 
+  // A decision depends only on the request (principal and resource with their attributes,
+  // action, context) and the active policy set, so identical requests are answered from memory:
+  // the cache is keyed by all of it and emptied when the set changes. Revocation and budgets are
+  // not policy inputs (checked elsewhere, never cached).
+  const cache = new Map<string, Decision>();
   const decide = (
+    call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
+  ): Decision => {
+    const key = `${active}\u0000${JSON.stringify(call)}`;
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const decision = Object.freeze(evaluate(call));
+    if (decision.errors.length === 0 && cacheSize > 0) {
+      if (cache.size >= cacheSize) cache.clear();
+      cache.set(key, decision);
+    }
+    return decision;
+  };
+  const evaluate = (
     call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
   ): Decision => {
     try {
@@ -142,7 +167,10 @@ export async function createPolicyDecisionPoint({ policyDir }: { policyDir: stri
   };
 
   return {
-    reload: install,
+    async reload() {
+      await install();
+      cache.clear();
+    },
     callRoute(caller, route, roles) {
       const principal = { type: 'Sandgate::Caller', id: caller.id };
       const resource = { type: 'Sandgate::Route', id: route };

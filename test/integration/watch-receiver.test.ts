@@ -31,12 +31,19 @@ afterAll(async () => {
 describe('failing alert receivers', () => {
   it('do not slow the refusal, and their deliveries are retried', async () => {
     const a = await sg.agent({ profiles: ['js'] });
-    const task = (await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: a.auth, payload: { goal: 'g' } })).json().id;
+    const task = (
+      await sg.app!.inject({ method: 'POST', url: '/v1/tasks', headers: a.auth, payload: { goal: 'g' } })
+    ).json().id;
     let took = 0;
     let status = 0;
     for (let i = 0; i < 3; i++) {
       const t = performance.now();
-      const res = await sg.app!.inject({ method: 'POST', url: '/v1/executions', headers: a.auth, payload: { profile: 'js', code: '"x"', taskId: task } });
+      const res = await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/executions',
+        headers: a.auth,
+        payload: { profile: 'js', code: '"x"', taskId: task },
+      });
       took = performance.now() - t;
       status = res.statusCode;
     }
@@ -44,7 +51,11 @@ describe('failing alert receivers', () => {
     // Far under the hung receiver's 5 s deadline: nothing on the request's path waited for it.
     expect(took).toBeLessThan(2000);
     // Both receivers were tried, PagerDuty more than once (it answered 500: retried with backoff).
-    await eventually(async () => (hung.received.length >= 1 && failing.received.length >= 2 ? true : undefined), 15_000, 'retries');
+    await eventually(
+      async () => (hung.received.length >= 1 && failing.received.length >= 2 ? true : undefined),
+      15_000,
+      'retries',
+    );
     const alerts = (await sg.app!.inject({ url: `/v1/alerts?agentId=${a.id}`, headers: sg.admin })).json().alerts;
     expect(alerts).toHaveLength(1);
     expect(alerts[0].status).toBe('open');
