@@ -29,6 +29,7 @@ import type { RecordEvents } from '../state/record-events.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { installErrorHandling } from './error-handler.ts';
+import { applyHttpLimits, clientErrorHandler, httpServerOptions } from './http-limits.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerQueueMetrics } from './queue-metrics.ts';
@@ -80,7 +81,13 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
     bodyLimit: deps.config.SANDGATE_BODY_LIMIT,
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    http: httpServerOptions(deps.config),
+    clientErrorHandler,
   });
+  // The longest a request may legitimately wait in silence: a `?wait=true` on the slowest profile.
+  const longestWaitMs =
+    Math.max(0, ...[...deps.profiles.values()].map((p) => p.limits.timeoutMs)) + deps.config.SANDGATE_WAIT_GRACE_MS;
+  applyHttpLimits(app.server, deps.config, longestWaitMs + 10_000);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app);

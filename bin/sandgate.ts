@@ -1,9 +1,9 @@
 // `node bin/sandgate.ts all|api|runner`: parse the config once, compose, listen, shut down
 // gracefully on SIGTERM/SIGINT.
-import { createServer } from 'node:http';
 import pino from 'pino';
 import { loadConfig } from '../contract/config.ts';
 import { composeSandgate, type Mode, SHUTDOWN_MARGIN_MS } from './compose.ts';
+import { type MetricsServer, startRunnerMetrics } from './metrics-server.ts';
 
 const mode = (process.argv[2] ?? 'all') as Mode;
 if (!['all', 'api', 'runner'].includes(mode)) {
@@ -20,6 +20,16 @@ try {
 }
 const logger = pino({ level: config.SANDGATE_LOG_LEVEL, name: 'sandgate' });
 
+// An unhandled rejection or exception is a bug (every background task catches its own faults):
+// one fatal line with its stack, then exit 1 as Node would, since the process's state is unknown;
+// its runs end `runner_lost`, never twice. The test helpers fail a test on such a line.
+const die = (what: string) => (err: unknown) => {
+  logger.fatal({ err }, what);
+  process.exit(1);
+};
+process.on('unhandledRejection', die('unhandled rejection'));
+process.on('uncaughtException', die('uncaught exception'));
+
 let sandgate: Awaited<ReturnType<typeof composeSandgate>>;
 try {
   sandgate = await composeSandgate({ config, mode, logger, defaultMetrics: true });
@@ -28,26 +38,34 @@ try {
   process.exit(1);
 }
 
-let metricsServer: ReturnType<typeof createServer> | undefined;
+let metricsServer: MetricsServer | undefined;
 if (sandgate.app) {
-  await sandgate.app.listen({ port: config.PORT, host: config.HOST });
+  try {
+    await sandgate.app.listen({ port: config.PORT, host: config.HOST });
+  } catch (e) {
+    logger.fatal(
+      { port: config.PORT, host: config.HOST },
+      `cannot listen on ${config.HOST}:${config.PORT}: ${(e as Error).message}`,
+    );
+    await Promise.race([
+      sandgate.close(),
+      new Promise((r) => setTimeout(r, config.SANDGATE_SHUTDOWN_GRACE_MS + SHUTDOWN_MARGIN_MS).unref()),
+    ]);
+    process.exit(1);
+  }
   if (!config.SANDGATE_ADMIN_TOKEN) logger.info(`admin token: ${config.SANDGATE_DATA_DIR}/admin-token`);
 } else if (config.SANDGATE_RUNNER_METRICS_PORT) {
   // A runner-only process still exposes its run metrics.
-  const registry = sandgate.registry;
-  metricsServer = createServer(async (_req, res) => {
-    res.setHeader('content-type', registry.contentType);
-    res.end(await registry.metrics());
-  }).listen(config.SANDGATE_RUNNER_METRICS_PORT, config.HOST);
+  metricsServer = await startRunnerMetrics(sandgate.registry, config, logger);
 }
-logger.info({ mode }, 'sandgate started');
+logger.info({ mode, ...(metricsServer && { metricsPort: metricsServer.port }) }, 'sandgate started');
 
 let stopping = false;
 const stop = async (signal: string) => {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'shutting down: finishing in-flight runs');
-  metricsServer?.close();
+  void metricsServer?.close();
   // Bounded: a dependency that is down (Redis) must not keep the process from exiting.
   const hardStop = setTimeout(
     () => {

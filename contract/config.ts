@@ -21,6 +21,16 @@ export const ConfigSchema = z.object({
   SANDGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Largest request body accepted, bytes (code + stdin + files). */
   SANDGATE_BODY_LIMIT: positiveInt.default(1024 * 1024),
+  /** A request whose headers and body have not all arrived by then is cut (408): no slowloris. */
+  SANDGATE_REQUEST_TIMEOUT_MS: positiveInt.default(20_000),
+  /** The headers alone must arrive within this (at most the request timeout, see loadConfig). */
+  SANDGATE_HEADERS_TIMEOUT_MS: positiveInt.default(10_000),
+  /** An idle keep-alive connection is closed after this. */
+  SANDGATE_KEEP_ALIVE_TIMEOUT_MS: positiveInt.default(5000),
+  /** Open connections per listening server; beyond it a new connection is closed at once. */
+  SANDGATE_MAX_CONNECTIONS: positiveInt.default(1000),
+  /** Requests served on one keep-alive connection before it is closed (0 = no limit). */
+  SANDGATE_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
   /** How long `?wait=true` holds the request beyond the run's own timeout before answering 202. */
   SANDGATE_WAIT_GRACE_MS: positiveInt.default(30_000),
   /** Parallel runs per runner process and engine. */
@@ -107,9 +117,18 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     Object.keys(ConfigSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
   );
   const parsed = ConfigSchema.safeParse(relevant);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
-    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
-  }
+  const lines = parsed.success
+    ? crossChecks(parsed.data)
+    : parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+  if (!parsed.success || lines.length) throw new Error(`invalid configuration:\n${lines.join('\n')}`);
   return Object.freeze(parsed.data);
+}
+
+/** Rules across variables, in the message format of the schema's own. */
+function crossChecks(c: z.infer<typeof ConfigSchema>): string[] {
+  return c.SANDGATE_HEADERS_TIMEOUT_MS > c.SANDGATE_REQUEST_TIMEOUT_MS
+    ? [
+        '  SANDGATE_HEADERS_TIMEOUT_MS: must not exceed SANDGATE_REQUEST_TIMEOUT_MS (the headers are part of the request)',
+      ]
+    : [];
 }

@@ -7,6 +7,7 @@ import { z } from 'zod';
 
 export const ERRORS = {
   validation_failed: 400,
+  bad_request: 400,
   invalid_json: 400,
   unknown_profile: 400,
   language_mismatch: 400,
@@ -28,12 +29,14 @@ export const ERRORS = {
   agent_suspended: 423,
   route_not_found: 404,
   method_not_allowed: 405,
+  request_timeout: 408,
   invalid_state: 409,
   body_too_large: 413,
   code_too_large: 413,
   files_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  headers_too_large: 431,
   internal_error: 500,
   dependency_unavailable: 503,
   engine_unavailable: 503,

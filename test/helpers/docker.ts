@@ -12,3 +12,17 @@ export async function hasRuntime(name: string): Promise<boolean> {
   const info = (await docker.info()) as { Runtimes?: Record<string, unknown> };
   return Object.hasOwn(info.Runtimes ?? {}, name);
 }
+
+/** Force-removes what a test instance left (after the test has looked); returns how many. */
+export async function removeContainersOf(prefix: string): Promise<number> {
+  const list = await containersOf(prefix);
+  await Promise.all(
+    list.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => {}),
+    ),
+  );
+  return list.length;
+}

@@ -15,10 +15,28 @@ export interface Child {
   proc: ChildProcess;
   output: () => string;
   exited: Promise<number | null>;
+  /** What says the process failed: its fatal log lines, a death by a crash signal. */
+  faults: () => string[];
 }
 
-export function spawnSandgate(mode: 'all' | 'api' | 'runner', env: Record<string, string>): Child {
-  const proc = spawn(process.execPath, ['bin/sandgate.ts', mode], {
+export interface SpawnOptions {
+  /** Node options before the script, e.g. `--import` of a fixture. */
+  nodeArgs?: string[];
+}
+
+// A fatal line (pino level 60: an unhandled rejection, an uncaught exception, a failed start) or
+// a native crash of a spawned process is a failure of the test that spawned it, even when the
+// test never looks: test/helpers/child-faults.ts checks these after every test.
+const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
+const watched = new Map<Child, number>(); // child → faults already reported
+const closed = new WeakSet<Child>(); // exited and its output fully read
+
+export function spawnSandgate(
+  mode: 'all' | 'api' | 'runner',
+  env: Record<string, string>,
+  opts: SpawnOptions = {},
+): Child {
+  const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'bin/sandgate.ts', mode], {
     env: { ...process.env, ...env, SANDGATE_LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -26,7 +44,27 @@ export function spawnSandgate(mode: 'all' | 'api' | 'runner', env: Record<string
   proc.stdout!.on('data', (d) => (output += d));
   proc.stderr!.on('data', (d) => (output += d));
   const exited = once(proc, 'exit').then(([code]) => code as number | null);
-  return { proc, output: () => output, exited };
+  const faults = () => {
+    const lines = output.split('\n').filter((l) => l.includes('"level":60'));
+    if (proc.signalCode && CRASH_SIGNALS.has(proc.signalCode)) lines.push(`died of ${proc.signalCode}`);
+    return lines.map((l) => `${mode} pid ${proc.pid}: ${l}`);
+  };
+  const child = { proc, output: () => output, exited, faults };
+  watched.set(child, 0);
+  proc.once('close', () => closed.add(child));
+  return child;
+}
+
+/** Faults of spawned processes not reported before; forgets children that have exited. */
+export function takeChildFaults(): string[] {
+  const found: string[] = [];
+  for (const [child, reported] of watched) {
+    const all = child.faults();
+    found.push(...all.slice(reported));
+    if (closed.has(child)) watched.delete(child);
+    else watched.set(child, all.length);
+  }
+  return found;
 }
 
 export async function waitForOutput(child: Child, pattern: RegExp, ms = 15_000): Promise<void> {

@@ -1,8 +1,8 @@
 // Ends the run with one plain "N passed, N failed, N skipped" line that any CI log reader can parse.
-import type { Reporter, TestModule } from 'vitest/node';
+import type { Reporter, SerializedError, TestModule } from 'vitest/node';
 
 export default class SummaryReporter implements Reporter {
-  onTestRunEnd(testModules: ReadonlyArray<TestModule>): void {
+  onTestRunEnd(testModules: ReadonlyArray<TestModule>, unhandledErrors: ReadonlyArray<SerializedError> = []): void {
     const counts = { passed: 0, failed: 0, skipped: 0 };
     for (const mod of testModules) {
       const tests = [...mod.children.allTests()];
@@ -15,6 +15,14 @@ export default class SummaryReporter implements Reporter {
         else counts.skipped++;
       }
     }
-    process.stdout.write(`\nvitest: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped\n`);
+    // An unhandled rejection or exception is a bug even when every test passed: each one counts
+    // as a failure (vitest exits non-zero on them too).
+    counts.failed += unhandledErrors.length;
+    const note = unhandledErrors.length
+      ? ` (${unhandledErrors.length} unhandled error${unhandledErrors.length > 1 ? 's' : ''})`
+      : '';
+    process.stdout.write(
+      `\nvitest: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped${note}\n`,
+    );
   }
 }

@@ -35,6 +35,20 @@ describe('loadConfig', () => {
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '' }).PORT).toBe(8080);
   });
+
+  it('gives every connection deadlines well under a minute, headers first', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      SANDGATE_REQUEST_TIMEOUT_MS: 20_000,
+      SANDGATE_HEADERS_TIMEOUT_MS: 10_000,
+      SANDGATE_KEEP_ALIVE_TIMEOUT_MS: 5000,
+      SANDGATE_MAX_CONNECTIONS: 1000,
+      SANDGATE_MAX_REQUESTS_PER_SOCKET: 1000,
+    });
+    expect(() => loadConfig({ SANDGATE_HEADERS_TIMEOUT_MS: '30000', SANDGATE_REQUEST_TIMEOUT_MS: '20000' })).toThrow(
+      /SANDGATE_HEADERS_TIMEOUT_MS: must not exceed SANDGATE_REQUEST_TIMEOUT_MS/,
+    );
+  });
 });
 
 describe('the configuration table in the README', () => {
