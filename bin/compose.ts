@@ -71,7 +71,11 @@ export async function composeSandgate({
       //    keeps a share of the margin.
       await step(
         'runner',
-        () => Promise.all([runnerSide?.runner.close(), runnerSide?.closeActionWorker()]),
+        () =>
+          Promise.all([
+            runnerSide?.runner.close(config.SANDGATE_SHUTDOWN_GRACE_MS, Date.now() + Math.max(0, left() - 1700)),
+            runnerSide?.closeActionWorker(),
+          ]),
         Math.max(0, left() - 1500),
       );
       // 3. The sides' own connections, the heartbeat (always), the queues.

@@ -32,7 +32,8 @@ export interface WorkerDeps {
 
 export interface RunnerHandle {
   /** Stops taking work; in-flight runs get the grace period, then are cancelled. */
-  close(graceMs?: number): Promise<void>;
+  /** `closeBy` (ms since the epoch): when the engines must have let go (the shutdown's deadline). */
+  close(graceMs?: number, closeBy?: number): Promise<void>;
   inFlight(): number;
 }
 
@@ -152,7 +153,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
 
   return {
     inFlight: () => inFlight.size,
-    async close(graceMs = config.SANDGATE_SHUTDOWN_GRACE_MS) {
+    async close(graceMs = config.SANDGATE_SHUTDOWN_GRACE_MS, closeBy?: number) {
       const closing = Promise.all(workers.map((w) => w.close()));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
@@ -169,7 +170,10 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       }
       stopRetrying.abort();
       deps.subscriber.disconnect();
-      await Promise.all(Object.values(deps.engines).map((e) => e?.close()));
+      // The engines get what is left of the shutdown's time (removing containers is slow when
+      // dockerd is busy), never less than their own floor.
+      const budget = closeBy ? closeBy - Date.now() : undefined;
+      await Promise.all(Object.values(deps.engines).map((e) => e?.close(budget)));
     },
   };
 }

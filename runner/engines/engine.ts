@@ -13,7 +13,8 @@ export interface Engine {
   check(): Promise<void>;
   /** Told when the engine stops or starts being able to take work (its worker pauses meanwhile). */
   onAvailability?(listener: (available: boolean) => void): void;
-  close(): Promise<void>;
+  /** Releases what it holds, within `budgetMs` when given (what is left then is the reaper's). */
+  close(budgetMs?: number): Promise<void>;
 }
 
 /** The engine could not start the run at all (its dependency is failing): nothing of it ran. */

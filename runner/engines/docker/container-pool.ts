@@ -17,18 +17,24 @@ export class SandboxUnavailable extends EngineUnavailable {
   override name = 'SandboxUnavailable';
 }
 
-export async function startSandbox(
-  docker: Dockerode,
-  spec: ContainerCreateOptions,
-  track: (id: string) => void,
-): Promise<Sandbox> {
+/**
+ * What the engine keeps of the containers it owns: every one it creates is tracked, and every one
+ * it is done with is released (removed, and forgotten once removed or failed: the reaper then
+ * sees a stray of its own and removes it when Docker answers again).
+ */
+export interface Ownership {
+  track(id: string): void;
+  release(container: Container, stream?: Duplex): void;
+}
+
+export async function startSandbox(docker: Dockerode, spec: ContainerCreateOptions, own: Ownership): Promise<Sandbox> {
   let container: Container;
   try {
     container = await bounded(D.create, 'create', (abortSignal) => docker.createContainer({ ...spec, abortSignal }));
   } catch (e) {
     throw new SandboxUnavailable((e as Error).message);
   }
-  track(container.id);
+  own.track(container.id);
   try {
     // Attach before start so no byte of output is missed.
     const stream = (await bounded(D.attach, 'attach', (abortSignal) =>
@@ -38,7 +44,7 @@ export async function startSandbox(
     await bounded(D.start, 'start', (abortSignal) => container.start({ abortSignal }));
     return { container, stream };
   } catch (e) {
-    await removeContainer(container);
+    own.release(container);
     throw new SandboxUnavailable((e as Error).message);
   }
 }
@@ -65,7 +71,7 @@ export class ContainerPool {
   readonly #docker: Dockerode;
   readonly #spec: ContainerCreateOptions;
   readonly #size: number;
-  readonly #track: (id: string) => void;
+  readonly #own: Ownership;
   readonly #onError: (e: Error) => void;
   readonly #canStart: () => boolean;
 
@@ -73,7 +79,7 @@ export class ContainerPool {
     docker: Dockerode;
     spec: ContainerCreateOptions;
     size: number;
-    track: (id: string) => void;
+    own: Ownership;
     onError: (e: Error) => void;
     /** False while the engine is unhealthy: no refill then (the engine refills on recovery). */
     canStart?: () => boolean;
@@ -82,7 +88,7 @@ export class ContainerPool {
     this.#docker = opts.docker;
     this.#spec = opts.spec;
     this.#size = opts.size;
-    this.#track = opts.track;
+    this.#own = opts.own;
     this.#onError = opts.onError;
   }
 
@@ -99,7 +105,7 @@ export class ContainerPool {
     const sandbox = this.#ready.shift();
     if (sandbox && refillAfter && this.#ready.length > 0) void refillAfter.finally(() => this.fill());
     else this.fill();
-    return sandbox ?? startSandbox(this.#docker, this.#spec, this.#track);
+    return sandbox ?? startSandbox(this.#docker, this.#spec, this.#own);
   }
 
   /** A waiting container whose attach stream broke (dockerd restarted, the socket went) is useless. */
@@ -108,7 +114,7 @@ export class ContainerPool {
       const at = this.#ready.indexOf(sandbox);
       if (at === -1) return; // taken: the run sees the stream end itself
       this.#ready.splice(at, 1);
-      void removeContainer(sandbox.container);
+      this.#own.release(sandbox.container, sandbox.stream);
       this.fill();
     };
     sandbox.stream.once('close', drop);
@@ -124,9 +130,9 @@ export class ContainerPool {
       this.#ready.length + this.#starting.size < this.#size &&
       this.#starting.size < MAX_PARALLEL_STARTS
     ) {
-      const starting: Promise<void> = startSandbox(this.#docker, this.#spec, this.#track)
+      const starting: Promise<void> = startSandbox(this.#docker, this.#spec, this.#own)
         .then(async (sandbox) => {
-          if (this.#closed) await removeContainer(sandbox.container);
+          if (this.#closed) this.#own.release(sandbox.container, sandbox.stream);
           else {
             this.#watch(sandbox);
             this.#ready.push(sandbox);
@@ -149,12 +155,10 @@ export class ContainerPool {
     return Date.now() - this.#lastFailure < 1000;
   }
 
-  /** Removes the waiting containers, including one still being started (each call bounded). */
+  /** Releases the waiting containers, including one still being started (the engine awaits them). */
   async close(): Promise<void> {
     this.#closed = true;
     await Promise.all(this.#starting);
-    const waiting = this.#ready.splice(0);
-    for (const s of waiting) s.stream.destroy();
-    await Promise.all(waiting.map((s) => removeContainer(s.container)));
+    for (const s of this.#ready.splice(0)) this.#own.release(s.container, s.stream);
   }
 }

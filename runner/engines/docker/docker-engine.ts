@@ -4,12 +4,13 @@
 // reads usage and OOM kills from the cgroup, and removes the container, always. Timeouts and
 // cancels read the usage, then kill the container. Nothing the program writes decides the
 // verdict (run-verdict.ts): see images/entrypoint.sh for why it cannot reach the supervisor.
-import Dockerode from 'dockerode';
+import type { Duplex } from 'node:stream';
+import Dockerode, { type Container } from 'dockerode';
 import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
 import type { Engine } from '../engine.ts';
-import { ContainerPool, removeContainer, type Sandbox, SandboxUnavailable } from './container-pool.ts';
+import { ContainerPool, type Ownership, removeContainer, type Sandbox, SandboxUnavailable } from './container-pool.ts';
 import { containerSpec } from './container-spec.ts';
 import { type ContainerUsage, createUsageReader } from './container-usage.ts';
 import { bounded, createEngineHealth, DOCKER_DEADLINES, type EngineHealth, type HealthState } from './engine-health.ts';
@@ -44,10 +45,16 @@ export interface DockerEngine extends Engine {
   reaper: Reaper;
 }
 
+/**
+ * How long after the engine has stopped a run (deadline, cancel, shutdown) the run ends even if
+ * Docker never closes its stream (a hung engine): the container is left for the reaper.
+ */
+const FORCE_END_MS = 1500;
+
 /** How long after a run's end its container's removal and the pool's refill start. */
 const AFTER_RUN_MS = 20;
 
-/** What close() may take: containers it cannot remove by then are left for the next reaper. */
+/** What close() takes at least: containers it cannot remove by then are left for the next reaper. */
 const CLOSE_MS = 3000;
 
 type Ending = 'timed_out' | 'cancelled';
@@ -82,19 +89,21 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
   });
   const healthy = () => health.state().healthy;
 
-  /** Removes a used container, after `after` when given; close() waits for every one of them. */
-  const remove = (sandbox: Sandbox, after: Promise<unknown> = Promise.resolve()) => {
+  /** Removes a container, after `after` when given; close() waits for every one of them. */
+  const release = (container: Container, stream?: Duplex, after: Promise<unknown> = Promise.resolve()) => {
     const p = after
       .then(() => {
-        sandbox.stream.destroy();
-        return removeContainer(sandbox.container);
+        stream?.destroy();
+        return removeContainer(container);
       })
       .finally(() => {
-        live.delete(sandbox.container.id);
+        live.delete(container.id);
         removals.delete(p);
       });
     removals.add(p);
   };
+  const own: Ownership = { track: (id) => live.add(id), release: (c, stream) => release(c, stream) };
+  const remove = (sandbox: Sandbox, after?: Promise<unknown>) => release(sandbox.container, sandbox.stream, after);
 
   const specFor = (profile: DockerProfile, memoryMb: number) =>
     containerSpec({ profile, memoryMb, prefix: opts.prefix, owner: opts.owner });
@@ -106,7 +115,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
         docker,
         spec: specFor(profile, profile.limits.memoryMb),
         size: profile.pool,
-        track: (id) => live.add(id),
+        own,
         onError: (e) => {
           // While the engine is known to be down, its health line has said so already.
           if (healthy()) onError(e, `pool ${profile.name}`);
@@ -158,7 +167,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
             docker,
             spec: specFor(profile, memoryMb),
             size: 0,
-            track: (id) => live.add(id),
+            own,
             onError: (e) => onError(e, 'cold start'),
           });
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -233,7 +242,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
         sandbox.stream.once('error', () => resolve('closed'));
         // Once the engine has ended the run, it ends, whether or not Docker ever closes the
         // stream (a hung engine): the kill's own deadline plus a little.
-        forceEnd = () => setTimeout(() => resolve('closed'), DOCKER_DEADLINES.kill + 1000).unref();
+        forceEnd = () => setTimeout(() => resolve('closed'), FORCE_END_MS).unref();
       });
       sandbox.stream.resume();
       for (const chunk of input.chunks) sandbox.stream.write(chunk);
@@ -288,7 +297,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       const state = health.state();
       if (!state.healthy) throw new Error(state.reason ?? 'the Docker Engine is unavailable');
     },
-    async close() {
+    async close(budgetMs = CLOSE_MS) {
       closed = true;
       health.stop();
       clearInterval(reapTimer);
@@ -299,13 +308,20 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
         await startup;
         await Promise.all([...pools.values()].map((p) => p.close()));
         await Promise.all(removals);
+        // What a failed removal left (Docker was away then): nothing of this process outlives it.
+        await reaper.sweepOwn().catch((e: Error) => onError(e, 'close'));
       })();
       const timedOut = await Promise.race([
         done.then(() => false),
-        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), CLOSE_MS))),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), Math.max(CLOSE_MS, budgetMs)))),
       ]);
       clearTimeout(timer);
-      if (timedOut) onError(new Error(`containers not removed within ${CLOSE_MS} ms are left for the reaper`), 'close');
+      if (timedOut) {
+        onError(
+          new Error(`containers not removed within ${Math.max(CLOSE_MS, budgetMs)} ms are left for the reaper`),
+          'close',
+        );
+      }
     },
   };
 }

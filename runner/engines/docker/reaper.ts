@@ -8,6 +8,8 @@ import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 export interface Reaper {
   /** Returns the number of containers removed. */
   sweep(): Promise<number>;
+  /** Removes every container of this process (at close: none may outlive it). */
+  sweepOwn(): Promise<number>;
 }
 
 export interface ReaperOptions {
@@ -24,7 +26,7 @@ const GRACE_MS = 60_000;
 
 export function createReaper(opts: ReaperOptions): Reaper {
   let running: Promise<number> | undefined;
-  const sweep = async (): Promise<number> => {
+  const sweep = async (everyOwn = false): Promise<number> => {
     const containers = await bounded(D.list, 'list', (abortSignal) =>
       opts.docker.listContainers({
         all: true,
@@ -38,7 +40,7 @@ export function createReaper(opts: ReaperOptions): Reaper {
       const owner = c.Labels[LABEL.owner] ?? '';
       let orphan: boolean;
       if (owner === opts.owner) {
-        orphan = !opts.isLive(c.Id) && Date.now() - c.Created * 1000 > GRACE_MS;
+        orphan = everyOwn || (!opts.isLive(c.Id) && Date.now() - c.Created * 1000 > GRACE_MS);
       } else {
         if (!alive.has(owner)) alive.set(owner, await opts.isOwnerAlive(owner).catch(() => true));
         orphan = !alive.get(owner);
@@ -53,6 +55,7 @@ export function createReaper(opts: ReaperOptions): Reaper {
     return removed;
   };
   return {
+    sweepOwn: () => sweep(true),
     sweep() {
       running ??= sweep().finally(() => {
         running = undefined;
