@@ -3,6 +3,7 @@
 // Measured one after the other. Ends by counting the containers the service left behind.
 import Dockerode from 'dockerode';
 import { LABEL } from '../runner/engines/docker/container-spec.ts';
+import { profilesDir } from '../test/helpers/sandgate.ts';
 import { fmt, latencies, percentile, postAndWait, startService, sustained } from './lib.ts';
 
 const SERVICE_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 200);
@@ -31,7 +32,9 @@ export async function main(): Promise<void> {
     `docker benchmark: ${SERVICE_RUNS} sequential service runs, ${PLAIN_RUNS} plain runs, ${THROUGHPUT_MS / 1000} s sustained at concurrency ${CONCURRENCY}`,
   );
   const docker = new Dockerode();
-  const svc = await startService({ SANDGATE_LOG_LEVEL: 'warn' });
+  // The python profile only: the other profiles' pools would fill and churn beside it.
+  const profiles = await profilesDir(['python']);
+  const svc = await startService({ SANDGATE_PROFILES_DIR: profiles }, 'warn');
   const prefix = svc.prefix;
   let svcLat: number[];
   let svcRate: Awaited<ReturnType<typeof sustained>>;

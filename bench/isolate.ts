@@ -39,7 +39,8 @@ async function measureRaw(): Promise<Figures & { sequential: number }> {
 }
 
 async function measureService(): Promise<Figures> {
-  const svc = await startService({ SANDGATE_LOG_LEVEL: 'warn' });
+  // The js profile only: no Docker pools filling up while the js path is measured.
+  const svc = await startService({ SANDGATE_PROFILES_DIR: 'test/fixtures/profiles-js' }, 'warn');
   try {
     const auth = await svc.agentAuth(['js']);
     const body = JSON.stringify({ profile: 'js', code: CODE });

@@ -1,7 +1,7 @@
 // Shared benchmark plumbing: percentiles, a service in a child process, an HTTP client pool.
 import { randomBytes } from 'node:crypto';
 import { Pool } from 'undici';
-import { type Child, freePort, spawnSandgate, waitForOutput } from '../test/helpers/processes.ts';
+import { type Child, freePort, spawnSandgate } from '../test/helpers/processes.ts';
 import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
 
 export function percentile(sorted: number[], p: number): number {
@@ -20,21 +20,42 @@ export interface BenchService {
   stop(): Promise<void>;
 }
 
+/** Waits until the service answers /readyz (its log may be quiet), or fails with its output. */
+async function ready(base: string, child: Child): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (child.proc.exitCode !== null) break;
+    const ok = await fetch(`${base}/readyz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the service did not become ready:\n${child.output()}`);
+}
+
 /** Starts `npm start` (mode all) in its own process, so client and server do not share a thread. */
-export async function startService(env: Record<string, string> = {}): Promise<BenchService & { child: Child }> {
+export async function startService(
+  env: Record<string, string> = {},
+  logLevel = 'info',
+): Promise<BenchService & { child: Child }> {
   const port = await freePort();
   const prefix = `sgbench-${randomBytes(4).toString('hex')}`;
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-  const child = spawnSandgate('all', {
-    REDIS_URL,
-    PORT: String(port),
-    SANDGATE_PREFIX: prefix,
-    SANDGATE_ADMIN_TOKEN: adminToken,
-    SANDGATE_DATA_DIR: `/tmp/${prefix}`,
-    ...env,
-  });
-  await waitForOutput(child, /sandgate started/);
+  const child = spawnSandgate(
+    'all',
+    {
+      REDIS_URL,
+      PORT: String(port),
+      SANDGATE_PREFIX: prefix,
+      SANDGATE_ADMIN_TOKEN: adminToken,
+      SANDGATE_DATA_DIR: `/tmp/${prefix}`,
+      ...env,
+    },
+    { logLevel },
+  );
   const base = `http://127.0.0.1:${port}`;
+  await ready(base, child);
   const pool = new Pool(base, { connections: 64, pipelining: 1 });
   const call = async (method: 'POST', path: string, body: unknown, auth: string) => {
     const res = await pool.request({

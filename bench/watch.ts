@@ -70,12 +70,14 @@ async function admissionCost(): Promise<void> {
 
 async function detectionToDelivery(): Promise<void> {
   const receiver = await startFakeEndpoint();
-  const svc = await startService({
-    SANDGATE_LOG_LEVEL: 'warn',
-    SANDGATE_PROFILES_DIR: 'test/fixtures/profiles-js',
-    SANDGATE_ALERT_WEBHOOK: `${receiver.url}/hook`,
-    SANDGATE_WATCH: '{"loop":{"repeats":3}}',
-  });
+  const svc = await startService(
+    {
+      SANDGATE_PROFILES_DIR: 'test/fixtures/profiles-js',
+      SANDGATE_ALERT_WEBHOOK: `${receiver.url}/hook`,
+      SANDGATE_WATCH: '{"loop":{"repeats":3}}',
+    },
+    'warn',
+  );
   const lat: number[] = [];
   try {
     for (let trip = 0; trip < TRIPS; trip++) {

@@ -22,11 +22,17 @@ export interface Child {
 export interface SpawnOptions {
   /** Node options before the script, e.g. `--import` of a fixture. */
   nodeArgs?: string[];
+  /**
+   * The child's log level: `info` (tests wait for its lines) unless asked otherwise; a benchmark
+   * asks for the user's default so it measures what a user gets.
+   */
+  logLevel?: string;
 }
 
 // A fatal line (pino level 60: an unhandled rejection, an uncaught exception, a failed start) or
 // a native crash of a spawned process is a failure of the test that spawned it, even when the
 // test never looks: test/helpers/child-faults.ts checks these after every test.
+const OUTPUT_KEEP = 1 << 20;
 const CRASH_SIGNALS = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE']);
 const watched = new Map<Child, number>(); // child → faults already reported
 const closed = new WeakSet<Child>(); // exited and its output fully read
@@ -37,15 +43,27 @@ export function spawnSandgate(
   opts: SpawnOptions = {},
 ): Child {
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), 'bin/sandgate.ts', mode], {
-    env: { ...process.env, ...env, SANDGATE_LOG_LEVEL: 'info' },
+    env: { ...process.env, ...env, SANDGATE_LOG_LEVEL: opts.logLevel ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // The output is kept to its last OUTPUT_KEEP characters (a long run must not grow the test's
+  // memory, nor cost its thread time), its fatal lines in full.
   let output = '';
-  proc.stdout!.on('data', (d) => (output += d));
-  proc.stderr!.on('data', (d) => (output += d));
+  let partial = '';
+  const fatal: string[] = [];
+  const take = (d: Buffer) => {
+    const text = d.toString();
+    output += text;
+    if (output.length > 2 * OUTPUT_KEEP) output = output.slice(-OUTPUT_KEEP);
+    const lines = (partial + text).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (l.includes('"level":60')) fatal.push(l);
+  };
+  proc.stdout!.on('data', take);
+  proc.stderr!.on('data', take);
   const exited = once(proc, 'exit').then(([code]) => code as number | null);
   const faults = () => {
-    const lines = output.split('\n').filter((l) => l.includes('"level":60'));
+    const lines = [...fatal, ...(partial.includes('"level":60') ? [partial] : [])];
     if (proc.signalCode && CRASH_SIGNALS.has(proc.signalCode)) lines.push(`died of ${proc.signalCode}`);
     return lines.map((l) => `${mode} pid ${proc.pid}: ${l}`);
   };
