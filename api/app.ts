@@ -9,6 +9,7 @@ import type { AuditVerifyResult } from '../contract/audit.ts';
 import type { Config } from '../contract/config.ts';
 import type { EngineName } from '../contract/profile.ts';
 import type { Auditor } from '../guard/audit/auditor.ts';
+import type { CitedVerifyDeps } from '../guard/audit/cited-verify.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
@@ -17,8 +18,10 @@ import type { TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import type { ToolSet } from '../guard/tools/tool-registry.ts';
+import type { Overview } from '../guard/watch/overview.ts';
 import type { Watch } from '../guard/watch/watch.ts';
 import type { ActionStore } from '../state/actions.ts';
+import type { ActivityStore } from '../state/activity.ts';
 import type { AgentStore } from '../state/agents.ts';
 import type { AlertStore } from '../state/alerts.ts';
 import type { AuditIndex } from '../state/audit-index.ts';
@@ -34,10 +37,13 @@ import { registerOpenApi } from './openapi.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerQueueMetrics } from './queue-metrics.ts';
 import { actionRoutes } from './routes/actions.ts';
+import { activityRoutes } from './routes/activity.ts';
 import { agentRoutes } from './routes/agents.ts';
 import { alertRoutes } from './routes/alerts.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { evidenceRoutes } from './routes/evidence.ts';
 import { executionRoutes } from './routes/executions.ts';
+import { meRoutes } from './routes/me.ts';
 import { type ReadinessChecks, serviceRoutes } from './routes/service.ts';
 import { taskRoutes } from './routes/tasks.ts';
 
@@ -67,6 +73,11 @@ export interface ApiDeps {
   auditIndex: AuditIndex;
   /** Verifies this process's audit directory (GET /v1/audit/verify). */
   verifyAudit: () => Promise<AuditVerifyResult>;
+  /** Checks cited records against this process's audit files (the console, the evidence pack). */
+  cited: CitedVerifyDeps;
+  /** Agents with their figures, and the per-minute activity behind them (the console). */
+  overview: Overview;
+  activity: ActivityStore;
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;
@@ -106,6 +117,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(actionRoutes, deps);
   await app.register(auditRoutes, deps);
   await app.register(alertRoutes, deps);
+  await app.register(activityRoutes, deps);
+  await app.register(evidenceRoutes, deps);
+  await app.register(meRoutes);
   await app.register(consoleRoutes);
   await registerQueueDashboard(app, queues);
   return app;

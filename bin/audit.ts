@@ -15,6 +15,9 @@ function usage(problem: string): never {
   process.exit(2);
 }
 
+// `trace TASK`: a task's story from the files alone (bin/audit-trace.ts).
+if (process.argv[2] === 'trace') process.exit(await (await import('./audit-trace.ts')).runTrace(process.argv.slice(3)));
+
 const args = (() => {
   try {
     return parseArgs({

@@ -1,5 +1,6 @@
 // The API side of a process: the admin token and signing keys, the readiness checks and the
 // fastify app over the core's state and lifecycles.
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { buildApp } from '../api/app.ts';
@@ -7,6 +8,7 @@ import type { ReadinessChecks } from '../api/routes/service.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
+import { createOverview } from '../guard/watch/overview.ts';
 import { createPrincipalStore } from '../state/principals.ts';
 import { createRecordEvents } from '../state/record-events.ts';
 import type { Core } from './compose-core.ts';
@@ -41,6 +43,7 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
   const { config } = core;
   const adminToken = await loadAdminToken(config.SANDGATE_DATA_DIR, config.SANDGATE_ADMIN_TOKEN);
   const keys = await loadKeyRing(config.SANDGATE_DATA_DIR);
+  const principals = createPrincipalStore(core.redis, config.SANDGATE_PREFIX);
   const events = await createRecordEvents(
     await connect(config.REDIS_URL, 'sandgate-events-sub'),
     core.store.doneChannel,
@@ -64,7 +67,17 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     audit: core.auditTrail.audit,
     auditIndex: core.auditTrail.index,
     verifyAudit: core.auditTrail.verify,
-    principals: createPrincipalStore(core.redis, config.SANDGATE_PREFIX),
+    // The directory openAuditTrail writes this process's chain into.
+    cited: { dirs: [join(config.SANDGATE_DATA_DIR, 'audit')], verify: core.auditTrail.verify },
+    overview: createOverview({
+      agents: core.agents,
+      watchStore: core.watchStore,
+      budgets: core.budgets,
+      activity: core.activity,
+      alerts: core.alerts,
+    }),
+    activity: core.activity,
+    principals,
     policy: core.policy,
     budgets: core.budgets,
     tokens: createTokenService(keys),

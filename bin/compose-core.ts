@@ -12,6 +12,7 @@ import type { Alert } from '../contract/watch.ts';
 import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
 import { type AuditTrail, openAuditTrail } from '../guard/audit/audit-trail.ts';
 import { type ActionLifecycle, createActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
+import { observeActivity } from '../guard/lifecycle/activity.ts';
 import { createExecutionLifecycle, type ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
 import { createHooks, type Hooks } from '../guard/lifecycle/hooks.ts';
 import { createTaskLifecycle, type TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
@@ -23,6 +24,7 @@ import { createWatch, type NotifyEvent, type Watch } from '../guard/watch/watch.
 import { type NotifyJob, RENOTIFY_JOB } from '../runner/notify-worker.ts';
 import { EXPIRE_JOB } from '../runner/tools/action-worker.ts';
 import { type ActionStore, createActionStore } from '../state/actions.ts';
+import { type ActivityStore, createActivityStore } from '../state/activity.ts';
 import { type AgentStore, createAgentStore } from '../state/agents.ts';
 import { type AlertStore, createAlertStore } from '../state/alerts.ts';
 import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
@@ -48,6 +50,8 @@ export interface Core {
   executionQueues: ReadonlyMap<EngineName, Queue>;
   actionsQueue: Queue;
   hooks: Hooks;
+  /** Per-minute activity of agents and tasks, counted by a lifecycle observer (the console). */
+  activity: ActivityStore;
   executions: ExecutionLifecycle;
   toolCalls: ActionLifecycle;
   tasks: TaskLifecycle;
@@ -133,6 +137,8 @@ export async function composeCore(
   const hooks = createHooks((e, event) =>
     log.error({ err: e.message, event: event.type }, 'a lifecycle observer failed'),
   );
+  const activity = createActivityStore(redis, prefix);
+  observeActivity(hooks, activity);
   const executions = createExecutionLifecycle({
     store,
     budgets,
@@ -241,6 +247,7 @@ export async function composeCore(
     executionQueues,
     actionsQueue,
     hooks,
+    activity,
     executions,
     toolCalls,
     tasks,

@@ -90,6 +90,11 @@ export const PrincipalCreated = z
   .object({ id: z.string(), name: z.string(), role: z.enum(HUMAN_ROLES), token: z.string() })
   .meta({ id: 'PrincipalCreated' });
 
+export const RevokeRequest = z
+  .strictObject({ reason: z.string().max(2000).optional().describe('kept in the audit trail') })
+  .optional()
+  .meta({ id: 'RevokeRequest' });
+
 export const Revocation = z
   .object({
     id: z.string(),

@@ -30,7 +30,7 @@ interface ErrorData {
 export interface AuditEventData {
   // identity
   'agent.created': { name: string; grants: unknown; limits: unknown };
-  'agent.revoked': { cancelledExecutions: number; cancelledActions: number };
+  'agent.revoked': { cancelledExecutions: number; cancelledActions: number; reason?: string | null };
   'agent.enabled': { tokenGeneration: number };
   'principal.created': { name: string; role: string };
   'token.issued': { expiresAt: string; ttlSeconds: number | undefined; scopes: unknown };

@@ -15,6 +15,8 @@ export interface AgentStore {
     watch?: WatchOverrides | undefined;
   }): Promise<Agent>;
   get(id: string): Promise<Agent | undefined>;
+  /** The newest agents first (the index holds agents created since it exists). */
+  list(limit: number): Promise<Agent[]>;
   /** Marks the agent revoked (the admission marker and the record, in one transaction). */
   revoke(id: string): Promise<Agent | undefined>;
   /** Lifts a revocation and starts a new token generation: tokens minted before stay invalid. */
@@ -36,12 +38,23 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
         revokedAt: null,
         tokenGeneration: 0,
       };
-      await redis.set(key(agent.id), JSON.stringify(agent));
+      await execAll(
+        redis
+          .multi()
+          .set(key(agent.id), JSON.stringify(agent))
+          .zadd(keys.agent.all, Date.parse(agent.createdAt), agent.id),
+      );
       return agent;
     },
     async get(id) {
       const raw = await redis.get(key(id));
       return raw ? Agent.parse(JSON.parse(raw)) : undefined;
+    },
+    async list(limit) {
+      const ids = await redis.zrevrange(keys.agent.all, 0, limit - 1);
+      if (ids.length === 0) return [];
+      const raw = await redis.mget(ids.map(key));
+      return raw.flatMap((r) => (r ? [Agent.parse(JSON.parse(r))] : []));
     },
     async revoke(id) {
       const agent = await this.get(id);

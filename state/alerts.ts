@@ -45,6 +45,8 @@ export interface AlertStore {
     by: string,
     reason: string | null,
   ): Promise<{ ok: true } | { ok: false; why: 'missing' | 'refused'; status?: string }>;
+  /** Alerts not yet resolved (open or acknowledged), newest first. */
+  unresolved(limit: number): Promise<Alert[]>;
   addDelivery(id: string, delivery: Delivery): Promise<void>;
   openCount(): Promise<number>;
 }
@@ -142,6 +144,12 @@ export function createAlertStore(redis: Redis, prefix: string, ttlSeconds: numbe
       );
       if (verdict === 'ok') return { ok: true };
       return { ok: false, why: verdict === 'missing' ? 'missing' : 'refused', ...(status && { status }) };
+    },
+
+    async unresolved(limit) {
+      const ids = await redis.zrevrange(a.openSet, 0, limit - 1);
+      const found = await Promise.all(ids.map(get));
+      return found.filter((x): x is Alert => x !== undefined && x.status !== 'resolved');
     },
 
     async addDelivery(id, delivery) {

@@ -14,15 +14,20 @@ export interface AuditQuery {
   kind?: string | undefined;
   /** Records after this cursor (the `next` of the previous page). */
   after?: string | undefined;
+  /** Only records stamped in [sinceMs, untilMs]. */
+  sinceMs?: number | undefined;
+  untilMs?: number | undefined;
   limit: number;
 }
 
 export interface AuditIndex {
   add(records: readonly AuditRecord[]): Promise<void>;
   query(q: AuditQuery): Promise<{ records: AuditRecord[]; next: string | null }>;
+  get(id: string): Promise<AuditRecord | undefined>;
 }
 
-const member = (r: AuditRecord) => `${String(Date.parse(r.time)).padStart(15, '0')}|${r.id}`;
+const stamp = (ms: number) => String(ms).padStart(15, '0');
+const member = (r: AuditRecord) => `${stamp(Date.parse(r.time))}|${r.id}`;
 
 export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: number): AuditIndex {
   const keys = redisKeys(prefix);
@@ -47,9 +52,13 @@ export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: numbe
       const key = setKey(q);
       const records: AuditRecord[] = [];
       let cursor = q.after ? `(${q.after}` : '-';
+      // A time window is a lexicographic range too: "<ms>|" sorts before every member of that ms.
+      if (q.sinceMs !== undefined && (cursor === '-' || cursor.slice(1) < stamp(q.sinceMs)))
+        cursor = `[${stamp(q.sinceMs)}|`;
+      const end = q.untilMs === undefined ? '+' : `(${stamp(q.untilMs + 1)}|`;
       // Filtering by kind (or by agent within a task) may skip members: read on until the page is full.
       for (let rounds = 0; records.length < q.limit && rounds < 50; rounds++) {
-        const members = await redis.zrangebylex(key, cursor, '+', 'LIMIT', 0, Math.max(q.limit, 100));
+        const members = await redis.zrangebylex(key, cursor, end, 'LIMIT', 0, Math.max(q.limit, 100));
         if (members.length === 0) return { records, next: null };
         const raw = await redis.mget(members.map((m) => recKey(m.slice(m.indexOf('|') + 1))));
         for (const [i, text] of raw.entries()) {
@@ -62,6 +71,11 @@ export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: numbe
         }
       }
       return { records, next: null };
+    },
+
+    async get(id) {
+      const raw = await redis.get(recKey(id));
+      return raw ? (JSON.parse(raw) as AuditRecord) : undefined;
     },
   };
 }

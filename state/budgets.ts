@@ -40,6 +40,10 @@ export interface Settlement {
 export interface BudgetStore {
   createTask(agentId: string, goal: string, budget: Budget, scope?: TaskScope): Promise<Task>;
   getTask(id: string): Promise<Task | undefined>;
+  /** Tasks newest first, of one agent or of all, that are still kept (the task TTL). */
+  listTasks(q: { agentId?: string | undefined; limit: number }): Promise<Task[]>;
+  /** The agent's spend of the current UTC day (Redis's clock, as admission counts it). */
+  daySpend(agentId: string): Promise<{ spent: number; reserved: number }>;
   /** Rate limit, task caps and daily spend, atomically; counts and reserves when admitted. */
   admit(request: AdmitRequest): Promise<Admission>;
   /** Settles or refunds a reservation; idempotent. `exhausted` names the cap this reached; `cost` is what was charged. */
@@ -104,6 +108,8 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   return {
     async createTask(agentId, goal, budget, scope) {
       const id = `task_${randomBytes(12).toString('base64url')}`;
+      const now = Date.now();
+      const oldest = now - taskTtlSeconds * 1000;
       await execAll(
         redis
           .multi()
@@ -120,13 +126,35 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
             tokens: 0,
             spend: 0,
             reserved: 0,
-            createdAt: new Date().toISOString(),
+            createdAt: new Date(now).toISOString(),
           })
-          .expire(taskKey(id), taskTtlSeconds),
+          .expire(taskKey(id), taskTtlSeconds)
+          // The indexes forget tasks whose records have expired, so they stay as small as the tasks kept.
+          .zadd(keys.task.ofAgent(agentId), now, id)
+          .zremrangebyscore(keys.task.ofAgent(agentId), '-inf', oldest)
+          .expire(keys.task.ofAgent(agentId), taskTtlSeconds)
+          .zadd(keys.task.all, now, id)
+          .zremrangebyscore(keys.task.all, '-inf', oldest),
       );
       return (await getTask(id))!;
     },
     getTask,
+    async listTasks({ agentId, limit }) {
+      const ids = await redis.zrevrange(agentId ? keys.task.ofAgent(agentId) : keys.task.all, 0, limit - 1);
+      const tasks = await Promise.all(ids.map(getTask));
+      return tasks.filter((t): t is Task => t !== undefined);
+    },
+    async daySpend(agentId) {
+      const [[seconds], [day, spent, reserved]] = await Promise.all([
+        redis.time(),
+        redis.hmget(dayKey(agentId), 'day', 'spent', 'reserved'),
+      ]);
+      const today = Math.floor(Number(seconds) / 86_400);
+      return {
+        spent: Number(day) === today ? fromNanos(Number(spent ?? 0)) : 0,
+        reserved: fromNanos(Math.max(0, Number(reserved ?? 0))),
+      };
+    },
     async admit(r) {
       const [count, cap] = COUNTS[r.kind];
       const perMinute = r.kind === 'run' ? r.limits.runsPerMinute : r.limits.toolCallsPerMinute;

@@ -18,14 +18,26 @@ export function redisKeys(prefix: string) {
       rate: (kind: 'run' | 'tool', agentId: string) => k('rate', kind, agentId),
       /** Its spend of the current UTC day (hash: day, spent, reserved). */
       spendDay: (agentId: string) => k('spend-day', agentId),
+      /** Every agent by creation time (ms): the console's list. */
+      all: k('agents'),
     },
+    /** A human principal's record (no token), for naming who approved or handled what. */
+    principal: (principalId: string) => k('principal', principalId),
     principalToken: (tokenDigest: string) => k('principal-token', tokenDigest),
     task: {
       /** The task hash: budget, counts, spend, status (`none` for work without a task). */
       record: (taskId: string | null) => k('task', taskId ?? 'none'),
       taint: (taskId: string) => k('task-taint', taskId),
       executions: (taskId: string) => k('task-execs', taskId),
+      /** Tasks by creation time (ms), of one agent and of all; trimmed to the task TTL. */
+      ofAgent: (agentId: string) => k('agent-tasks', agentId),
+      all: k('tasks'),
     },
+    /**
+     * Activity per hour of an agent or a task (hash: `<minute>|<metric>` → count or nanos), for
+     * the console's figures and charts; one key per hour keeps every read and expiry bounded.
+     */
+    activity: (scope: 'agent' | 'task', id: string, hour: number) => k('activity', scope, id, String(hour)),
     /** A worst-case reservation held by admitted work until it is settled. */
     reservation: (workId: string) => k('reservation', workId),
     execution: {

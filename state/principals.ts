@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { HumanRole } from '../contract/principal.ts';
+import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 
 export type { HumanRole };
@@ -21,6 +22,8 @@ export interface PrincipalStore {
   create(input: { name: string; role: HumanRole }): Promise<{ principal: HumanPrincipal; token: string }>;
   /** The principal a token belongs to, or undefined. */
   byToken(token: string): Promise<HumanPrincipal | undefined>;
+  /** The principal by id (those created since principals are kept by id), for naming who did what. */
+  get(id: string): Promise<HumanPrincipal | undefined>;
 }
 
 const digest = (token: string) => createHash('sha256').update(token).digest('hex');
@@ -37,11 +40,20 @@ export function createPrincipalStore(redis: Redis, prefix: string): PrincipalSto
         createdAt: new Date().toISOString(),
       };
       const token = `${PRINCIPAL_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-      await redis.set(tokenKey(token), JSON.stringify(principal));
+      await execAll(
+        redis
+          .multi()
+          .set(tokenKey(token), JSON.stringify(principal))
+          .set(keys.principal(principal.id), JSON.stringify(principal)),
+      );
       return { principal, token };
     },
     async byToken(token) {
       const raw = await redis.get(tokenKey(token));
+      return raw ? (JSON.parse(raw) as HumanPrincipal) : undefined;
+    },
+    async get(id) {
+      const raw = await redis.get(keys.principal(id));
       return raw ? (JSON.parse(raw) as HumanPrincipal) : undefined;
     },
   };

@@ -52,6 +52,8 @@ export interface WatchStore {
   resumeTask(taskId: string, agentId: string): Promise<boolean>;
   suspension(agentId: string): Promise<HoldReason | undefined>;
   pause(taskId: string): Promise<HoldReason | undefined>;
+  /** Why the agent is throttled, while it is. */
+  throttle(agentId: string): Promise<HoldReason | undefined>;
   /** The agent's latest audit ids (newest first), kept as an alert's evidence. */
   remember(agentId: string, auditId: string): Promise<void>;
   recent(agentId: string): Promise<string[]>;
@@ -191,6 +193,11 @@ export function createWatchStore(redis: Redis, prefix: string): WatchStore {
 
     async pause(taskId) {
       const raw = await redis.get(w.paused(taskId));
+      return raw ? JSON.parse(raw) : undefined;
+    },
+
+    async throttle(agentId) {
+      const raw = await redis.get(w.throttle(agentId));
       return raw ? JSON.parse(raw) : undefined;
     },
 

@@ -3,7 +3,8 @@
 // from an agent and is untrusted: it is rendered only through textContent and createElement,
 // never through innerHTML. The approver's token lives only in this tab's sessionStorage.
 
-const TOKEN_KEY = 'sandgate.approverToken';
+// Shared with the operator console (lib/api.js), so one sign-in serves both pages of this tab.
+const TOKEN_KEY = 'sandgate.token';
 const REFRESH_MS = 3000;
 const FOLLOW_MS = 60_000;
 const FINAL = ['succeeded', 'failed', 'denied', 'expired', 'cancelled'];

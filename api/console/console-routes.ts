@@ -1,9 +1,11 @@
-// The approvals console: a page where a human approver signs in with their token and decides on
-// pending actions. Served as static files under /console; it talks to the same REST API.
-// The page itself is public (it holds no data); every data call it makes carries the approver's
-// bearer token, so these routes declare no roles. The headers below forbid inline script and
-// style, framing, form posts and any origin but this one.
-import { readFile } from 'node:fs/promises';
+// The console: static files under /console (the operator pages at /console/, the approvals page
+// at /console/approvals), talking to the same REST API. The pages hold no data; every data call
+// they make carries the human's bearer token, so these routes declare no roles. The files are an
+// allow-list read once at start-up (html, js, css under this directory); the headers forbid
+// inline script and style, framing, form posts and any origin but this one.
+import { readdir, readFile } from 'node:fs/promises';
+import { extname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 
 export const CONSOLE_CSP =
@@ -19,17 +21,40 @@ const SECURITY_HEADERS = {
   'cross-origin-resource-policy': 'same-origin',
 } as const;
 
-const ASSETS = [
-  { url: '/console/approvals', file: 'approvals.html', type: 'text/html; charset=utf-8' },
-  { url: '/console/approvals.js', file: 'approvals.js', type: 'text/javascript; charset=utf-8' },
-  { url: '/console/console.css', file: 'console.css', type: 'text/css; charset=utf-8' },
-] as const;
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+};
+
+/** Pages served under a name of their own besides their file's. */
+const ALIASES: Record<string, readonly string[]> = {
+  'index.html': ['/console', '/console/'],
+  'approvals.html': ['/console/approvals'],
+};
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+async function assets(dir: string, depth = 0): Promise<string[]> {
+  if (depth > 3) return [];
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await assets(path, depth + 1)));
+    else if (TYPES[extname(entry.name)]) out.push(relative(HERE, path));
+  }
+  return out;
+}
 
 export const consoleRoutes: FastifyPluginAsync = async (app) => {
-  for (const asset of ASSETS) {
-    const body = await readFile(new URL(asset.file, import.meta.url));
-    app.get(asset.url, { schema: { hide: true } }, async (_request, reply) =>
-      reply.headers(SECURITY_HEADERS).type(asset.type).send(body),
-    );
+  for (const file of await assets(HERE)) {
+    const body = await readFile(join(HERE, file));
+    const type = TYPES[extname(file)]!;
+    const urls = ALIASES[file] ?? (file.endsWith('.html') ? [] : [`/console/${file}`]);
+    for (const url of urls) {
+      app.get(url, { schema: { hide: true } }, async (_request, reply) =>
+        reply.headers(SECURITY_HEADERS).type(type).send(body),
+      );
+    }
   }
 };

@@ -10,18 +10,22 @@ import {
   CreateTokenRequest,
   PrincipalCreated,
   Revocation,
+  RevokeRequest,
   TokenResponse,
 } from '../../contract/agent.ts';
+import { AgentList, AgentListQuery, AgentSummary, People } from '../../contract/console.ts';
 import { ErrorBody, resultError, SandgateError } from '../../contract/errors.ts';
 import { ResumeRequest, SuspendRequest } from '../../contract/watch.ts';
 import type { Auditor } from '../../guard/audit/auditor.ts';
 import { parseDestinationGrants } from '../../guard/egress/destination-grants.ts';
+import { namePeople } from '../../guard/evidence/people.ts';
 import type { TokenService } from '../../guard/identity/tokens.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import { assertScopesWithinGrants } from '../../guard/policy/profile-grants.ts';
 import type { ProfileSet } from '../../guard/profiles.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import type { Overview } from '../../guard/watch/overview.ts';
 import type { Watch } from '../../guard/watch/watch.ts';
 import type { AgentStore } from '../../state/agents.ts';
 import type { PrincipalStore } from '../../state/principals.ts';
@@ -36,6 +40,7 @@ export interface AgentRouteDeps {
   tools: ToolSet;
   audit: Auditor;
   watch: Watch;
+  overview: Overview;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
@@ -80,14 +85,35 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
   );
 
   app.get(
+    '/v1/agents',
+    {
+      config: { roles: ['admin', 'operator', 'auditor'] },
+      schema: {
+        summary:
+          'Agents, newest first, each with its standing, runs and tool calls in the last hour, spend today against its cap, and unresolved alerts',
+        tags: ['agents'],
+        querystring: AgentListQuery,
+        response: { 200: AgentList, ...errors },
+      },
+    },
+    async (request) => ({ agents: await deps.overview.list(request.query) }),
+  );
+
+  app.get(
     '/v1/agents/:id',
     {
-      config: { roles: ['admin'] },
-      schema: { summary: 'Read an agent', tags: ['agents'], params: IdParams, response: { 200: Agent, ...errors } },
+      config: { roles: ['admin', 'operator', 'auditor'] },
+      schema: {
+        summary: 'Read an agent, with the figures of GET /v1/agents and the names of who holds it',
+        tags: ['agents'],
+        params: IdParams,
+        response: { 200: AgentSummary.extend({ people: People }), ...errors },
+      },
     },
     async (request) => {
-      const agent = await mustGet(request.params.id);
-      return { ...agent, suspended: (await deps.watch.suspension(agent.id)) ?? null };
+      const summary = await deps.overview.one(await mustGet(request.params.id));
+      const holders = [summary.suspended?.by, summary.throttled?.by].filter((x): x is string => !!x);
+      return { ...summary, people: await namePeople(holders, deps) };
     },
   );
 
@@ -167,6 +193,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
           'Revoke one agent: every token of it gets 401 from the next request on, and its queued and running executions are cancelled',
         tags: ['agents'],
         params: IdParams,
+        body: RevokeRequest,
         response: { 200: Revocation, ...errors },
       },
     },
@@ -182,7 +209,7 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       await deps.audit.record(
         'agent.revoked',
         { agentId: agent.id, principalId: request.principal!.id },
-        { cancelledExecutions: cancelled, cancelledActions },
+        { cancelledExecutions: cancelled, cancelledActions, reason: request.body?.reason ?? null },
       );
       return { id: agent.id, revokedAt: agent.revokedAt!, cancelledExecutions: cancelled, cancelledActions };
     },

@@ -16,7 +16,7 @@ function describe(e: NonNullable<ReturnType<typeof asAuditEvent>>): string {
     case 'agent.created':
       return `agent "${e.data.name}" created`;
     case 'agent.revoked':
-      return `agent revoked; ${e.data.cancelledExecutions} runs and ${e.data.cancelledActions} tool calls cancelled`;
+      return `agent revoked${e.data.reason ? `: "${e.data.reason}"` : ''}; ${e.data.cancelledExecutions} runs and ${e.data.cancelledActions} tool calls cancelled`;
     case 'agent.enabled':
       return `agent enabled again (token generation ${e.data.tokenGeneration})`;
     case 'principal.created':

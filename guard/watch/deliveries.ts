@@ -31,7 +31,9 @@ const PD_SEVERITY: Record<Severity, 'critical' | 'error' | 'warning' | 'info'> =
 };
 
 const link = (c: SinkConfig, alert: Alert) =>
-  c.consoleUrl ? `${c.consoleUrl.replace(/\/$/, '')}/console/alerts#${alert.id}` : undefined;
+  c.consoleUrl
+    ? `${c.consoleUrl.replace(/\/$/, '')}/console/#/alerts?alert=${encodeURIComponent(alert.id)}`
+    : undefined;
 
 /** The request a sink gets for an alert event. Pure. */
 export function buildDelivery(

@@ -1,0 +1,90 @@
+// Activity of each agent and task per minute: admitted runs and tool calls, refusals, and spend
+// (settled work and reported model cost), for the console's "last hour" figures and its charts.
+// One hash per hour (`<minute>|<metric>` fields, at most 240), written with one MULTI per event
+// off the request path, kept 8 days; reading any window touches one key per hour of it.
+import type { Redis } from 'ioredis';
+import type { ActivityFigures } from '../contract/console.ts';
+import { fromNanos, toNanos } from '../contract/money.ts';
+import { execAll } from './exec-all.ts';
+import { redisKeys } from './keys.ts';
+
+export type Metric = 'runs' | 'toolCalls' | 'refused' | 'spend';
+export type Scope = 'agent' | 'task';
+
+const KEEP_S = 8 * 86_400;
+const MINUTE = 60_000;
+const HOUR = 3_600_000;
+/** The longest window one read may cover (a week and a day). */
+export const MAX_WINDOW_MS = 8 * 86_400_000;
+
+export interface ActivityBucket extends ActivityFigures {
+  startMs: number;
+}
+
+export interface ActivityStore {
+  /** Adds `amount` (a count, or money for spend) to the minute of `atMs`, for the agent and its task. */
+  add(event: { agentId: string; taskId: string | null; metric: Metric; amount: number; atMs?: number }): Promise<void>;
+  /** Buckets of `bucketMs` (a multiple of a minute) covering [fromMs, toMs), oldest first. */
+  buckets(scope: Scope, id: string, fromMs: number, toMs: number, bucketMs: number): Promise<ActivityBucket[]>;
+}
+
+const empty = (startMs: number): ActivityBucket => ({ startMs, runs: 0, toolCalls: 0, refused: 0, spend: 0 });
+
+export function createActivityStore(redis: Redis, prefix: string): ActivityStore {
+  const keys = redisKeys(prefix);
+  return {
+    async add({ agentId, taskId, metric, amount, atMs = Date.now() }) {
+      const hour = Math.floor(atMs / HOUR);
+      const field = `${Math.floor(atMs / MINUTE)}|${metric}`;
+      const n = metric === 'spend' ? toNanos(amount) : Math.round(amount);
+      if (n === 0) return;
+      const m = redis.multi();
+      const scopes: Array<[Scope, string]> = [
+        ['agent', agentId],
+        ...(taskId ? [['task', taskId] as [Scope, string]] : []),
+      ];
+      for (const [scope, id] of scopes) {
+        const key = keys.activity(scope, id, hour);
+        m.hincrby(key, field, n).expire(key, KEEP_S);
+      }
+      await execAll(m);
+    },
+
+    async buckets(scope, id, fromMs, toMs, bucketMs) {
+      if (bucketMs < MINUTE || bucketMs % MINUTE !== 0) throw new Error('bucketMs must be whole minutes');
+      if (toMs <= fromMs || toMs - fromMs > MAX_WINDOW_MS) throw new Error('the window must be 1 ms to 8 days');
+      const first = Math.floor(fromMs / bucketMs) * bucketMs;
+      const out: ActivityBucket[] = [];
+      for (let start = first; start < toMs; start += bucketMs) out.push(empty(start));
+      const hours: number[] = [];
+      for (let h = Math.floor(first / HOUR); h * HOUR < toMs; h++) hours.push(h);
+      const p = redis.pipeline();
+      for (const h of hours) p.hgetall(keys.activity(scope, id, h));
+      const hashes = (await execAll(p)) as Array<Record<string, string>>;
+      for (const hash of hashes) {
+        for (const [field, value] of Object.entries(hash)) {
+          const [minute, metric] = field.split('|') as [string, Metric];
+          const at = Number(minute) * MINUTE;
+          if (at < first || at >= toMs) continue;
+          const bucket = out[Math.floor((at - first) / bucketMs)];
+          if (!bucket || !(metric in bucket)) continue;
+          bucket[metric] += Number(value); // spend in nanos until the end: integer sums never drift
+        }
+      }
+      for (const b of out) b.spend = fromNanos(b.spend);
+      return out;
+    },
+  };
+}
+
+/** The sum of some buckets. */
+export function totalOf(buckets: readonly ActivityFigures[]): ActivityFigures {
+  const t = { runs: 0, toolCalls: 0, refused: 0, spend: 0 };
+  for (const b of buckets) {
+    t.runs += b.runs;
+    t.toolCalls += b.toolCalls;
+    t.refused += b.refused;
+    t.spend += toNanos(b.spend);
+  }
+  return { ...t, spend: fromNanos(t.spend) };
+}
