@@ -92,7 +92,7 @@ export const PrincipalCreated = z
 
 export const RevokeRequest = z
   .strictObject({ reason: z.string().max(2000).optional().describe('kept in the audit trail') })
-  .optional()
+  .nullish() // a POST without a body (fastify hands over null) is a revoke without a reason
   .meta({ id: 'RevokeRequest' });
 
 export const Revocation = z

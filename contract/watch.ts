@@ -180,9 +180,9 @@ export type HoldReason = z.infer<typeof HoldReason>;
 
 export const ResumeRequest = z
   .strictObject({ reason: z.string().max(2000).optional() })
-  .optional()
+  .nullish() // a POST without a body arrives as null
   .meta({ id: 'ResumeRequest' });
 export const SuspendRequest = z
   .strictObject({ reason: z.string().max(2000).optional() })
-  .optional()
+  .nullish() // a POST without a body arrives as null
   .meta({ id: 'SuspendRequest' });

@@ -126,6 +126,19 @@ describe('GET /v1/agents', () => {
     expect((await post(`/v1/agents/${revoked.id}/revoke`, people.operator, { reason: 'x' })).statusCode).toBe(403);
   });
 
+  it('suspends, resumes and revokes on a POST without a body, as the contract has it', async () => {
+    const a = await sg.agent();
+    for (const [who, action] of [
+      [people.operator, 'suspend'],
+      [people.operator, 'resume'],
+      [sg.admin, 'revoke'],
+    ] as const) {
+      const res = await sg.app!.inject({ method: 'POST', url: `/v1/agents/${a.id}/${action}`, headers: who });
+      expect(res.statusCode, `${action}: ${res.body}`).toBe(200);
+    }
+    expect((await get(`/v1/agents/${a.id}`, people.operator)).json().status).toBe('revoked');
+  });
+
   it('reads one agent with the same figures; 404 for an agent never made, 400 for a malformed id', async () => {
     const a = await sg.agent();
     const one = await get(`/v1/agents/${a.id}`, people.operator);

@@ -5,10 +5,14 @@ import { agentHref, el, facts, link, pre, renderIfChanged, statusBadge, taskHref
 export function mount(root, ctx) {
   const host = el('div');
   root.append(el('h2', { text: 'Audit record' }), host);
+  let loaded = false;
   return {
+    // A record never changes, and its check reads the audit files: loaded once, not every refresh.
     async refresh() {
+      if (loaded) return;
       const r = await ctx.api('GET', `/v1/audit/records/${encodeURIComponent(ctx.id)}`);
       if (!ctx.alive() || r.stale) return;
+      loaded = true;
       if (!r.ok)
         return renderIfChanged(host, r.error, () =>
           el('p', { className: 'status error', 'data-testid': 'load-error', text: r.error.message }),
