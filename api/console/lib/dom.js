@@ -165,10 +165,6 @@ export function renderIfChanged(host, data, build) {
   return true;
 }
 
-export function forget(host) {
-  rendered.delete(host);
-}
-
 /** "1 agent", "2 agents". */
 export const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
