@@ -30,6 +30,7 @@ import { type AlertStore, createAlertStore } from '../state/alerts.ts';
 import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
 import { publishCancel } from '../state/cancel-channel.ts';
 import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
+import { queuePrefix } from '../state/keys.ts';
 import { createWatchStore, type WatchStore } from '../state/watch.ts';
 import type { Mode } from './compose.ts';
 import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
@@ -109,7 +110,7 @@ export async function composeCore(
   const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
 
   const queue = (name: string) => {
-    const q = new Queue(name, { connection: redis, prefix });
+    const q = new Queue(name, { connection: redis, prefix: queuePrefix(prefix, name) });
     q.on('error', throttledErrorLog(log, `queue:${name}`));
     return q;
   };

@@ -10,6 +10,7 @@ import type { Auditor } from '../guard/audit/auditor.ts';
 import { deliver, type Sink, type SinkConfig } from '../guard/watch/deliveries.ts';
 import type { NotifyEvent } from '../guard/watch/watch.ts';
 import type { AlertStore } from '../state/alerts.ts';
+import { queuePrefix } from '../state/keys.ts';
 
 export interface NotifyJob {
   alertId: string;
@@ -65,7 +66,7 @@ export async function buildNotifyWorker(deps: NotifyWorkerDeps): Promise<{ close
 
   const worker = new Worker(NOTIFY_QUEUE, process, {
     connection: deps.connection,
-    prefix: deps.prefix,
+    prefix: queuePrefix(deps.prefix, NOTIFY_QUEUE),
     concurrency: 8,
   });
   worker.on('failed', (job, err) => {

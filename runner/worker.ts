@@ -14,6 +14,7 @@ import { executionQueueName } from '../contract/queues.ts';
 import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
+import { queuePrefix } from '../state/keys.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
 
@@ -112,7 +113,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const workers = (Object.keys(deps.engines) as EngineName[]).map((engineName) => {
     const worker = new Worker(executionQueueName(engineName), process, {
       connection: deps.connection,
-      prefix: config.SANDGATE_PREFIX,
+      prefix: queuePrefix(config.SANDGATE_PREFIX, executionQueueName(engineName)),
       concurrency: concurrency[engineName],
       // A run must never start twice: a job whose runner died is failed, not retried.
       maxStalledCount: 0,

@@ -68,20 +68,26 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
   const approvalKeys = (approvalId: string, actionId: string) => ({
     approval: aprKey(approvalId),
     action: actKey(actionId),
-    pending: pendingKey,
-    doneChannel,
   });
+  // The pending list is global (another cluster slot than the approval's): it is written in its
+  // own command after the approval's script, so an entry may name an approval that is no longer
+  // pending (decided, expired, cancelled) or, after a failure in between, be missing; readers
+  // check the approval itself and drop entries that name nothing pending.
+  const unlist = (approvalId: string) => redis.zrem(pendingKey, approvalId);
 
   const transition = async (id: string, to: ActionStatus, from: readonly string[], fields: Record<string, string>) =>
-    (await scripts.transition({ record: actKey(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields })) === 1;
+    (await scripts.transition({ record: actKey(id) }, { doneChannel, to, ttlS: ttlSeconds, from, fields })) === 1;
 
   const expireIfDue = async (approvalId: string) => {
     const actionId = await redis.hget(aprKey(approvalId), 'actionId');
     if (!actionId) return false;
-    return scripts.approvalExpire(approvalKeys(approvalId, actionId), {
+    const expired = await scripts.approvalExpire(approvalKeys(approvalId, actionId), {
+      doneChannel,
       at: now(),
       expiredOutcome: JSON.stringify(EXPIRED),
     });
+    if (expired) await unlist(approvalId);
+    return expired;
   };
 
   const getApproval = async (id: string): Promise<Approval | undefined> => {
@@ -104,7 +110,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
   return {
     doneChannel,
 
-    create(meta, approval) {
+    async create(meta, approval) {
       const own = {
         action: actKey(meta.id),
         revoked: keys.agent.revoked(meta.agentId),
@@ -112,8 +118,8 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       };
       const args = { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds };
       if (!approval) return scripts.actionCreate(own, args);
-      return scripts.actionCreateAwaiting(
-        { ...own, approval: aprKey(approval.id), pending: pendingKey },
+      const expiresAtMs = await scripts.actionCreateAwaiting(
+        { ...own, approval: aprKey(approval.id) },
         {
           ...args,
           approvalId: approval.id,
@@ -122,6 +128,11 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
           agentId: meta.agentId,
         },
       );
+      if (expiresAtMs === 0) return false;
+      // Listed after it exists, scored by the expiry Redis set (a failure here leaves it off the
+      // list; its expiry job still expires it, and it is found by id).
+      await redis.zadd(pendingKey, expiresAtMs, approval.id);
+      return true;
     },
 
     async get(id) {
@@ -168,6 +179,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         if (await expireIfDue(id)) continue;
         const a = await getApproval(id);
         if (a?.status === 'pending') out.push(a);
+        else await unlist(id); // decided, cancelled, or its record is gone: it never pends again
       }
       return out;
     },
@@ -177,6 +189,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       if (!actionId) return { ok: false, why: 'missing', detail: '' };
       const denied = { error: resultError('approval_denied', reason) };
       const [verdict, detail] = await scripts.approvalDecide(approvalKeys(approvalId, actionId), {
+        doneChannel,
         decision,
         decider: deciderId,
         reason: reason ?? '',
@@ -184,6 +197,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         deniedOutcome: JSON.stringify(denied),
         expiredOutcome: JSON.stringify(EXPIRED),
       });
+      if (verdict === 'ok' || verdict === 'expired') await unlist(approvalId);
       return verdict === 'ok'
         ? { ok: true }
         : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
@@ -212,13 +226,10 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       // Its approval, if any, is moot: off the pending list, and never usable (the runner only
       // uses an approved one). A decision racing this finds the action cancelled and gets 409.
       const approvalId = done ? await redis.hget(actKey(id), 'approvalId') : null;
-      if (approvalId)
-        await execAll(
-          redis
-            .multi()
-            .hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now())
-            .zrem(pendingKey, approvalId),
-        );
+      if (approvalId) {
+        await redis.hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now());
+        await unlist(approvalId);
+      }
       return done;
     },
 

@@ -38,16 +38,17 @@ export function createActivityStore(redis: Redis, prefix: string): ActivityStore
       const field = `${Math.floor(atMs / MINUTE)}|${metric}`;
       const n = metric === 'spend' ? toNanos(amount) : Math.round(amount);
       if (n === 0) return;
-      const m = redis.multi();
       const scopes: Array<[Scope, string]> = [
         ['agent', agentId],
         ...(taskId ? [['task', taskId] as [Scope, string]] : []),
       ];
-      for (const [scope, id] of scopes) {
-        const key = keys.activity(scope, id, hour);
-        m.hincrby(key, field, n).expire(key, KEEP_S);
-      }
-      await execAll(m);
+      // One MULTI per key: an agent's and its task's keys share a slot, but this needs no more.
+      await Promise.all(
+        scopes.map(([scope, id]) => {
+          const key = keys.activity(scope, id, hour);
+          return execAll(redis.multi().hincrby(key, field, n).expire(key, KEEP_S));
+        }),
+      );
     },
 
     async buckets(scope, id, fromMs, toMs, bucketMs) {

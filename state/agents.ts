@@ -38,12 +38,10 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
         revokedAt: null,
         tokenGeneration: 0,
       };
-      await execAll(
-        redis
-          .multi()
-          .set(key(agent.id), JSON.stringify(agent))
-          .zadd(keys.agent.all, Date.parse(agent.createdAt), agent.id),
-      );
+      // The global list first (its own cluster slot): until the record exists the entry names
+      // nothing and the list skips it; a failure in between leaves only that entry.
+      await redis.zadd(keys.agent.all, Date.parse(agent.createdAt), agent.id);
+      await redis.set(key(agent.id), JSON.stringify(agent));
       return agent;
     },
     async get(id) {
@@ -53,8 +51,9 @@ export function createAgentStore(redis: Redis, prefix: string): AgentStore {
     async list(limit) {
       const ids = await redis.zrevrange(keys.agent.all, 0, limit - 1);
       if (ids.length === 0) return [];
-      const raw = await redis.mget(ids.map(key));
-      return raw.flatMap((r) => (r ? [Agent.parse(JSON.parse(r))] : []));
+      // One GET per agent (each in its own slot; pipelined by the client), not one MGET.
+      const found = await Promise.all(ids.map((id) => this.get(id)));
+      return found.filter((a): a is Agent => a !== undefined);
     },
     async revoke(id) {
       const agent = await this.get(id);

@@ -85,24 +85,23 @@ export function createAlertStore(redis: Redis, prefix: string, ttlSeconds: numbe
   return {
     async raise(alert, marker) {
       const { id, auditIds, ...fields } = alert;
+      const nowMs = Date.now();
       const markerKey =
         marker?.key === 'suspended'
           ? keys.watch.suspended(alert.agentId)
           : marker?.key === 'paused'
-            ? keys.watch.paused(alert.taskId ?? 'none')
+            ? keys.agent.task(alert.agentId, alert.taskId, keys.watch.paused)
             : keys.watch.throttle(alert.agentId); // throttle, or (no marker) a key the script leaves alone
       const [verdict, existing] = await scripts.alertRaise(
         {
           open: a.open(alert.agentId, alert.detector),
           record: a.record(id),
-          all: a.all,
           ofAgent: a.ofAgent(alert.agentId),
-          openSet: a.openSet,
           marker: markerKey,
         },
         {
           id,
-          nowMs: Date.now(),
+          nowMs,
           fields: JSON.stringify(fields),
           auditIds: JSON.stringify(auditIds),
           markerValue: JSON.stringify(marker?.hold ?? null),
@@ -111,6 +110,12 @@ export function createAlertStore(redis: Redis, prefix: string, ttlSeconds: numbe
           ttlS: ttlSeconds,
         },
       );
+      // The global lists after the agent's step (their own slots): only a raised alert joins them
+      // (most firings are deduplicated). A failure in between leaves the alert on its agent's
+      // list and found by id; readers of the global lists skip entries whose record is gone.
+      if (verdict === 'raised') {
+        await Promise.all([redis.zadd(a.all, nowMs, id), redis.zadd(a.openSet, nowMs, id)]);
+      }
       return { raised: verdict === 'raised', id: existing };
     },
 
@@ -139,9 +144,11 @@ export function createAlertStore(redis: Redis, prefix: string, ttlSeconds: numbe
       const alert = await get(id);
       if (!alert) return { ok: false, why: 'missing' };
       const [verdict, status] = await scripts.alertUpdate(
-        { record: a.record(id), open: a.open(alert.agentId, alert.detector), openSet: a.openSet },
+        { record: a.record(id), open: a.open(alert.agentId, alert.detector) },
         { to, by, reason: reason ?? '', at: new Date().toISOString() },
       );
+      // Off the global open list after the record says resolved: readers filter by status meanwhile.
+      if (verdict === 'ok' && to === 'resolved') await redis.zrem(a.openSet, id);
       if (verdict === 'ok') return { ok: true };
       return { ok: false, why: verdict === 'missing' ? 'missing' : 'refused', ...(status && { status }) };
     },

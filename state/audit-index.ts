@@ -37,15 +37,20 @@ export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: numbe
 
   return {
     async add(records) {
-      const p = redis.pipeline();
+      // The keys of one batch lie in many cluster slots: single-key commands (the client
+      // pipelines them), records first, then the indexes, so an entry names a record already
+      // written (until the record's TTL: readers skip what is gone).
+      await Promise.all(records.map((r) => redis.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds)));
+      const indexed: Array<Promise<unknown>> = [];
+      const index = (key: string, m: string, expire: boolean) =>
+        indexed.push(expire ? execAll(redis.multi().zadd(key, 0, m).expire(key, ttlSeconds)) : redis.zadd(key, 0, m));
       for (const r of records) {
         const m = member(r);
-        p.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds);
-        p.zadd(setKey({}), 0, m);
-        if (r.taskId) p.zadd(setKey({ taskId: r.taskId }), 0, m).expire(setKey({ taskId: r.taskId }), ttlSeconds);
-        if (r.agentId) p.zadd(setKey({ agentId: r.agentId }), 0, m).expire(setKey({ agentId: r.agentId }), ttlSeconds);
+        index(setKey({}), m, false);
+        if (r.taskId) index(setKey({ taskId: r.taskId }), m, true);
+        if (r.agentId) index(setKey({ agentId: r.agentId }), m, true);
       }
-      await execAll(p);
+      await Promise.all(indexed);
     },
 
     async query(q) {
@@ -60,7 +65,7 @@ export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: numbe
       for (let rounds = 0; records.length < q.limit && rounds < 50; rounds++) {
         const members = await redis.zrangebylex(key, cursor, end, 'LIMIT', 0, Math.max(q.limit, 100));
         if (members.length === 0) return { records, next: null };
-        const raw = await redis.mget(members.map((m) => recKey(m.slice(m.indexOf('|') + 1))));
+        const raw = await Promise.all(members.map((m) => redis.get(recKey(m.slice(m.indexOf('|') + 1)))));
         for (const [i, text] of raw.entries()) {
           cursor = `(${members[i]}`;
           if (!text) continue;

@@ -1,13 +1,12 @@
 // Tasks and their budgets, per-agent rate limits and daily spend, in Redis. Every admission is
 // one Lua script (lua/budget-*.lua): no read-then-write in Node.
 
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { AgentLimits } from '../contract/agent.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
 import type { Budget, Task, TaskScope } from '../contract/task.ts';
 import { execAll } from './exec-all.ts';
-import { redisKeys } from './keys.ts';
+import { newWorkId, redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
 
 export type Admission =
@@ -67,6 +66,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
   const taskKey = keys.task.record;
   const dayKey = keys.agent.spendDay;
   const taintKey = keys.task.taint;
+  const taskOf = (w: { agentId: string; taskId: string | null }) => keys.agent.task(w.agentId, w.taskId, taskKey);
 
   const getTask = async (id: string): Promise<Task | undefined> => {
     const [h, sources, paused] = await Promise.all([
@@ -107,9 +107,12 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
 
   return {
     async createTask(agentId, goal, budget, scope) {
-      const id = `task_${randomBytes(12).toString('base64url')}`;
+      const id = newWorkId('task', agentId);
       const now = Date.now();
       const oldest = now - taskTtlSeconds * 1000;
+      // The global index first, in its own command (its own slot): until the record exists its
+      // entry names nothing, and readers skip it; a failure in between leaves only that.
+      await execAll(redis.multi().zadd(keys.task.all, now, id).zremrangebyscore(keys.task.all, '-inf', oldest));
       await execAll(
         redis
           .multi()
@@ -132,9 +135,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
           // The indexes forget tasks whose records have expired, so they stay as small as the tasks kept.
           .zadd(keys.task.ofAgent(agentId), now, id)
           .zremrangebyscore(keys.task.ofAgent(agentId), '-inf', oldest)
-          .expire(keys.task.ofAgent(agentId), taskTtlSeconds)
-          .zadd(keys.task.all, now, id)
-          .zremrangebyscore(keys.task.all, '-inf', oldest),
+          .expire(keys.task.ofAgent(agentId), taskTtlSeconds),
       );
       return (await getTask(id))!;
     },
@@ -161,7 +162,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
       const [verdict, detail, left] = await scripts.budgetAdmit(
         {
           rate: keys.agent.rate(r.kind, r.agentId),
-          task: taskKey(r.taskId),
+          task: taskOf(r),
           daySpend: dayKey(r.agentId),
           reservation: keys.reservation(r.id),
         },
@@ -186,7 +187,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     },
     async settle(s) {
       const [verdict, exhausted, charged] = await scripts.budgetSettle(
-        { reservation: keys.reservation(s.id), task: taskKey(s.taskId), daySpend: dayKey(s.agentId) },
+        { reservation: keys.reservation(s.id), task: taskOf(s), daySpend: dayKey(s.agentId) },
         { costNanos: toNanos(s.cost), refund: s.refund ?? false },
       );
       return { settled: verdict === 'ok', exhausted: exhausted || null, cost: fromNanos(Number(charged)) };
@@ -205,7 +206,7 @@ export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: 
     },
     async reportUsage(taskId, agentId, limits, tokens, cost) {
       const [verdict, cap] = await scripts.budgetReportUsage(
-        { task: taskKey(taskId), daySpend: dayKey(agentId) },
+        { task: taskOf({ agentId, taskId }), daySpend: dayKey(agentId) },
         { tokens, costNanos: toNanos(cost), perDayNanos: toNanos(limits.spendPerDay) },
       );
       if (verdict === 'ok') return { ok: true };

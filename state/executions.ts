@@ -3,7 +3,7 @@
 // handed out again, can never move a record twice or run its code twice.
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
-import { redisKeys } from './keys.ts';
+import { isOfAgent, redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
 
 export interface ExecutionMeta {
@@ -64,7 +64,7 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     from: readonly string[],
     fields: Record<string, string>,
   ): Promise<TransitionResult> => {
-    const r = await scripts.transition({ record: key(id), doneChannel }, { to, ttlS: ttlSeconds, from, fields });
+    const r = await scripts.transition({ record: key(id) }, { doneChannel, to, ttlS: ttlSeconds, from, fields });
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
 
@@ -77,9 +77,14 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
           record: key(meta.id),
           revoked: keys.agent.revoked(meta.agentId),
           agentIndex: keys.agent.executions(meta.agentId),
-          taskIndex: keys.task.executions(meta.taskId ?? 'none'),
+          taskIndex: keys.agent.task(meta.agentId, meta.taskId, keys.task.executions),
         },
-        { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds, hasTask: meta.taskId !== null },
+        {
+          id: meta.id,
+          meta: JSON.stringify(meta),
+          ttlS: ttlSeconds,
+          hasTask: meta.taskId !== null && isOfAgent(meta.taskId, meta.agentId),
+        },
       );
     },
 

@@ -1,99 +1,152 @@
 // Every Redis key and channel Sandgate uses, built here and nowhere else, under the instance's
 // prefix (two instances on one Redis stay apart). Grouped by what they hold.
+//
+// The cluster rule: every key of one agent carries the agent's hash tag, `prefix:{tag}:…`, so a
+// Lua script or MULTI about one agent touches one slot of a Redis Cluster and agents spread over
+// its masters. The tag is derived from the agent id, and ids of its work (`ex_<tag>_…`,
+// `act_…`, `apr_…`, `alr_…`, `task_…`) carry it, so a route given only an id builds the key. An
+// id whose tag does not parse names the `{-}` slot, where nothing is ever written: a hostile id
+// finds nothing (404), never another agent's record. Global indexes (all agents, tasks, alerts,
+// open alerts, pending approvals, the audit read index, runner heartbeats) have no tag and are
+// written by single-key commands beside the per-agent step (see the stores for the order).
+import { createHash, randomBytes } from 'node:crypto';
+
 export type Keys = ReturnType<typeof redisKeys>;
+
+export type WorkKind = 'ex' | 'act' | 'apr' | 'alr' | 'task';
+
+/** An agent's hash tag: 8 hex digits of SHA-256 of its id (stable, spread evenly over the slots). */
+export const agentTag = (agentId: string): string => createHash('sha256').update(agentId).digest('hex').slice(0, 8);
+
+/** A new id of work of an agent: kind, the agent's tag, 120 random bits (unguessable, url-safe). */
+export const newWorkId = (kind: WorkKind, agentId: string): string =>
+  `${kind}_${agentTag(agentId)}_${randomBytes(15).toString('base64url')}`;
+
+const WORK_ID = /^(?:ex|act|apr|alr|task)_([0-9a-f]{8})_[A-Za-z0-9_-]{20}$/;
+/** The slot nothing is written to: where an id that does not parse is looked up (and not found). */
+const NOWHERE = '-';
+
+/** The tag inside a work id; undefined unless the whole id has exactly the shape newWorkId makes. */
+export const tagOfId = (id: string): string | undefined => WORK_ID.exec(id)?.[1];
+
+/** True when the id is work of this agent by its tag (a task id named with an agent, say). */
+export const isOfAgent = (id: string, agentId: string): boolean => tagOfId(id) === agentTag(agentId);
+
+/** BullMQ's prefix for one queue: its own hash tag, so its multi-key scripts work on a cluster. */
+export const queuePrefix = (prefix: string, queue: string): string => `{${prefix}:${queue}}`;
 
 export function redisKeys(prefix: string) {
   const k = (...parts: string[]) => [prefix, ...parts].join(':');
+  const tagged = (tag: string, ...parts: string[]) => [prefix, `{${tag}}`, ...parts].join(':');
+  /** A key of the agent's slot. */
+  const a = (agentId: string, ...parts: string[]) => tagged(agentTag(agentId), ...parts);
+  /** A key of the slot of the agent whose tag the id carries. */
+  const w = (id: string, ...parts: string[]) => tagged(tagOfId(id) ?? NOWHERE, ...parts);
   return {
     prefix,
     agent: {
       /** The agent record (JSON). */
-      record: (agentId: string) => k('agent', agentId),
+      record: (agentId: string) => a(agentId, 'agent', agentId),
       /** Set while the agent is revoked: every admission script checks it atomically. */
-      revoked: (agentId: string) => k('agent-revoked', agentId),
+      revoked: (agentId: string) => a(agentId, 'agent-revoked', agentId),
       /** Its executions and actions, so a revocation reaches all of its work. */
-      executions: (agentId: string) => k('agent-execs', agentId),
-      actions: (agentId: string) => k('agent-acts', agentId),
+      executions: (agentId: string) => a(agentId, 'agent-execs', agentId),
+      actions: (agentId: string) => a(agentId, 'agent-acts', agentId),
       /** GCRA state of its per-minute limit, per kind of work. */
-      rate: (kind: 'run' | 'tool', agentId: string) => k('rate', kind, agentId),
+      rate: (kind: 'run' | 'tool', agentId: string) => a(agentId, 'rate', kind, agentId),
       /** Its spend of the current UTC day (hash: day, spent, reserved). */
-      spendDay: (agentId: string) => k('spend-day', agentId),
-      /** Every agent by creation time (ms): the console's list. */
+      spendDay: (agentId: string) => a(agentId, 'spend-day', agentId),
+      /**
+       * A key of the agent's slot that is never written: what a script gets for a key it takes
+       * but does not use (the task of work without a task), so its keys still share one slot.
+       */
+      placeholder: (agentId: string) => a(agentId, 'none'),
+      /**
+       * A task's key (`of` one of the task.* or watch.* builders) for work of this agent: the
+       * placeholder without a task or for a task id of another agent, so a script's keys always
+       * share the agent's slot and a foreign task is simply not found there.
+       */
+      task: (agentId: string, taskId: string | null, of: (taskId: string) => string) =>
+        taskId && isOfAgent(taskId, agentId) ? of(taskId) : a(agentId, 'none'),
+      /** Every agent by creation time (ms): the console's list. Global. */
       all: k('agents'),
     },
-    /** A human principal's record (no token), for naming who approved or handled what. */
+    /** A human principal's record (no token), for naming who approved or handled what. Global. */
     principal: (principalId: string) => k('principal', principalId),
     principalToken: (tokenDigest: string) => k('principal-token', tokenDigest),
     task: {
-      /** The task hash: budget, counts, spend, status (`none` for work without a task). */
-      record: (taskId: string | null) => k('task', taskId ?? 'none'),
-      taint: (taskId: string) => k('task-taint', taskId),
-      executions: (taskId: string) => k('task-execs', taskId),
-      /** Tasks by creation time (ms), of one agent and of all; trimmed to the task TTL. */
-      ofAgent: (agentId: string) => k('agent-tasks', agentId),
+      /** The task hash: budget, counts, spend, status. */
+      record: (taskId: string) => w(taskId, 'task', taskId),
+      taint: (taskId: string) => w(taskId, 'task-taint', taskId),
+      executions: (taskId: string) => w(taskId, 'task-execs', taskId),
+      /** Tasks by creation time (ms), of one agent and of all (global); trimmed to the task TTL. */
+      ofAgent: (agentId: string) => a(agentId, 'agent-tasks', agentId),
       all: k('tasks'),
     },
     /**
      * Activity per hour of an agent or a task (hash: `<minute>|<metric>` → count or nanos), for
      * the console's figures and charts; one key per hour keeps every read and expiry bounded.
      */
-    activity: (scope: 'agent' | 'task', id: string, hour: number) => k('activity', scope, id, String(hour)),
-    /** A worst-case reservation held by admitted work until it is settled. */
-    reservation: (workId: string) => k('reservation', workId),
+    activity: (scope: 'agent' | 'task', id: string, hour: number) =>
+      (scope === 'agent' ? a : w)(id, 'activity', scope, id, String(hour)),
+    /** A worst-case reservation held by admitted work (its id) until it is settled. */
+    reservation: (workId: string) => w(workId, 'reservation', workId),
     execution: {
-      record: (id: string) => k('exec', id),
+      record: (id: string) => w(id, 'exec', id),
       /** `<id> <status>` is published here when an execution reaches a final status. */
       doneChannel: k('exec-done'),
       /** An execution id published here tells its runner, wherever it is, to stop it. */
       cancelChannel: k('exec-cancel'),
     },
     action: {
-      record: (id: string) => k('act', id),
-      auditIds: (id: string) => k('act-audit', id),
-      approval: (id: string) => k('apr', id),
-      /** Pending approvals by expiry time (ms). */
+      record: (id: string) => w(id, 'act', id),
+      auditIds: (id: string) => w(id, 'act-audit', id),
+      approval: (id: string) => w(id, 'apr', id),
+      /** Pending approvals by expiry time (ms). Global. */
       pendingApprovals: k('apr-pending'),
       doneChannel: k('act-done'),
     },
     audit: {
+      /** One record of the read index: a key of its own (records are written in batches of any agents). */
       record: (id: string) => k('audit', 'rec', id),
       all: k('audit', 'all'),
-      ofTask: (taskId: string) => k('audit', 'task', taskId),
-      ofAgent: (agentId: string) => k('audit', 'agent', agentId),
+      ofTask: (taskId: string) => w(taskId, 'audit', 'task', taskId),
+      ofAgent: (agentId: string) => a(agentId, 'audit', 'agent', agentId),
     },
     watch: {
       /** Set while a human (or a detector) has suspended the agent: JSON of why. */
-      suspended: (agentId: string) => k('agent-suspended', agentId),
+      suspended: (agentId: string) => a(agentId, 'agent-suspended', agentId),
       /** Set while the task is paused: JSON of why. */
-      paused: (taskId: string) => k('task-paused', taskId),
-      throttle: (agentId: string) => k('watch', 'throttle', agentId),
-      throttleRate: (agentId: string) => k('watch', 'throttle-rate', agentId),
+      paused: (taskId: string) => w(taskId, 'task-paused', taskId),
+      throttle: (agentId: string) => a(agentId, 'watch', 'throttle', agentId),
+      throttleRate: (agentId: string) => a(agentId, 'watch', 'throttle-rate', agentId),
       /** One sliding window per agent and exact call (tool or profile + canonical input). */
-      loop: (agentId: string, inputHash: string) => k('watch', 'loop', agentId, inputHash),
+      loop: (agentId: string, inputHash: string) => a(agentId, 'watch', 'loop', agentId, inputHash),
       /** One sliding window per agent and result. */
-      result: (agentId: string, resultHash: string) => k('watch', 'result', agentId, resultHash),
-      rate: (agentId: string) => k('watch', 'rate', agentId),
-      agentSeen: (agentId: string) => k('watch', 'seen', agentId),
-      taskSeen: (taskId: string) => k('watch', 'task-seen', taskId),
-      refusals: (agentId: string) => k('watch', 'refusals', agentId),
-      agentSpend: (agentId: string) => k('watch', 'spend', agentId),
-      taskSpend: (taskId: string) => k('watch', 'task-spend', taskId),
+      result: (agentId: string, resultHash: string) => a(agentId, 'watch', 'result', agentId, resultHash),
+      rate: (agentId: string) => a(agentId, 'watch', 'rate', agentId),
+      agentSeen: (agentId: string) => a(agentId, 'watch', 'seen', agentId),
+      taskSeen: (taskId: string) => w(taskId, 'watch', 'task-seen', taskId),
+      refusals: (agentId: string) => a(agentId, 'watch', 'refusals', agentId),
+      agentSpend: (agentId: string) => a(agentId, 'watch', 'spend', agentId),
+      taskSpend: (taskId: string) => w(taskId, 'watch', 'task-spend', taskId),
       /** since (the last resume, ms), total admissions. */
-      agentState: (agentId: string) => k('watch', 'state', agentId),
-      taskState: (taskId: string) => k('watch', 'task-state', taskId),
+      agentState: (agentId: string) => a(agentId, 'watch', 'state', agentId),
+      taskState: (taskId: string) => w(taskId, 'watch', 'task-state', taskId),
       /** The agent's latest audit ids, for the evidence of an alert. */
-      recent: (agentId: string) => k('watch', 'recent', agentId),
+      recent: (agentId: string) => a(agentId, 'watch', 'recent', agentId),
     },
     alert: {
-      record: (id: string) => k('alert', id),
-      deliveries: (id: string) => k('alert-deliveries', id),
+      record: (id: string) => w(id, 'alert', id),
+      deliveries: (id: string) => w(id, 'alert-deliveries', id),
       /** The open alert of an agent and a detector (dedup). */
-      open: (agentId: string, detector: string) => k('alert-open', agentId, detector),
+      open: (agentId: string, detector: string) => a(agentId, 'alert-open', agentId, detector),
+      /** All alerts and the open ones (global). */
       all: k('alerts'),
-      ofAgent: (agentId: string) => k('alerts-agent', agentId),
+      ofAgent: (agentId: string) => a(agentId, 'alerts-agent', agentId),
       openSet: k('alerts-open'),
     },
-    /** Heartbeat of a live runner process (TTL): the reaper spares its containers. */
+    /** Heartbeat of a live runner process (TTL): the reaper spares its containers. Global. */
     runner: (runnerId: string) => k('runner', runnerId),
   };
 }

@@ -4,7 +4,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { HumanRole } from '../contract/principal.ts';
-import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 
 export type { HumanRole };
@@ -40,12 +39,9 @@ export function createPrincipalStore(redis: Redis, prefix: string): PrincipalSto
         createdAt: new Date().toISOString(),
       };
       const token = `${PRINCIPAL_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-      await execAll(
-        redis
-          .multi()
-          .set(tokenKey(token), JSON.stringify(principal))
-          .set(keys.principal(principal.id), JSON.stringify(principal)),
-      );
+      // Two keys in two cluster slots: the record first, so a usable token always names one.
+      await redis.set(keys.principal(principal.id), JSON.stringify(principal));
+      await redis.set(tokenKey(token), JSON.stringify(principal));
       return { principal, token };
     },
     async byToken(token) {

@@ -17,23 +17,23 @@ export function luaSource(name: string): string {
 }
 
 const NAMES = [
-  'transition-2',
+  'transition-1',
   'execution-create-4',
   'execution-amend-cancelled-1',
   'budget-admit-4',
   'budget-settle-3',
   'budget-report-usage-2',
   'action-create-3',
-  'action-create-awaiting-5',
-  'approval-decide-4',
-  'approval-expire-4',
+  'action-create-awaiting-4',
+  'approval-decide-2',
+  'approval-expire-2',
   'approval-consume-1',
   'watch-admit-9',
   'watch-result-3',
   'watch-refusal-2',
   'watch-cost-4',
-  'alert-raise-6',
-  'alert-update-3',
+  'alert-raise-4',
+  'alert-update-2',
 ] as const;
 type ScriptName = (typeof NAMES)[number];
 
@@ -42,8 +42,8 @@ const commandName = (name: ScriptName) => `sg_${name.replace(/-/g, '_')}`;
 
 export interface Scripts {
   transition(
-    k: { record: string; doneChannel: string },
-    a: { to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
+    k: { record: string },
+    a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
   ): Promise<1 | 0 | -1>;
   executionCreate(
     k: { record: string; revoked: string; agentIndex: string; taskIndex: string },
@@ -74,7 +74,7 @@ export interface Scripts {
     a: { id: string; meta: string; ttlS: number },
   ): Promise<boolean>;
   actionCreateAwaiting(
-    k: { action: string; revoked: string; agentIndex: string; approval: string; pending: string },
+    k: { action: string; revoked: string; agentIndex: string; approval: string },
     a: {
       id: string;
       meta: string;
@@ -84,10 +84,11 @@ export interface Scripts {
       approvalTtlMs: number;
       agentId: string;
     },
-  ): Promise<boolean>;
+  ): Promise<number>;
   approvalDecide(
-    k: { approval: string; action: string; pending: string; doneChannel: string },
+    k: { approval: string; action: string },
     a: {
+      doneChannel: string;
       decision: 'approve' | 'deny';
       decider: string;
       reason: string;
@@ -97,8 +98,8 @@ export interface Scripts {
     },
   ): Promise<[string, string]>;
   approvalExpire(
-    k: { approval: string; action: string; pending: string; doneChannel: string },
-    a: { at: string; expiredOutcome: string },
+    k: { approval: string; action: string },
+    a: { doneChannel: string; at: string; expiredOutcome: string },
   ): Promise<boolean>;
   approvalConsume(k: { approval: string }, a: { actionId: string; argsHash: string }): Promise<boolean>;
   watchAdmit(
@@ -145,7 +146,7 @@ export interface Scripts {
     a: { member: string; costNanos: number; thresholdNanos: number; windowMs: number; hasTask: boolean },
   ): Promise<string[]>;
   alertRaise(
-    k: { open: string; record: string; all: string; ofAgent: string; openSet: string; marker: string },
+    k: { open: string; record: string; ofAgent: string; marker: string },
     a: {
       id: string;
       nowMs: number;
@@ -158,7 +159,7 @@ export interface Scripts {
     },
   ): Promise<[string, string]>;
   alertUpdate(
-    k: { record: string; open: string; openSet: string },
+    k: { record: string; open: string },
     a: { to: 'acknowledged' | 'resolved'; by: string; reason: string; at: string },
   ): Promise<[string, string?]>;
 }
@@ -176,9 +177,9 @@ export function defineScripts(redis: Redis): Scripts {
   return {
     async transition(k, a) {
       return (await call(
-        'transition-2',
+        'transition-1',
         k.record,
-        k.doneChannel,
+        a.doneChannel,
         a.to,
         a.ttlS,
         a.from.length,
@@ -237,12 +238,11 @@ export function defineScripts(redis: Redis): Scripts {
     },
     async actionCreateAwaiting(k, a) {
       const r = await call(
-        'action-create-awaiting-5',
+        'action-create-awaiting-4',
         k.action,
         k.revoked,
         k.agentIndex,
         k.approval,
-        k.pending,
         a.id,
         a.meta,
         a.ttlS,
@@ -251,15 +251,14 @@ export function defineScripts(redis: Redis): Scripts {
         a.approvalTtlMs,
         a.agentId,
       );
-      return r !== 0;
+      return Number(r);
     },
     async approvalDecide(k, a) {
       return (await call(
-        'approval-decide-4',
+        'approval-decide-2',
         k.approval,
         k.action,
-        k.pending,
-        k.doneChannel,
+        a.doneChannel,
         a.decision,
         a.decider,
         a.reason,
@@ -269,9 +268,7 @@ export function defineScripts(redis: Redis): Scripts {
       )) as [string, string];
     },
     async approvalExpire(k, a) {
-      return (
-        (await call('approval-expire-4', k.approval, k.action, k.pending, k.doneChannel, a.at, a.expiredOutcome)) === 1
-      );
+      return (await call('approval-expire-2', k.approval, k.action, a.doneChannel, a.at, a.expiredOutcome)) === 1;
     },
     async approvalConsume(k, a) {
       return (await call('approval-consume-1', k.approval, a.actionId, a.argsHash)) === 1;
@@ -343,12 +340,10 @@ export function defineScripts(redis: Redis): Scripts {
     },
     async alertRaise(k, a) {
       return (await call(
-        'alert-raise-6',
+        'alert-raise-4',
         k.open,
         k.record,
-        k.all,
         k.ofAgent,
-        k.openSet,
         k.marker,
         a.id,
         a.nowMs,
@@ -361,10 +356,7 @@ export function defineScripts(redis: Redis): Scripts {
       )) as [string, string];
     },
     async alertUpdate(k, a) {
-      return (await call('alert-update-3', k.record, k.open, k.openSet, a.to, a.by, a.reason, a.at)) as [
-        string,
-        string?,
-      ];
+      return (await call('alert-update-2', k.record, k.open, a.to, a.by, a.reason, a.at)) as [string, string?];
     },
   };
 }

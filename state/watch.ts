@@ -4,7 +4,7 @@
 import type { Redis } from 'ioredis';
 import type { Detector, HoldReason, WatchSettings } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
-import { redisKeys } from './keys.ts';
+import { isOfAgent, redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
 
 /** A detector that fired, with its figures (counts, baseline, the target). */
@@ -85,20 +85,20 @@ export function createWatchStore(redis: Redis, prefix: string): WatchStore {
       const raw = await scripts.watchAdmit(
         {
           suspended: w.suspended(i.agentId),
-          paused: w.paused(i.taskId ?? NONE),
+          paused: keys.agent.task(i.agentId, i.taskId, w.paused),
           throttle: w.throttle(i.agentId),
           throttleRate: w.throttleRate(i.agentId),
           loop: w.loop(i.agentId, i.inputHash),
           rate: w.rate(i.agentId),
           agentSeen: w.agentSeen(i.agentId),
-          taskSeen: w.taskSeen(i.taskId ?? NONE),
+          taskSeen: keys.agent.task(i.agentId, i.taskId, w.taskSeen),
           state: w.agentState(i.agentId),
         },
         {
           id: i.id,
           targets: i.targets,
           perMinute: i.perMinute,
-          hasTask: i.taskId !== null,
+          hasTask: i.taskId !== null && isOfAgent(i.taskId, i.agentId),
           loop: { enabled: s.loop.enabled, repeats: s.loop.repeats, windowMs: s.loop.windowS * 1000 },
           spike: { ...s.spike, bucketMs: s.spike.bucketS * 1000 },
           novelty: s.novelty,
@@ -145,16 +145,16 @@ export function createWatchStore(redis: Redis, prefix: string): WatchStore {
       const raw = await scripts.watchCost(
         {
           agentSpend: w.agentSpend(i.agentId),
-          taskSpend: w.taskSpend(i.taskId ?? NONE),
+          taskSpend: keys.agent.task(i.agentId, i.taskId, w.taskSpend),
           agentState: w.agentState(i.agentId),
-          taskState: w.taskState(i.taskId ?? NONE),
+          taskState: keys.agent.task(i.agentId, i.taskId, w.taskState),
         },
         {
           member: i.member,
           costNanos: Math.round(i.cost * 1e9),
           thresholdNanos: Math.round(s.cost.perWindow * 1e9),
           windowMs: s.cost.windowS * 1000,
-          hasTask: i.taskId !== null,
+          hasTask: i.taskId !== null && isOfAgent(i.taskId, i.agentId),
         },
       );
       return parse(raw);

@@ -152,7 +152,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     const problems = tool.checkArgs(request.args);
     if (problems.length) throw new SandgateError('validation_failed', `tool "${request.tool}": ${problems.join('; ')}`);
 
-    const id = newId('act');
+    const id = newId('act', agent.id);
     const cost = tool.definition.cost;
     const hash = argsHash(request.args);
     const destinations = allowedDestinations(agent, caller.scopes);
@@ -193,7 +193,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       // Irreversible tools always wait for a human; taint is shown to the approver and to Cedar.
       const approval = irreversible
         ? {
-            id: newId('apr'),
+            id: newId('apr', agent.id),
             ttlMs: deps.approvalTtlMs,
             data: {
               tool: meta.tool,

@@ -184,7 +184,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         );
       }
 
-      const id = newId('ex');
+      const id = newId('ex', agent.id);
       const worstCase = worstCaseCost(profile, limits);
       const codeSha256 = sha256Hex(body.code);
       // 4. checks.

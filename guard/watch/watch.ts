@@ -92,7 +92,7 @@ export function createWatch(deps: WatchDeps): Watch {
   ) {
     const detector = trigger.detector;
     const configured = s[detector].response;
-    const id = newId('alr');
+    const id = newId('alr', ctx.agentId);
     const summary = summarize(trigger, ctx.target, s);
     const hold: HoldReason = { alertId: id, by: `detector:${detector}`, at: new Date().toISOString(), reason: summary };
     const marker = markerFor(configured, ctx.taskId, hold, s);
@@ -232,7 +232,7 @@ export function createWatch(deps: WatchDeps): Watch {
         const status = (ERRORS as Record<string, number>)[e.code];
         if (!status || !PROBING_STATUSES.has(status)) return;
         const s = await settingsFor(e.agentId);
-        const triggers = await store.refusal({ member: e.auditId ?? newId('ex'), agentId: e.agentId }, s);
+        const triggers = await store.refusal({ member: e.auditId ?? newId('ex', e.agentId), agentId: e.agentId }, s);
         await raiseAll(triggers, { agentId: e.agentId, taskId: e.taskId, target: e.target }, s);
         return;
       }

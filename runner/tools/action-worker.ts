@@ -12,6 +12,7 @@ import { resultError } from '../../contract/errors.ts';
 import { ACTIONS_QUEUE } from '../../contract/queues.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
+import { queuePrefix } from '../../state/keys.ts';
 import { HELD_RETRY_MS } from '../worker.ts';
 import type { Lookup } from './egress/safe-fetch.ts';
 import type { HandlerResult } from './handlers/handler.ts';
@@ -77,7 +78,7 @@ export async function buildActionWorker(deps: ActionWorkerDeps): Promise<{ close
 
   const worker = new Worker(ACTIONS_QUEUE, process, {
     connection: deps.connection,
-    prefix: deps.config.SANDGATE_PREFIX,
+    prefix: queuePrefix(deps.config.SANDGATE_PREFIX, ACTIONS_QUEUE),
     concurrency: deps.config.SANDGATE_ACTIONS_CONCURRENCY,
     maxStalledCount: 0, // a call must never be made twice
     lockDuration: deps.config.SANDGATE_LOCK_MS,

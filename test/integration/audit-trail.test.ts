@@ -6,6 +6,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../state/keys.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
@@ -291,10 +292,11 @@ describe('audit before effect', () => {
       // Only the runs admitted before the failure exist; the refused ones left no record.
       const { Redis } = await import('ioredis');
       const redis = new Redis(broken.config.REDIS_URL);
-      const ids = await redis.smembers(`${broken.config.SANDGATE_PREFIX}:agent-execs:${agentId}`);
+      const keys = redisKeys(broken.config.SANDGATE_PREFIX);
+      const ids = await redis.smembers(keys.agent.executions(agentId));
       // The refused runs' reservations were given back (the accepted ones settle as they end).
       const reserved = await eventually(async () => {
-        const v = Number(await redis.hget(`${broken.config.SANDGATE_PREFIX}:spend-day:${agentId}`, 'reserved'));
+        const v = Number(await redis.hget(keys.agent.spendDay(agentId), 'reserved'));
         return v === 0 ? v : undefined;
       });
       redis.disconnect();

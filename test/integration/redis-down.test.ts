@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../state/keys.ts';
 import { startRedis } from '../helpers/processes.ts';
 import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
@@ -95,14 +96,14 @@ describe('Redis stopped in the middle of admissions', () => {
       await persistent.restart();
       const direct = new Redis(persistent.url);
       try {
-        const prefix = api.config.SANDGATE_PREFIX;
-        const ids = await direct.smembers(`${prefix}:agent-execs:${agentId}`);
-        const statuses = await Promise.all(ids.map((id) => direct.hget(`${prefix}:exec:${id}`, 'status')));
+        const keys = redisKeys(api.config.SANDGATE_PREFIX);
+        const ids = await direct.smembers(keys.agent.executions(agentId));
+        const statuses = await Promise.all(ids.map((id) => direct.hget(keys.execution.record(id), 'status')));
         // Each 202 is a queued record; nothing ran or was queued without an answer saying so.
         expect(statuses.filter((s) => s === 'queued')).toHaveLength(admitted);
         // Metered, never unmetered: every admitted run was counted (a run counted whose answer was
         // lost to the outage errs on the safe side).
-        expect(Number(await direct.hget(`${prefix}:task:${task}`, 'runs'))).toBeGreaterThanOrEqual(admitted);
+        expect(Number(await direct.hget(keys.task.record(task), 'runs'))).toBeGreaterThanOrEqual(admitted);
       } finally {
         direct.disconnect();
       }

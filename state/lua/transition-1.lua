@@ -2,25 +2,26 @@
   The one status transition of a record (an execution or an action): it moves the record only
   when its current status is one of the allowed "from" statuses, so a cancel racing a finish, or
   a job handed out twice, can never move a record twice. A final status is published on the
-  record kind's done channel as "<id> <status>".
+  record kind's done channel as "<id> <status>" (a channel is no key: it is an argument, so the
+  script's only key is the record's, in its agent's cluster slot).
 
   KEYS[1] record
-  KEYS[2] done channel
-  ARGV[1] to status
-  ARGV[2] ttl (s)
-  ARGV[3] n: how many "from" statuses follow
-  ARGV[4 .. 3+n] from statuses
-  ARGV[4+n ..] field, value pairs to set with the move
+  ARGV[1] done channel
+  ARGV[2] to status
+  ARGV[3] ttl (s)
+  ARGV[4] n: how many "from" statuses follow
+  ARGV[5 .. 4+n] from statuses
+  ARGV[5+n ..] field, value pairs to set with the move
   Returns 1 moved, 0 refused (not in a from status), -1 no such record.
 ]]
-local record, done_channel = KEYS[1], KEYS[2]
-local to, ttl, nfrom = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local record = KEYS[1]
+local done_channel, to, ttl, nfrom = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local cur = redis.call('HGET', record, 'status')
 if not cur then return -1 end
-for i = 4, 3 + nfrom do
+for i = 5, 4 + nfrom do
   if ARGV[i] == cur then
     redis.call('HSET', record, 'status', to)
-    for j = 4 + nfrom, #ARGV, 2 do redis.call('HSET', record, ARGV[j], ARGV[j + 1]) end
+    for j = 5 + nfrom, #ARGV, 2 do redis.call('HSET', record, ARGV[j], ARGV[j + 1]) end
     if to == 'running' then redis.call('HINCRBY', record, 'starts', 1) end
     redis.call('EXPIRE', record, ttl)
     if to ~= 'running' and to ~= 'queued' then

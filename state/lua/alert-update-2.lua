@@ -1,14 +1,14 @@
 --[[
   A human handles an alert: open → acknowledged → resolved, never back. Resolving closes it, so
-  the next firing of its detector raises a new one.
+  the next firing of its detector raises a new one. The caller takes a resolved alert off the
+  global open list (another cluster slot).
 
   KEYS[1] the alert's record
   KEYS[2] the open alert of its agent and detector
-  KEYS[3] open alerts
   ARGV[1] 'acknowledged' | 'resolved', ARGV[2] by, ARGV[3] reason, ARGV[4] at (ISO)
   Returns {'ok', previous status} | {'missing'} | {'refused', current status}.
 ]]
-local record, open_key, open_set = KEYS[1], KEYS[2], KEYS[3]
+local record, open_key = KEYS[1], KEYS[2]
 local to, by, reason, at = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local status = redis.call('HGET', record, 'status')
 if not status then return {'missing'} end
@@ -18,6 +18,5 @@ if to == 'acknowledged' then
 else
   redis.call('HSET', record, 'status', to, 'resolvedBy', by, 'resolvedAt', at, 'reason', reason)
   if redis.call('GET', open_key) == record then redis.call('DEL', open_key) end
-  redis.call('ZREM', open_set, redis.call('HGET', record, 'id'))
 end
 return {'ok', status}

@@ -1,13 +1,14 @@
 --[[
   Raises an alert, deduplicated per agent and detector while one is open, and applies its
-  response at once (so the very next request of the agent, on any process, meets it).
+  response at once (so the very next request of the agent, on any process, meets it). The
+  global lists (all alerts, open alerts) are the caller's, in their own commands after this: they
+  are in other cluster slots.
 
   KEYS[1] the open alert of this agent and detector (string: alert id)
   KEYS[2] the new alert's record (hash)
-  KEYS[3] all alerts (sorted by time)
-  KEYS[4] the agent's alerts (sorted by time)
-  KEYS[5] open alerts (sorted by time)
-  KEYS[6] the marker the response sets (suspended agent, paused task, throttle), or any key with ARGV[6] 0
+  KEYS[3] the agent's alerts (sorted by time)
+  KEYS[4] the marker the response sets (suspended agent, paused task, throttle), or with ARGV[6]
+          0 any key of the agent's slot (it is left alone)
   ARGV[1] alert id
   ARGV[2] now (ms)
   ARGV[3] the alert (JSON fields, see state/alerts.ts)
@@ -17,7 +18,7 @@
   ARGV[8] record ttl (s)
   Returns {'raised', id} | {'deduped', id of the open alert}.
 ]]
-local open_key, record, all, of_agent, open_set, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local open_key, record, of_agent, marker = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local id, now, fields, audit_ids, marker_value, set_marker, marker_ttl, ttl =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8]
 
@@ -35,7 +36,5 @@ end
 redis.call('HSET', record, 'id', id, 'fields', fields, 'auditIds', audit_ids, 'status', 'open', 'count', 1, 'raisedAtMs', now, 'lastSeenAtMs', now)
 redis.call('EXPIRE', record, ttl)
 redis.call('SET', open_key, record, 'EX', ttl)
-redis.call('ZADD', all, now, id)
 redis.call('ZADD', of_agent, now, id)
-redis.call('ZADD', open_set, now, id)
 return {'raised', id}
