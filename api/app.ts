@@ -14,6 +14,7 @@ import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
 import type { ActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
 import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
+import type { StageClock } from '../guard/lifecycle/stages.ts';
 import type { TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
@@ -81,6 +82,8 @@ export interface ApiDeps {
   admin: AdminTokenCheck;
   profiles: ProfileSet;
   registry: Registry;
+  /** Where the time of a run goes (sandgate_stage_seconds). */
+  stages: StageClock;
   readiness: ReadinessChecks;
   /** Names of the profiles that can run now (engine up, runtime present). */
   availableProfiles: () => Promise<ReadonlySet<string>>;

@@ -6,6 +6,7 @@ import { errorBody, isSandgateError, SandgateError } from '../contract/errors.ts
 import type { Principal, Role } from '../contract/principal.ts';
 import type { AdminTokenCheck } from '../guard/identity/admin-token.ts';
 import type { TokenService } from '../guard/identity/tokens.ts';
+import type { StageClock } from '../guard/lifecycle/stages.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { AgentStore } from '../state/agents.ts';
 import { PRINCIPAL_TOKEN_PREFIX, type PrincipalStore } from '../state/principals.ts';
@@ -29,6 +30,7 @@ export interface AuthDeps {
   agents: AgentStore;
   principals: PrincipalStore;
   policy: PolicyDecisionPoint;
+  stages?: StageClock;
 }
 
 function credential(request: FastifyRequest, allowBasic: boolean): string | undefined {
@@ -97,7 +99,9 @@ export function installAuth(app: FastifyInstance, deps: AuthDeps): void {
     const roles = request.routeOptions.config.roles;
     if (!roles) return;
     try {
+      const started = performance.now();
       await authenticate(deps, request, request.routeOptions.config.basicAuth === true);
+      deps.stages?.observe('auth', performance.now() - started);
       // The role check is a policy decision too, so operator policies can narrow it further.
       const route = `${request.method} ${request.routeOptions.url}`;
       const decision = deps.policy.callRoute(request.principal!, route, roles);

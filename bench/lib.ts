@@ -52,7 +52,8 @@ export async function startService(
       SANDGATE_DATA_DIR: `/tmp/${prefix}`,
       ...env,
     },
-    { logLevel },
+    // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service while it is measured.
+    { logLevel, ...(process.env.BENCH_NODE_ARGS && { nodeArgs: process.env.BENCH_NODE_ARGS.split(' ') }) },
   );
   const base = `http://127.0.0.1:${port}`;
   await ready(base, child);

@@ -77,6 +77,7 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
       alerts: core.alerts,
     }),
     activity: core.activity,
+    stages: core.stages,
     principals,
     policy: core.policy,
     budgets: core.budgets,

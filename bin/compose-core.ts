@@ -15,6 +15,7 @@ import { type ActionLifecycle, createActionLifecycle } from '../guard/lifecycle/
 import { observeActivity } from '../guard/lifecycle/activity.ts';
 import { createExecutionLifecycle, type ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
 import { createHooks, type Hooks } from '../guard/lifecycle/hooks.ts';
+import type { StageClock } from '../guard/lifecycle/stages.ts';
 import { createTaskLifecycle, type TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
 import { createPolicyDecisionPoint, type PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadProfiles, type ProfileSet } from '../guard/profiles.ts';
@@ -35,6 +36,7 @@ import { createWatchStore, type WatchStore } from '../state/watch.ts';
 import type { Mode } from './compose.ts';
 import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
 import { registerAlertMetrics, sinkConfig } from './compose-watch.ts';
+import { createStageMetrics } from './stage-metrics.ts';
 
 export interface Core {
   config: Config;
@@ -63,6 +65,7 @@ export interface Core {
   sinks: SinkConfig;
   /** Sends an open alert again to every receiver and schedules the next round. */
   renotify(alertId: string): Promise<void>;
+  stages: StageClock;
   /** The engines this process runs, set by the runner side once it has made them. */
   local: { engines: LocalEngines };
   /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
@@ -120,8 +123,6 @@ export async function composeCore(
   const notifyQueue = queue(NOTIFY_QUEUE);
   const watchStore = createWatchStore(redis, prefix);
   const alerts = createAlertStore(redis, prefix, ttl);
-  const isHeld = async (agentId: string, taskId: string | null) =>
-    (await watchStore.held(agentId, taskId)) !== undefined;
 
   // A runner-only deployment cannot see the runners' engines: an API-only process counts every
   // profile as available, and its readiness reports the runners instead.
@@ -140,7 +141,9 @@ export async function composeCore(
   );
   const activity = createActivityStore(redis, prefix);
   observeActivity(hooks, activity);
+  const stages = createStageMetrics(registry);
   const executions = createExecutionLifecycle({
+    stages,
     store,
     budgets,
     audit: auditTrail.audit,
@@ -151,7 +154,6 @@ export async function composeCore(
     publishCancel: (id) => publishCancel(redis, prefix, id),
     resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
-    isHeld,
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
       if (!q) throw new Error(`no queue for engine ${engine}`);
@@ -184,7 +186,6 @@ export async function composeCore(
     },
     announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),
     stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
-    isHeld,
   });
 
   const tasks = createTaskLifecycle({
@@ -258,6 +259,7 @@ export async function composeCore(
     notifyQueue,
     sinks,
     renotify,
+    stages,
     local,
     availableProfiles,
   };

@@ -69,6 +69,7 @@ export async function composeRunnerSide(
     profiles: core.profiles,
     engines: core.local.engines,
     metrics: createRunMetrics(registry),
+    stages: core.stages,
     logger: log.child({ part: 'runner' }),
   });
   const actionWorker = await buildActionWorker({

@@ -12,6 +12,7 @@ import { type EngineResult, ExecutionJob } from '../contract/execution.ts';
 import type { EngineName } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
 import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
+import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
 import { queuePrefix } from '../state/keys.ts';
@@ -29,6 +30,7 @@ export interface WorkerDeps {
   engines: Partial<Record<EngineName, Engine>>;
   metrics: RunMetrics;
   logger: Logger;
+  stages?: StageClock;
 }
 
 export interface RunnerHandle {
@@ -43,6 +45,7 @@ export const HELD_RETRY_MS = 1000;
 
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const { config, executions, profiles, metrics, logger } = deps;
+  const stages = deps.stages ?? NO_STAGES;
   const inFlight = new Map<string, AbortController>();
   /** Runs that have ended here and whose result is being written: never "lost" by this process. */
   const holding = new Set<string>();
@@ -53,6 +56,8 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   });
 
   const process = async (job: Job, token?: string): Promise<void> => {
+    // BullMQ's timestamp is the add's (or the delay's end): wall clocks of one machine or NTP.
+    stages.observe('pickup', Math.max(0, Date.now() - job.timestamp - (job.delay ?? 0)));
     const parsed = ExecutionJob.safeParse(job.data);
     if (!parsed.success) {
       logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed job');
@@ -77,8 +82,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     const controller = new AbortController();
     inFlight.set(data.id, controller);
     let result: EngineResult;
+    const engineStarted = performance.now();
     try {
       result = await engine.run(data, profile, controller.signal);
+      const engineMs = performance.now() - engineStarted;
+      stages.observe('code', result.usage.wallMs);
+      stages.observe('sandbox', Math.max(0, engineMs - result.usage.wallMs));
     } catch (e) {
       if (e instanceof EngineUnavailable) {
         inFlight.delete(data.id);

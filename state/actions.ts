@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../contract/action.ts';
 import { resultError } from '../contract/errors.ts';
 import { execAll } from './exec-all.ts';
+import type { StartResult } from './executions.ts';
 import { redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
 
@@ -46,7 +47,8 @@ export interface ActionStore {
   expireIfDue(approvalId: string): Promise<boolean>;
   /** Marks an approved approval used, if it is for this action and these exact arguments. */
   consumeApproval(approvalId: string, actionId: string, argsHash: string): Promise<boolean>;
-  markRunning(id: string): Promise<boolean>;
+  /** queued → running unless its agent is suspended or its task paused (`held`: it stays queued). */
+  markRunning(id: string, owner: { agentId: string; taskId: string | null }): Promise<StartResult>;
   finish(id: string, status: ActionStatus, outcome: Partial<ActionOutcome>): Promise<boolean>;
   /** Cancels an action that has not started (queued or awaiting approval). */
   cancel(id: string, reason: { code: string; message: string }): Promise<boolean>;
@@ -209,8 +211,15 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       return scripts.approvalConsume({ approval: aprKey(approvalId) }, { actionId, argsHash });
     },
 
-    markRunning(id) {
-      return transition(id, 'running', ['queued'], { startedAt: now() });
+    markRunning(id, owner) {
+      return scripts.start(
+        {
+          record: actKey(id),
+          suspended: keys.watch.suspended(owner.agentId),
+          paused: keys.agent.task(owner.agentId, owner.taskId, keys.watch.paused),
+        },
+        { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: now() } },
+      );
     },
 
     finish(id, status, outcome) {

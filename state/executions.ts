@@ -24,6 +24,7 @@ export type ExecutionOutcome = Pick<
 > & { /** The audit record of the run's end. */ auditId?: string };
 
 export type TransitionResult = 'done' | 'refused' | 'missing';
+export type StartResult = 'started' | 'held' | 'refused' | 'missing';
 
 export interface ExecutionStore {
   readonly doneChannel: string;
@@ -34,8 +35,11 @@ export interface ExecutionStore {
   /** Ids of a task's executions still within the record TTL. */
   idsOfTask(taskId: string): Promise<string[]>;
   get(id: string): Promise<(Execution & { starts: number }) | undefined>;
-  /** queued → running. False when the record is no longer queued (cancelled, or started before). */
-  markRunning(id: string): Promise<boolean>;
+  /**
+   * queued → running, unless its agent is suspended or its task paused (`held`: it stays queued).
+   * `refused` when the record is no longer queued (cancelled, or started before).
+   */
+  markRunning(id: string, owner: { agentId: string; taskId: string | null }): Promise<StartResult>;
   /** queued|running (or only `from`) → a final status, with the run's outcome. */
   finish(
     id: string,
@@ -124,8 +128,15 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       };
     },
 
-    async markRunning(id) {
-      return (await transition(id, 'running', ['queued'], { startedAt: new Date().toISOString() })) === 'done';
+    markRunning(id, owner) {
+      return scripts.start(
+        {
+          record: key(id),
+          suspended: keys.watch.suspended(owner.agentId),
+          paused: keys.agent.task(owner.agentId, owner.taskId, keys.watch.paused),
+        },
+        { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: new Date().toISOString() } },
+      );
     },
 
     finish(id, status, outcome, from = finalFrom) {

@@ -18,6 +18,7 @@ export function luaSource(name: string): string {
 
 const NAMES = [
   'transition-1',
+  'start-3',
   'execution-create-4',
   'execution-amend-cancelled-1',
   'budget-admit-4',
@@ -41,6 +42,11 @@ type Raw = (...keysAndArgs: string[]) => Promise<unknown>;
 const commandName = (name: ScriptName) => `sg_${name.replace(/-/g, '_')}`;
 
 export interface Scripts {
+  /** queued → running unless the agent is suspended or the task paused. */
+  start(
+    k: { record: string; suspended: string; paused: string },
+    a: { ttlS: number; hasTask: boolean; fields: Record<string, string> },
+  ): Promise<'started' | 'held' | 'refused' | 'missing'>;
   transition(
     k: { record: string },
     a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
@@ -175,6 +181,20 @@ export function defineScripts(redis: Redis): Scripts {
   const flag = (b: boolean) => (b ? '1' : '0');
 
   return {
+    async start(k, a) {
+      const r = Number(
+        await call(
+          'start-3',
+          k.record,
+          k.suspended,
+          k.paused,
+          a.ttlS,
+          flag(a.hasTask),
+          ...Object.entries(a.fields).flat(),
+        ),
+      );
+      return r === 1 ? 'started' : r === 2 ? 'held' : r === 0 ? 'refused' : 'missing';
+    },
     async transition(k, a) {
       return (await call(
         'transition-1',

@@ -15,6 +15,7 @@ import {
 import type { Principal } from '../../contract/principal.ts';
 import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
+import type { StageClock } from '../../guard/lifecycle/stages.ts';
 import type { ExecutionStore } from '../../state/executions.ts';
 import type { RecordEvents } from '../../state/record-events.ts';
 
@@ -23,6 +24,7 @@ export interface ExecutionRouteDeps {
   store: ExecutionStore;
   events: RecordEvents;
   waitGraceMs: number;
+  stages?: StageClock;
 }
 
 const IdParams = z.strictObject({ id: ExecutionId });
@@ -73,8 +75,13 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
       const w = waiter;
       request.raw.once('close', () => w.cancel());
+      const queuedAt = performance.now();
       await w.done;
+      const endedAt = performance.now();
+      deps.stages?.observe('wait', endedAt - queuedAt);
       const execution = await loadOwned(principal, id);
+      // The reply's own serialisation is not in here: fastify's onResponse would be, at a cost.
+      deps.stages?.observe('reply', performance.now() - endedAt);
       if (!isFinal(execution.status)) return reply.code(202).send({ id, status: execution.status });
       return reply.code(200).send(execution);
     },

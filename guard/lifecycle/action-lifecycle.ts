@@ -57,8 +57,6 @@ export interface ActionLifecycleDeps {
   announce(approval: Approval): void;
   /** Stop, not spiral (the executions lifecycle): a spent task stops its queued work. */
   stopTask(agentId: string, taskId: string, cap: string): Promise<void>;
-  /** The watch: is the agent suspended or the task paused? Then a queued call waits. */
-  isHeld?(agentId: string, taskId: string | null): Promise<boolean>;
 }
 
 export interface ActionCaller {
@@ -401,8 +399,9 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async start(job) {
-      if (await deps.isHeld?.(job.agentId, job.taskId)) return { go: false, held: true };
-      if (!(await actions.markRunning(job.id))) {
+      const started = await actions.markRunning(job.id, job);
+      if (started === 'held') return { go: false, held: true };
+      if (started !== 'started') {
         // Cancelled before it started (revocation): refunded; or started before by a runner that died.
         await refundIfEnded(job.id);
         return { go: false };

@@ -36,6 +36,7 @@ import { checkInputs } from './execution-inputs.ts';
 import type { Hooks } from './hooks.ts';
 import { newId } from './ids.ts';
 import { retryUntilDone } from './retry.ts';
+import { NO_STAGES, type StageClock, timed } from './stages.ts';
 import { withUndo } from './undo.ts';
 import { createWorkBudget, type WorkRef } from './work-budget.ts';
 
@@ -55,8 +56,8 @@ export interface ExecutionLifecycleDeps {
   availableProfiles?(): Promise<ReadonlySet<string>>;
   /** How long a finished run's result is held and retried while Redis is away. */
   resultHoldMs?: number;
-  /** The watch: is the agent suspended or the task paused? Then queued work waits, not runs. */
-  isHeld?(agentId: string, taskId: string | null): Promise<boolean>;
+  /** Where the time of each step goes (sandgate_stage_seconds). */
+  stages?: StageClock;
 }
 
 export interface Caller {
@@ -104,6 +105,7 @@ const TASK_EXHAUSTED = resultError('budget_exceeded');
 
 export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): ExecutionLifecycle {
   const { store, audit, hooks, logger } = deps;
+  const stages = deps.stages ?? NO_STAGES;
   const ref = (job: Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>): WorkRef => ({
     id: job.id,
     kind: 'run',
@@ -164,6 +166,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
 
       // 2. authorize, before anything about the profile is looked at.
+      const policyStarted = performance.now();
       const scopes = principal.role === 'agent' ? principal.scopes : undefined;
       const { found: profile, decision } = authorizeProfile(
         deps.policy,
@@ -177,6 +180,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
       // 3. inputs and engine.
       const limits = checkInputs(body, profile);
+      stages.observe('policy', performance.now() - policyStarted);
       if (!deps.enqueue || !(await deps.availableProfiles?.())?.has(profile.name)) {
         throw new SandgateError(
           'engine_unavailable',
@@ -202,15 +206,16 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         taskScope: task?.scope ?? null,
         worstCase,
       };
-      await hooks.runChecks(attempt);
+      await timed(stages, 'checks', () => hooks.runChecks(attempt));
 
       return await withUndo(async (undo) => {
         // 5. reserve.
         const work = ref({ id, agentId: agent.id, taskId });
-        await budget.reserve(work, agent, worstCase);
+        await timed(stages, 'budget', () => budget.reserve(work, agent, worstCase));
         undo.push(() => budget.settle(work, { refund: true }));
 
         // 6. audit before effect.
+        const auditStarted = performance.now();
         const auditId = await audit.record(
           'execution.requested',
           { agentId: agent.id, principalId: principal.id, taskId, subject: id },
@@ -230,6 +235,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             budget: { reserved: worstCase },
           },
         );
+        stages.observe('audit', performance.now() - auditStarted);
 
         // 7. record (a waiter subscribes first, so a run that ends at once is not missed).
         const unsubscribe = opts.beforeRecord?.(id, limits);
@@ -243,7 +249,8 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           createdAt: new Date().toISOString(),
           auditId,
         };
-        if (!(await store.create(meta))) throw new SandgateError('agent_revoked', 'this agent has been revoked');
+        if (!(await timed(stages, 'record', () => store.create(meta))))
+          throw new SandgateError('agent_revoked', 'this agent has been revoked');
         undo.push(() =>
           store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') }),
         );
@@ -261,7 +268,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           limits,
           ...(scopes && { scopes }),
         };
-        await deps.enqueue!(profile.engine, job);
+        await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
         return { id, limits, auditId };
       });
@@ -310,8 +317,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     stopTask,
 
     async start(job, profile) {
-      if (await deps.isHeld?.(job.agentId, job.taskId)) return 'held';
-      if (!(await store.markRunning(job.id))) {
+      const started = performance.now();
+      // Held (suspended agent, paused task) is decided in the same call that starts it.
+      const running = await store.markRunning(job.id, job);
+      stages.observe('start', performance.now() - started);
+      if (running === 'held') return 'held';
+      if (running !== 'started') {
         // Cancelled while queued (refunded already; nothing to run), or started before by a
         // runner that died: that one is charged its worst case, as it may have used all of it.
         const lost = (await store.finish(job.id, 'failed', { error: RUNNER_LOST })) === 'done';
@@ -340,6 +351,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         cost: actualCost(profile, job.limits, result.usage),
       };
       const { status, exitCode, stdout, stderr, truncated } = result;
+      const resultStarted = performance.now();
       const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
       const auditId = await audit
         .record('run.finished', ctx, {
@@ -379,9 +391,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         },
         stopRetrying,
       );
+      const settleStarted = performance.now();
+      stages.observe('result', settleStarted - resultStarted);
       await hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying).catch(
         (e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'),
       );
+      stages.observe('settle', performance.now() - settleStarted);
       hooks.emit({
         type: 'finished',
         kind: 'run',

@@ -1,5 +1,7 @@
 // Service endpoints, identity and the dashboard, through a real socket as well as inject.
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STAGES } from '../../guard/lifecycle/stages.ts';
 import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
 let sg: TestSandgate;
@@ -73,6 +75,11 @@ describe('service endpoints', () => {
     expect(text).toMatch(/sandgate_queue_jobs\{queue="actions",state="waiting"\} \d+/);
     expect(text).toMatch(/sandgate_runs_total\{profile="js",status="succeeded"\} [1-9]/);
     expect(text).toMatch(/sandgate_run_wall_seconds_bucket\{le="[0-9.]+",profile="js",status="succeeded"\}/);
+    // Where the time of that run went: every step of its path, each observed once at least.
+    for (const stage of STAGES) {
+      const count = new RegExp(`sandgate_stage_seconds_count\\{stage="${stage}"\\} (\\d+)`).exec(text)?.[1];
+      expect(Number(count), stage).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('/docs/json describes the API from the zod schemas', async () => {
