@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WatchSettings } from '../../contract/watch.ts';
-import { redisKeys } from '../../state/keys.ts';
+import { newWorkId, redisKeys } from '../../state/keys.ts';
 import { createWatchStore, type WatchStore } from '../../state/watch.ts';
 import { dropPrefix, REDIS_URL } from '../helpers/sandgate.ts';
 
@@ -66,9 +66,10 @@ describe('the cost window', () => {
   it('keeps a task window apart from its agent window', async () => {
     const agentId = `ag_${randomBytes(6).toString('hex')}`;
     const s = settings(1.0, 60);
+    const taskId = newWorkId('task', agentId);
     await store.cost({ member: 'a', agentId, taskId: null, cost: 0.8 }, s);
-    const t = await store.cost({ member: 'b', agentId, taskId: 'tk_x', cost: 0.3 }, s);
+    const t = await store.cost({ member: 'b', agentId, taskId, cost: 0.3 }, s);
     expect(t).toEqual([cost('agent', 1_100_000_000)]); // the agent: 0.8 + 0.3; the task alone is under
-    expect(await redis.hget(redisKeys(prefix).watch.taskState('tk_x'), 'spend_sum')).toBe('300000000');
+    expect(await redis.hget(redisKeys(prefix).watch.taskState(taskId), 'spend_sum')).toBe('300000000');
   });
 });
