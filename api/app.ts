@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } 
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
+import type { ActionStatus } from '../contract/action.ts';
 import type { AuditVerifyResult } from '../contract/audit.ts';
 import type { Config } from '../contract/config.ts';
 import type { EngineName } from '../contract/profile.ts';
@@ -28,12 +29,15 @@ import type { AlertStore } from '../state/alerts.ts';
 import type { AuditIndex } from '../state/audit-index.ts';
 import type { BudgetStore } from '../state/budgets.ts';
 import type { ExecutionStore } from '../state/executions.ts';
+import type { McpEventLog } from '../state/mcp-events.ts';
 import type { PrincipalStore } from '../state/principals.ts';
 import type { RecordEvents } from '../state/record-events.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { installErrorHandling } from './error-handler.ts';
 import { applyHttpLimits, clientErrorHandler, httpServerOptions } from './http-limits.ts';
+import { mcpRoutes } from './mcp/mcp-routes.ts';
+import { mcpResource } from './mcp/resource.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerQueueMetrics } from './queue-metrics.ts';
@@ -57,6 +61,10 @@ export interface ApiDeps {
   actionsQueue: Queue;
   store: ExecutionStore;
   events: RecordEvents;
+  /** Final statuses of tool calls (an MCP tool call waits for its action's end). */
+  actionEvents: RecordEvents<ActionStatus>;
+  /** The messages of MCP response streams, for resuming them on any process. */
+  mcpEvents: McpEventLog;
   /** The life of a run and of a tool call (guard/lifecycle): the routes only call these. */
   executions: ExecutionLifecycle;
   toolCalls: ActionLifecycle;
@@ -107,12 +115,14 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   installErrorHandling(app);
   installAuth(app, deps);
   await registerOpenApi(app);
+  // The MCP endpoint's resource URL: the configured public URL, or the address this app listens on.
+  const resource = mcpResource(deps.config, () => app.server.address());
 
   const queues = [...deps.queues.values(), deps.actionsQueue];
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
   await app.register(taskRoutes, deps);
-  await app.register(agentRoutes, deps);
+  await app.register(agentRoutes, { ...deps, mcpResource: resource.url });
   await app.register(executionRoutes, {
     ...deps,
     waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
@@ -122,6 +132,12 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(alertRoutes, deps);
   await app.register(activityRoutes, deps);
   await app.register(evidenceRoutes, deps);
+  await app.register(mcpRoutes, {
+    ...deps,
+    resource,
+    waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
+    longestCallMs: longestWaitMs + 10_000,
+  });
   await app.register(meRoutes);
   await app.register(consoleRoutes);
   await registerQueueDashboard(app, queues);

@@ -33,7 +33,7 @@ export interface AuthDeps {
   stages?: StageClock;
 }
 
-function credential(request: FastifyRequest, allowBasic: boolean): string | undefined {
+export function credential(request: FastifyRequest, allowBasic: boolean): string | undefined {
   const header = request.headers.authorization;
   if (!header) return undefined;
   const [scheme, value] = header.split(' ', 2);
@@ -65,21 +65,37 @@ async function authenticate(deps: AuthDeps, request: FastifyRequest, allowBasic:
     request.principal = { role: human.role, id: human.id, name: human.name };
     return;
   }
-  const claims = await deps.tokens.verify(token);
+  const { agent, principal } = await authenticateAgent(deps, token);
+  request.agent = agent;
+  request.principal = principal;
+}
+
+/**
+ * An agent token for `audience` (default: the REST API): signature, expiry, then the agent read
+ * from Redis on every call, so a revocation holds from the next request on (never cached).
+ */
+export async function authenticateAgent(
+  deps: Pick<AuthDeps, 'tokens' | 'agents'>,
+  token: string,
+  audience?: string,
+): Promise<{ agent: Agent; principal: Extract<Principal, { role: 'agent' }> }> {
+  const claims = await deps.tokens.verify(token, audience);
   const agent = await deps.agents.get(claims.agentId);
   if (!agent) throw new SandgateError('unauthorized', 'the bearer token is not valid');
   if (agent.revokedAt) throw new SandgateError('agent_revoked', 'this agent has been revoked');
   if (claims.generation !== agent.tokenGeneration) {
     throw new SandgateError('agent_revoked', 'this token was minted before the agent was revoked: mint a new one');
   }
-  request.agent = agent;
-  request.principal = {
-    role: 'agent',
-    id: agent.id,
-    agentId: agent.id,
-    tokenId: claims.tokenId,
-    scopes: claims.scopes,
-    taskId: claims.taskId,
+  return {
+    agent,
+    principal: {
+      role: 'agent',
+      id: agent.id,
+      agentId: agent.id,
+      tokenId: claims.tokenId,
+      scopes: claims.scopes,
+      taskId: claims.taskId,
+    },
   };
 }
 

@@ -5,10 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { buildApp } from '../api/app.ts';
 import type { ReadinessChecks } from '../api/routes/service.ts';
+import type { ActionStatus } from '../contract/action.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createOverview } from '../guard/watch/overview.ts';
+import { createMcpEventLog } from '../state/mcp-events.ts';
 import { createPrincipalStore } from '../state/principals.ts';
 import { createRecordEvents } from '../state/record-events.ts';
 import type { Core } from './compose-core.ts';
@@ -48,6 +50,10 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     await connect(config.REDIS_URL, 'sandgate-events-sub'),
     core.store.doneChannel,
   );
+  const actionEvents = await createRecordEvents<ActionStatus>(
+    await connect(config.REDIS_URL, 'sandgate-action-events-sub'),
+    core.actions.doneChannel,
+  );
   const app = await buildApp({
     config,
     logger: core.log,
@@ -56,6 +62,8 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     actionsQueue: core.actionsQueue,
     store: core.store,
     events,
+    actionEvents,
+    mcpEvents: createMcpEventLog(core.redis, config.SANDGATE_PREFIX, config.SANDGATE_MCP_EVENT_TTL_S),
     executions: core.executions,
     toolCalls: core.toolCalls,
     tasks: core.tasks,
@@ -88,5 +96,12 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     readiness: readinessChecks(core),
     availableProfiles: core.availableProfiles,
   });
-  return { app, adminToken, closers: [{ name: 'execution events', close: () => events.close() }] };
+  return {
+    app,
+    adminToken,
+    closers: [
+      { name: 'execution events', close: () => events.close() },
+      { name: 'action events', close: () => actionEvents.close() },
+    ],
+  };
 }

@@ -75,6 +75,13 @@ export const CreateTokenRequest = z
     ttlSeconds: z.number().int().min(1).max(MAX_TOKEN_TTL_S).default(DEFAULT_TOKEN_TTL_S),
     scopes: Scopes.optional(),
     taskId: TaskId.optional(),
+    resource: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .optional()
+      .describe(
+        'RFC 8707 resource indicator: mint the token for the MCP endpoint (its URL, as in GET /.well-known/oauth-protected-resource); absent = a token for the REST API',
+      ),
   })
   .meta({ id: 'CreateTokenRequest' });
 

@@ -33,7 +33,7 @@ export interface AuditEventData {
   'agent.revoked': { cancelledExecutions: number; cancelledActions: number; reason?: string | null };
   'agent.enabled': { tokenGeneration: number };
   'principal.created': { name: string; role: string };
-  'token.issued': { expiresAt: string; ttlSeconds: number | undefined; scopes: unknown };
+  'token.issued': { expiresAt: string; ttlSeconds: number | undefined; scopes: unknown; audience?: string };
   // tasks
   'task.created': { goal: string; budget: unknown };
   'usage.reported': { tokens: number; cost: number; reasoning: string | null; prompt: Capped | null };

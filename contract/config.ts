@@ -52,6 +52,8 @@ export const ConfigSchema = z.object({
   SANDGATE_TOOLS_DIR: z.string().min(1).default('./tools'),
   /** An undecided approval expires after this long and its action ends `expired` (fail closed). */
   SANDGATE_APPROVAL_TTL_S: positiveInt.max(7 * 24 * 3600).default(900),
+  /** How long the messages of an MCP response stream stay resumable (Last-Event-ID). */
+  SANDGATE_MCP_EVENT_TTL_S: positiveInt.max(24 * 3600).default(600),
   /** Announces each pending approval with a POST of its JSON (optional). */
   SANDGATE_APPROVAL_WEBHOOK: z.url({ protocol: /^https?$/ }).optional(),
   /** Parallel tool calls per runner process. */

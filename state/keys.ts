@@ -146,6 +146,11 @@ export function redisKeys(prefix: string) {
       ofAgent: (agentId: string) => a(agentId, 'alerts-agent', agentId),
       openSet: k('alerts-open'),
     },
+    /**
+     * The messages of one MCP response stream (a Redis Stream, capped and expiring), so the client
+     * can resume it with Last-Event-ID on any API process; in the agent's slot, so only it reads them.
+     */
+    mcpEvents: (agentId: string, streamId: string) => a(agentId, 'mcp-events', agentId, streamId),
     /** Heartbeat of a live runner process (TTL): the reaper spares its containers. Global. */
     runner: (runnerId: string) => k('runner', runnerId),
   };

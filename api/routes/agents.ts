@@ -41,6 +41,8 @@ export interface AgentRouteDeps {
   audit: Auditor;
   watch: Watch;
   overview: Overview;
+  /** The MCP endpoint's resource URL (the audience of its tokens). */
+  mcpResource: () => string;
 }
 
 const IdParams = z.strictObject({ id: AgentId });
@@ -172,13 +174,26 @@ export const agentRoutes: FastifyPluginAsyncZod<AgentRouteDeps> = async (app, de
       const agent = await mustGet(request.params.id);
       if (agent.revokedAt) throw new SandgateError('invalid_state', `agent ${agent.id} is revoked`);
       assertScopesWithinGrants(agent, request.body.scopes);
-      const { token, expiresAt } = await tokens.mint(agent.id, { ...request.body, generation: agent.tokenGeneration });
+      // A token is for one audience: the REST API, or the MCP endpoint named by its resource URL.
+      const { resource } = request.body;
+      if (resource !== undefined && resource !== deps.mcpResource()) {
+        throw new SandgateError(
+          'validation_failed',
+          `resource: this service's MCP resource is ${deps.mcpResource()}; omit resource for a REST API token`,
+        );
+      }
+      const { token, expiresAt } = await tokens.mint(agent.id, {
+        ...request.body,
+        generation: agent.tokenGeneration,
+        audience: resource,
+      });
       // The token itself never enters the log: who got one, for how long and with which scopes.
       const ctx = { agentId: agent.id, principalId: request.principal!.id, taskId: request.body.taskId ?? null };
       await deps.audit.record('token.issued', ctx, {
         expiresAt,
         ttlSeconds: request.body.ttlSeconds,
         scopes: request.body.scopes ?? null,
+        ...(resource && { audience: resource }),
       });
       return reply.code(201).send({ token, expiresAt });
     },

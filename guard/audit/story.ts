@@ -22,7 +22,7 @@ function describe(e: NonNullable<ReturnType<typeof asAuditEvent>>): string {
     case 'principal.created':
       return `${e.data.role} "${e.data.name}" created`;
     case 'token.issued':
-      return `token issued, valid until ${e.data.expiresAt}`;
+      return `token issued${e.data.audience ? ` for ${e.data.audience}` : ''}, valid until ${e.data.expiresAt}`;
     case 'task.created':
       return `task created: "${e.data.goal}"`;
     case 'usage.reported':

@@ -1,5 +1,7 @@
 // Agent tokens: EdDSA JWTs, short-lived, bound to one agent and optionally narrowed by scopes
-// and a task. Verification pins the algorithm, issuer, audience and maximum lifetime.
+// and a task. Verification pins the algorithm, issuer, audience and maximum lifetime. A token is
+// for one audience: the REST API (`sandgate-api`) or, minted with a resource indicator (RFC 8707),
+// the MCP endpoint's resource URL; neither is accepted by the other.
 
 import { randomBytes } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
@@ -8,7 +10,8 @@ import { SandgateError } from '../../contract/errors.ts';
 import type { KeyRing } from './signing-keys.ts';
 
 const ISSUER = 'sandgate';
-const AUDIENCE = 'sandgate-api';
+/** The REST API's audience; the MCP endpoint's is its resource URL. */
+export const API_AUDIENCE = 'sandgate-api';
 
 export interface TokenClaims {
   agentId: string;
@@ -25,11 +28,14 @@ export interface MintOptions {
   taskId?: string | undefined;
   /** The agent's token generation (see Agent.tokenGeneration). */
   generation?: number;
+  /** Who the token is for (default: the REST API). */
+  audience?: string | undefined;
 }
 
 export interface TokenService {
   mint(agentId: string, opts: MintOptions): Promise<{ token: string; expiresAt: string; tokenId: string }>;
-  verify(token: string): Promise<TokenClaims>;
+  /** Verifies a token minted for `audience` (default: the REST API). */
+  verify(token: string, audience?: string): Promise<TokenClaims>;
 }
 
 /** Verified signatures are remembered (bounded), so each token pays for EdDSA once. */
@@ -42,7 +48,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
     verified.set(token, claims);
   };
   return {
-    async mint(agentId, { ttlSeconds, scopes, taskId, generation = 0 }) {
+    async mint(agentId, { ttlSeconds, scopes, taskId, generation = 0, audience = API_AUDIENCE }) {
       if (ttlSeconds > MAX_TOKEN_TTL_S)
         throw new SandgateError('validation_failed', `ttlSeconds is at most ${MAX_TOKEN_TTL_S}`);
       const iat = Math.floor(now() / 1000);
@@ -55,7 +61,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid, typ: 'JWT' })
         .setIssuer(ISSUER)
-        .setAudience(AUDIENCE)
+        .setAudience(audience)
         .setSubject(agentId)
         .setJti(tokenId)
         .setIssuedAt(iat)
@@ -65,12 +71,14 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
       return { token, expiresAt: new Date(exp * 1000).toISOString(), tokenId };
     },
 
-    async verify(token) {
-      const known = verified.get(token);
+    async verify(token, audience = API_AUDIENCE) {
+      // Keyed by audience too: a token checked for one audience is not thereby good for another.
+      const cacheKey = `${audience}\u0000${token}`;
+      const known = verified.get(cacheKey);
       if (known) {
         // The signature was checked; time is not a property of the token, so check it again.
         if (known.expiresAt.getTime() <= now()) {
-          verified.delete(token);
+          verified.delete(cacheKey);
           throw new SandgateError('token_expired', 'the token has expired: mint a new one');
         }
         return known;
@@ -87,7 +95,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
           {
             algorithms: ['EdDSA'],
             issuer: ISSUER,
-            audience: AUDIENCE,
+            audience,
             maxTokenAge: MAX_TOKEN_TTL_S,
             requiredClaims: ['exp', 'iat', 'nbf', 'sub', 'jti'],
             currentDate: new Date(now()),
@@ -115,7 +123,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
         generation: typeof payload.gen === 'number' ? payload.gen : 0,
         expiresAt: new Date((payload.exp as number) * 1000),
       };
-      remember(token, claims);
+      remember(cacheKey, claims);
       return claims;
     },
   };

@@ -17,6 +17,7 @@ const ONLY_IN: Record<string, string> = {
   'isolated-vm': 'runner/engines/isolate/',
   dockerode: 'runner/engines/docker/',
   fastify: 'api/',
+  '@modelcontextprotocol': 'api/mcp/',
 };
 
 function files(dir: string): string[] {
