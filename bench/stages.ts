@@ -10,8 +10,8 @@ export async function stageSnapshot(base: string): Promise<Snapshot> {
   const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
   const out: Snapshot = new Map();
   const entry = (stage: string) => {
-    let e = out.get(stage);
-    if (!e) out.set(stage, (e = { buckets: [], sum: 0, count: 0 }));
+    const e = out.get(stage) ?? { buckets: [], sum: 0, count: 0 };
+    out.set(stage, e);
     return e;
   };
   for (const line of text.split('\n')) {
