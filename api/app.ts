@@ -29,12 +29,14 @@ import type { AlertStore } from '../state/alerts.ts';
 import type { AuditIndex } from '../state/audit-index.ts';
 import type { BudgetStore } from '../state/budgets.ts';
 import type { ExecutionStore } from '../state/executions.ts';
+import { redisKeys } from '../state/keys.ts';
 import type { McpEventLog } from '../state/mcp-events.ts';
 import type { PrincipalStore } from '../state/principals.ts';
 import type { RecordEvents } from '../state/record-events.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { installErrorHandling } from './error-handler.ts';
+import type { EventStreamServer } from './event-stream.ts';
 import { applyHttpLimits, clientErrorHandler, httpServerOptions } from './http-limits.ts';
 import { mcpRoutes } from './mcp/mcp-routes.ts';
 import { mcpResource } from './mcp/resource.ts';
@@ -95,6 +97,8 @@ export interface ApiDeps {
   readiness: ReadinessChecks;
   /** Names of the profiles that can run now (engine up, runtime present). */
   availableProfiles: () => Promise<ReadonlySet<string>>;
+  /** Serves the event streams of executions and actions (SSE). */
+  eventStreams: EventStreamServer;
 }
 
 export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
@@ -118,6 +122,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   // The MCP endpoint's resource URL: the configured public URL, or the address this app listens on.
   const resource = mcpResource(deps.config, () => app.server.address());
 
+  // Open event streams end before the server waits for its connections to close.
+  app.addHook('preClose', async () => deps.eventStreams.close());
+  const keys = redisKeys(deps.config.SANDGATE_PREFIX);
   const queues = [...deps.queues.values(), deps.actionsQueue];
   registerQueueMetrics(deps.registry, queues);
   await app.register(serviceRoutes, deps);
@@ -126,8 +133,9 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(executionRoutes, {
     ...deps,
     waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
+    keys,
   });
-  await app.register(actionRoutes, deps);
+  await app.register(actionRoutes, { ...deps, keys });
   await app.register(auditRoutes, deps);
   await app.register(alertRoutes, deps);
   await app.register(activityRoutes, deps);

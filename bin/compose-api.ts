@@ -4,17 +4,20 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { buildApp } from '../api/app.ts';
+import { createEventStreamServer } from '../api/event-stream.ts';
 import type { ReadinessChecks } from '../api/routes/service.ts';
 import type { ActionStatus } from '../contract/action.ts';
 import { adminTokenCheck, loadAdminToken } from '../guard/identity/admin-token.ts';
 import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createOverview } from '../guard/watch/overview.ts';
+import { createEventStreamReader } from '../state/event-streams.ts';
 import { createMcpEventLog } from '../state/mcp-events.ts';
 import { createPrincipalStore } from '../state/principals.ts';
 import { createRecordEvents } from '../state/record-events.ts';
+import { createStreamTail } from '../state/stream-tail.ts';
 import type { Core } from './compose-core.ts';
-import { connect } from './compose-parts.ts';
+import { connect, throttledErrorLog } from './compose-parts.ts';
 import type { Closer } from './shutdown.ts';
 
 export interface ApiSide {
@@ -54,6 +57,18 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     await connect(config.REDIS_URL, 'sandgate-action-events-sub'),
     core.actions.doneChannel,
   );
+  // One blocking reader of every followed event stream for this process's SSE clients.
+  const tailErrors = throttledErrorLog(core.log, 'stream-tail');
+  const tail = await createStreamTail(
+    await connect(config.REDIS_URL, 'sandgate-stream-tail', { maxRetriesPerRequest: null }),
+    core.redis,
+    (e) => tailErrors(e),
+  );
+  const eventStreams = createEventStreamServer({
+    tail,
+    reader: createEventStreamReader(core.redis),
+    onError: (e) => tailErrors(e),
+  });
   const app = await buildApp({
     config,
     logger: core.log,
@@ -95,6 +110,7 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     registry,
     readiness: readinessChecks(core),
     availableProfiles: core.availableProfiles,
+    eventStreams,
   });
   return {
     app,
@@ -102,6 +118,13 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     closers: [
       { name: 'execution events', close: () => events.close() },
       { name: 'action events', close: () => actionEvents.close() },
+      {
+        name: 'event streams',
+        close: async () => {
+          eventStreams.close();
+          tail.close();
+        },
+      },
     ],
   };
 }

@@ -30,6 +30,7 @@ import { type AgentStore, createAgentStore } from '../state/agents.ts';
 import { type AlertStore, createAlertStore } from '../state/alerts.ts';
 import { type BudgetStore, createBudgetStore } from '../state/budgets.ts';
 import { publishCancel } from '../state/cancel-channel.ts';
+import { createEventStreamWriter, type EventStreamWriter } from '../state/event-streams.ts';
 import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
 import { queuePrefix } from '../state/keys.ts';
 import { createWatchStore, type WatchStore } from '../state/watch.ts';
@@ -46,6 +47,8 @@ export interface Core {
   tools: ToolSet;
   policy: PolicyDecisionPoint;
   store: ExecutionStore;
+  /** The event streams of executions and actions (written on `redis`, so in order per process). */
+  streams: EventStreamWriter;
   budgets: BudgetStore;
   actions: ActionStore;
   agents: AgentStore;
@@ -92,9 +95,11 @@ export async function composeCore(
   });
   const prefix = config.SANDGATE_PREFIX;
   const ttl = config.SANDGATE_RECORD_TTL_S;
-  const store = createExecutionStore(redis, prefix, ttl);
+  const streamErrors = throttledErrorLog(log, 'event-streams');
+  const streams = createEventStreamWriter(redis, ttl, (e) => streamErrors(e));
+  const store = createExecutionStore(redis, prefix, ttl, streams);
   const budgets = createBudgetStore(redis, prefix, ttl);
-  const actions = createActionStore(redis, prefix, ttl);
+  const actions = createActionStore(redis, prefix, ttl, streams);
   const agents = createAgentStore(redis, prefix);
   const auditErrors = {
     'audit-index': throttledErrorLog(log, 'audit-index'),
@@ -242,6 +247,7 @@ export async function composeCore(
     tools,
     policy,
     store,
+    streams,
     budgets,
     actions,
     agents,

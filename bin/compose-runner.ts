@@ -71,6 +71,7 @@ export async function composeRunnerSide(
     metrics: createRunMetrics(registry),
     stages: core.stages,
     logger: log.child({ part: 'runner' }),
+    streams: core.streams,
   });
   const actionWorker = await buildActionWorker({
     config,

@@ -16,6 +16,7 @@ export const ERRORS = {
   scope_exceeds_grants: 400,
   unknown_tool: 400,
   invalid_destination: 400,
+  invalid_cursor: 400,
   unauthorized: 401,
   token_expired: 401,
   agent_revoked: 401,

@@ -59,11 +59,19 @@ export const ExecutionRequest = z
   .meta({ id: 'ExecutionRequest' });
 export type ExecutionRequest = z.infer<typeof ExecutionRequest>;
 
+const Flag = z
+  .enum(['true', 'false', '1', '0'])
+  .optional()
+  .transform((v) => v === 'true' || v === '1');
+
 export const ExecutionQuery = z.strictObject({
-  wait: z
-    .enum(['true', 'false', '1', '0'])
-    .optional()
-    .transform((v) => v === 'true' || v === '1'),
+  wait: Flag,
+  stream: Flag.describe("answer 201 with the run's event stream (text/event-stream) instead of JSON"),
+});
+
+/** `?after=`: the cursor to resume an event stream after (the Last-Event-ID header wins). */
+export const StreamQuery = z.strictObject({
+  after: z.string().max(64).optional().describe('0, or the `id:` of the last event received'),
 });
 
 export const RunLimits = z.strictObject({

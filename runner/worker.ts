@@ -15,7 +15,8 @@ import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.
 import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
-import { queuePrefix } from '../state/keys.ts';
+import type { EventStreamWriter } from '../state/event-streams.ts';
+import { queuePrefix, redisKeys } from '../state/keys.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
 
@@ -31,6 +32,8 @@ export interface WorkerDeps {
   metrics: RunMetrics;
   logger: Logger;
   stages?: StageClock;
+  /** Publishes each run's output into its event stream as it arrives. */
+  streams?: EventStreamWriter;
 }
 
 export interface RunnerHandle {
@@ -50,6 +53,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   /** Runs that have ended here and whose result is being written: never "lost" by this process. */
   const holding = new Set<string>();
   const stopRetrying = new AbortController();
+  const keys = redisKeys(config.SANDGATE_PREFIX);
 
   await subscribeCancels(deps.subscriber, config.SANDGATE_PREFIX, (id) => {
     inFlight.get(id)?.abort(new Error('cancelled'));
@@ -81,10 +85,11 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
 
     const controller = new AbortController();
     inFlight.set(data.id, controller);
+    const output = deps.streams?.output(keys.execution.stream(data.id));
     let result: EngineResult;
     const engineStarted = performance.now();
     try {
-      result = await engine.run(data, profile, controller.signal);
+      result = await engine.run(data, profile, controller.signal, output);
       const engineMs = performance.now() - engineStarted;
       stages.observe('code', result.usage.wallMs);
       stages.observe('sandbox', Math.max(0, engineMs - result.usage.wallMs));
@@ -98,6 +103,8 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       result = faultResult(resultError('engine_fault'));
     } finally {
       inFlight.delete(data.id);
+      // Before the record's end: the last chunks land ahead of the final event.
+      output?.close();
     }
     if (
       result.status === 'cancelled' &&

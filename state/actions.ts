@@ -3,6 +3,7 @@
 import type { Redis } from 'ioredis';
 import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../contract/action.ts';
 import { resultError } from '../contract/errors.ts';
+import type { EventStreamWriter } from './event-streams.ts';
 import { execAll } from './exec-all.ts';
 import type { StartResult } from './executions.ts';
 import { redisKeys } from './keys.ts';
@@ -59,9 +60,23 @@ export interface ActionStore {
 
 const EXPIRED = { error: resultError('approval_expired') };
 
-export function createActionStore(redis: Redis, prefix: string, ttlSeconds: number): ActionStore {
+/** `streams`: every status change is also told to the action's event stream, its end with the record. */
+export function createActionStore(
+  redis: Redis,
+  prefix: string,
+  ttlSeconds: number,
+  streams?: EventStreamWriter,
+): ActionStore {
   const scripts = defineScripts(redis);
   const keys = redisKeys(prefix);
+  /** Awaited where another process acts next (it is bounded and never fails). */
+  const moved = async (id: string, status: ActionStatus): Promise<void> => {
+    if (!streams) return;
+    await streams.append(keys.action.stream(id), 'status', { status, at: new Date().toISOString() });
+    if (!FINAL_ACTION_STATUSES.includes(status)) return;
+    const action = await store.get(id).catch(() => undefined);
+    if (action) await streams.append(keys.action.stream(id), 'final', action);
+  };
   const actKey = keys.action.record;
   const aprKey = keys.action.approval;
   const pendingKey = keys.action.pendingApprovals;
@@ -88,7 +103,10 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       at: now(),
       expiredOutcome: JSON.stringify(EXPIRED),
     });
-    if (expired) await unlist(approvalId);
+    if (expired) {
+      await unlist(approvalId);
+      void moved(actionId, 'expired');
+    }
     return expired;
   };
 
@@ -109,32 +127,41 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
     };
   };
 
-  return {
+  const createRecord = async (
+    meta: ActionMeta,
+    approval?: { id: string; data: ApprovalData; ttlMs: number },
+  ): Promise<boolean> => {
+    const own = {
+      action: actKey(meta.id),
+      revoked: keys.agent.revoked(meta.agentId),
+      agentIndex: keys.agent.actions(meta.agentId),
+    };
+    const args = { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds };
+    if (!approval) return scripts.actionCreate(own, args);
+    const expiresAtMs = await scripts.actionCreateAwaiting(
+      { ...own, approval: aprKey(approval.id) },
+      {
+        ...args,
+        approvalId: approval.id,
+        data: JSON.stringify(approval.data),
+        approvalTtlMs: approval.ttlMs,
+        agentId: meta.agentId,
+      },
+    );
+    if (expiresAtMs === 0) return false;
+    // Listed after it exists, scored by the expiry Redis set (a failure here leaves it off the
+    // list; its expiry job still expires it, and it is found by id).
+    await redis.zadd(pendingKey, expiresAtMs, approval.id);
+    return true;
+  };
+
+  const store: ActionStore = {
     doneChannel,
 
     async create(meta, approval) {
-      const own = {
-        action: actKey(meta.id),
-        revoked: keys.agent.revoked(meta.agentId),
-        agentIndex: keys.agent.actions(meta.agentId),
-      };
-      const args = { id: meta.id, meta: JSON.stringify(meta), ttlS: ttlSeconds };
-      if (!approval) return scripts.actionCreate(own, args);
-      const expiresAtMs = await scripts.actionCreateAwaiting(
-        { ...own, approval: aprKey(approval.id) },
-        {
-          ...args,
-          approvalId: approval.id,
-          data: JSON.stringify(approval.data),
-          approvalTtlMs: approval.ttlMs,
-          agentId: meta.agentId,
-        },
-      );
-      if (expiresAtMs === 0) return false;
-      // Listed after it exists, scored by the expiry Redis set (a failure here leaves it off the
-      // list; its expiry job still expires it, and it is found by id).
-      await redis.zadd(pendingKey, expiresAtMs, approval.id);
-      return true;
+      const created = await createRecord(meta, approval);
+      if (created) await moved(meta.id, approval ? 'awaiting_approval' : 'queued');
+      return created;
     },
 
     async get(id) {
@@ -200,6 +227,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         expiredOutcome: JSON.stringify(EXPIRED),
       });
       if (verdict === 'ok' || verdict === 'expired') await unlist(approvalId);
+      if (verdict === 'ok') await moved(actionId, decision === 'approve' ? 'queued' : 'denied');
       return verdict === 'ok'
         ? { ok: true }
         : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
@@ -211,8 +239,8 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       return scripts.approvalConsume({ approval: aprKey(approvalId) }, { actionId, argsHash });
     },
 
-    markRunning(id, owner) {
-      return scripts.start(
+    async markRunning(id, owner) {
+      const started = await scripts.start(
         {
           record: actKey(id),
           suspended: keys.watch.suspended(owner.agentId),
@@ -220,11 +248,18 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         },
         { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: now() } },
       );
+      if (started === 'started') void moved(id, 'running');
+      return started;
     },
 
-    finish(id, status, outcome) {
+    async finish(id, status, outcome) {
       if (!FINAL_ACTION_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-      return transition(id, status, ['queued', 'running'], { outcome: JSON.stringify(outcome), finishedAt: now() });
+      const done = await transition(id, status, ['queued', 'running'], {
+        outcome: JSON.stringify(outcome),
+        finishedAt: now(),
+      });
+      if (done) void moved(id, status);
+      return done;
     },
 
     async cancel(id, reason) {
@@ -239,6 +274,7 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
         await redis.hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now());
         await unlist(approvalId);
       }
+      if (done) void moved(id, 'cancelled');
       return done;
     },
 
@@ -253,4 +289,5 @@ export function createActionStore(redis: Redis, prefix: string, ttlSeconds: numb
       );
     },
   };
+  return store;
 }

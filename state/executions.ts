@@ -3,6 +3,7 @@
 // handed out again, can never move a record twice or run its code twice.
 import type { Redis } from 'ioredis';
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
+import type { EventStreamWriter } from './event-streams.ts';
 import { isOfAgent, redisKeys } from './keys.ts';
 import { defineScripts } from './scripts.ts';
 
@@ -55,12 +56,37 @@ export interface ExecutionStore {
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
 
-export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: number): ExecutionStore {
+/**
+ * `streams`: every status change is also told to the execution's event stream, and its end with
+ * the record as GET returns it (the `final` event).
+ */
+export function createExecutionStore(
+  redis: Redis,
+  prefix: string,
+  ttlSeconds: number,
+  streams?: EventStreamWriter,
+): ExecutionStore {
   const scripts = defineScripts(redis);
   const keys = redisKeys(prefix);
   const key = keys.execution.record;
   const doneChannel = keys.execution.doneChannel;
   const finalFrom: readonly ExecutionStatus[] = ['queued', 'running'];
+
+  const statusEvent = (id: string, status: ExecutionStatus) =>
+    streams?.append(keys.execution.stream(id), 'status', { status, at: new Date().toISOString() });
+  /** The end as one read then two appends in order; never fails the caller. */
+  const finalEvent = (id: string, status: ExecutionStatus | undefined) => {
+    if (!streams) return;
+    void store
+      .get(id)
+      .then((record) => {
+        if (!record) return;
+        const { starts: _starts, ...execution } = record;
+        if (status) void statusEvent(id, status);
+        void streams.append(keys.execution.stream(id), 'final', execution);
+      })
+      .catch(() => {}); // a record that cannot be read now is served from the record itself
+  };
 
   const transition = async (
     id: string,
@@ -72,11 +98,11 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
 
-  return {
+  const store: ExecutionStore = {
     doneChannel,
 
-    create(meta) {
-      return scripts.executionCreate(
+    async create(meta) {
+      const created = await scripts.executionCreate(
         {
           record: key(meta.id),
           revoked: keys.agent.revoked(meta.agentId),
@@ -90,6 +116,9 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
           hasTask: meta.taskId !== null && isOfAgent(meta.taskId, meta.agentId),
         },
       );
+      // Awaited (it is bounded and never fails): `queued` is in the stream before a runner can start it.
+      if (created) await statusEvent(meta.id, 'queued');
+      return created;
     },
 
     idsOfAgent(agentId) {
@@ -128,8 +157,8 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
       };
     },
 
-    markRunning(id, owner) {
-      return scripts.start(
+    async markRunning(id, owner) {
+      const started = await scripts.start(
         {
           record: key(id),
           suspended: keys.watch.suspended(owner.agentId),
@@ -137,26 +166,40 @@ export function createExecutionStore(redis: Redis, prefix: string, ttlSeconds: n
         },
         { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: new Date().toISOString() } },
       );
+      // Not awaited: the run starts now; its output follows on the same connection, in order.
+      if (started === 'started') void statusEvent(id, 'running');
+      return started;
     },
 
-    finish(id, status, outcome, from = finalFrom) {
+    async finish(id, status, outcome, from = finalFrom) {
       if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-      return transition(id, status, from, {
+      const done = await transition(id, status, from, {
         outcome: JSON.stringify(outcome),
         finishedAt: new Date().toISOString(),
       });
+      if (done === 'done') finalEvent(id, status);
+      return done;
     },
 
-    cancel(id, reason, queuedOnly = false) {
-      return transition(id, 'cancelled', queuedOnly ? ['queued'] : ['running'], {
+    async cancel(id, reason, queuedOnly = false) {
+      const done = await transition(id, 'cancelled', queuedOnly ? ['queued'] : ['running'], {
         outcome: JSON.stringify({ error: reason }),
         finishedAt: new Date().toISOString(),
         ...(!queuedOnly && { awaitingRunner: '1' }),
       });
+      // A running one ends in its stream once its runner has added what it used (amendCancelled).
+      if (done === 'done') {
+        if (queuedOnly) finalEvent(id, 'cancelled');
+        else void statusEvent(id, 'cancelled');
+      }
+      return done;
     },
 
-    amendCancelled(id, outcome) {
-      return scripts.executionAmendCancelled({ record: key(id) }, { outcome: JSON.stringify(outcome) });
+    async amendCancelled(id, outcome) {
+      const amended = await scripts.executionAmendCancelled({ record: key(id) }, { outcome: JSON.stringify(outcome) });
+      if (amended) finalEvent(id, undefined);
+      return amended;
     },
   };
+  return store;
 }

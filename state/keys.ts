@@ -97,6 +97,8 @@ export function redisKeys(prefix: string) {
       doneChannel: k('exec-done'),
       /** An execution id published here tells its runner, wherever it is, to stop it. */
       cancelChannel: k('exec-cancel'),
+      /** Its events as a Redis Stream (status changes, output chunks, the final record): SSE. */
+      stream: (id: string) => w(id, 'exec-stream', id),
     },
     action: {
       record: (id: string) => w(id, 'act', id),
@@ -105,6 +107,8 @@ export function redisKeys(prefix: string) {
       /** Pending approvals by expiry time (ms). Global. */
       pendingApprovals: k('apr-pending'),
       doneChannel: k('act-done'),
+      /** Its status changes and final record as a Redis Stream: SSE. */
+      stream: (id: string) => w(id, 'act-stream', id),
     },
     audit: {
       /** One record of the read index: a key of its own (records are written in batches of any agents). */

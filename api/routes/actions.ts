@@ -1,4 +1,5 @@
-// Tool calls: POST/GET /v1/actions, GET /v1/tools, and the approvals humans decide on.
+// Tool calls: POST/GET /v1/actions, GET /v1/tools, and the approvals humans decide on; an
+// action's status changes as Server-Sent Events (GET /v1/actions/:id/stream).
 
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -11,8 +12,10 @@ import {
   ApprovalDecisionRequest,
   ApprovalId,
   ApprovalQuery,
+  FINAL_ACTION_STATUSES,
 } from '../../contract/action.ts';
 import { ErrorBody, SandgateError } from '../../contract/errors.ts';
+import { StreamQuery } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ToolInfo } from '../../contract/tool.ts';
 import { ownedOrNotFound, taskFor, taskIdFor } from '../../guard/lifecycle/access.ts';
@@ -22,6 +25,9 @@ import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
 import type { ActionStore } from '../../state/actions.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
+import type { Keys } from '../../state/keys.ts';
+import { cursorOf, type EventStreamServer } from '../event-stream.ts';
+import { EventStreamBody } from './executions.ts';
 
 export interface ActionRouteDeps {
   toolCalls: ActionLifecycle;
@@ -29,6 +35,8 @@ export interface ActionRouteDeps {
   actions: ActionStore;
   budgets: BudgetStore;
   tools: ToolSet;
+  eventStreams: EventStreamServer;
+  keys: Keys;
 }
 
 const errors = {
@@ -102,6 +110,35 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
       },
     },
     async (request) => loadOwned(request.principal!, request.params.id),
+  );
+
+  app.get(
+    '/v1/actions/:id/stream',
+    {
+      config: { roles: ['agent', 'admin', 'approver'] },
+      schema: {
+        summary:
+          "Follow an action's status (awaiting_approval → queued → running → …) as Server-Sent Events, ending with `final`",
+        tags: ['actions'],
+        params: z.strictObject({ id: ActionId }),
+        querystring: StreamQuery,
+        response: { 200: EventStreamBody, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const after = cursorOf(request, request.query.after);
+      await loadOwned(request.principal!, id); // not yours is not found
+      return deps.eventStreams.serve(request, reply, {
+        key: deps.keys.action.stream(id),
+        after,
+        finalRecord: async () => {
+          const action = await actions.get(id);
+          if (!action || !FINAL_ACTION_STATUSES.includes(action.status)) return undefined;
+          return { record: action, endedAt: action.finishedAt };
+        },
+      });
+    },
   );
 
   app.get(

@@ -1,5 +1,6 @@
 // POST/GET/DELETE /v1/executions: the HTTP face of the executions lifecycle
-// (guard/lifecycle/execution-lifecycle.ts), plus `?wait=true`, which waits for the run's end.
+// (guard/lifecycle/execution-lifecycle.ts), plus `?wait=true`, which waits for the run's end,
+// and the run's event stream (GET …/:id/stream, or POST ?stream=true): Server-Sent Events.
 
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -11,13 +12,16 @@ import {
   ExecutionQuery,
   ExecutionRequest,
   isFinal,
+  StreamQuery,
 } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import type { StageClock } from '../../guard/lifecycle/stages.ts';
 import type { ExecutionStore } from '../../state/executions.ts';
+import type { Keys } from '../../state/keys.ts';
 import type { RecordEvents } from '../../state/record-events.ts';
+import { cursorOf, type EventStreamServer } from '../event-stream.ts';
 
 export interface ExecutionRouteDeps {
   executions: ExecutionLifecycle;
@@ -25,7 +29,16 @@ export interface ExecutionRouteDeps {
   events: RecordEvents;
   waitGraceMs: number;
   stages?: StageClock;
+  eventStreams: EventStreamServer;
+  keys: Keys;
 }
+
+/** The OpenAPI description of an event-stream answer (the reply is written raw, not serialized). */
+export const EventStreamBody = z
+  .string()
+  .describe(
+    'text/event-stream: `status`, `chunk` ({seq, stream, data}), `truncated` and `final` (the record) events; `id:` is the cursor for Last-Event-ID / ?after=',
+  );
 
 const IdParams = z.strictObject({ id: ExecutionId });
 const errors = {
@@ -48,6 +61,12 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
     const { starts: _starts, ...execution } = ownedOrNotFound(principal, await store.get(id), 'execution', id);
     return execution;
   };
+  const finalRecord = (id: string) => async () => {
+    const record = await store.get(id);
+    if (!record || !isFinal(record.status)) return undefined;
+    const { starts: _starts, ...execution } = record;
+    return { record: execution, endedAt: execution.finishedAt };
+  };
 
   app.post(
     '/v1/executions',
@@ -58,11 +77,25 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         tags: ['executions'],
         body: ExecutionRequest,
         querystring: ExecutionQuery,
-        response: { 200: Execution, 202: ExecutionAccepted, ...errors },
+        response: { 200: Execution, 201: EventStreamBody, 202: ExecutionAccepted, ...errors },
       },
     },
     async (request, reply) => {
       const principal = request.principal!;
+      if (request.query.wait && request.query.stream)
+        throw new SandgateError('validation_failed', 'querystring: ask for ?wait=true or ?stream=true, not both');
+      if (request.query.stream) {
+        // 201 (the execution is created; Location names it), the body is its event stream from
+        // the start; a client that loses it reconnects to GET …/:id/stream with its cursor.
+        const { id } = await deps.executions.admit({ principal, agent: request.agent! }, request.body);
+        return deps.eventStreams.serve(request, reply, {
+          key: deps.keys.execution.stream(id),
+          after: '0-0',
+          status: 201,
+          headers: { location: `/v1/executions/${id}`, 'x-execution-id': id },
+          finalRecord: finalRecord(id),
+        });
+      }
       let waiter: ReturnType<RecordEvents['waitForFinal']> | undefined;
       // With ?wait=true the waiter subscribes before the record exists, so no end is missed.
       const { id } = await deps.executions.admit({ principal, agent: request.agent! }, request.body, {
@@ -99,6 +132,30 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       },
     },
     async (request) => loadOwned(request.principal!, request.params.id),
+  );
+
+  app.get(
+    '/v1/executions/:id/stream',
+    {
+      config: { roles: ['agent', 'admin'] },
+      schema: {
+        summary: "Follow an execution's output and status as Server-Sent Events (replay from Last-Event-ID or ?after=)",
+        tags: ['executions'],
+        params: IdParams,
+        querystring: StreamQuery,
+        response: { 200: EventStreamBody, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const after = cursorOf(request, request.query.after);
+      await loadOwned(request.principal!, id); // not yours is not found
+      return deps.eventStreams.serve(request, reply, {
+        key: deps.keys.execution.stream(id),
+        after,
+        finalRecord: finalRecord(id),
+      });
+    },
   );
 
   app.delete(

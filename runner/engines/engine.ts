@@ -4,11 +4,15 @@
 import type { ResultError } from '../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../contract/execution.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
+import type { OutputListener } from './output-collector.ts';
 
 export interface Engine {
   readonly name: EngineName;
-  /** Runs one job. `signal` aborts it (cancel, shutdown): the result then says `cancelled`. */
-  run(job: ExecutionJob, profile: Profile, signal: AbortSignal): Promise<EngineResult>;
+  /**
+   * Runs one job. `signal` aborts it (cancel, shutdown): the result then says `cancelled`.
+   * `output` is told of the output the run keeps as it arrives (the run's event stream).
+   */
+  run(job: ExecutionJob, profile: Profile, signal: AbortSignal, output?: OutputListener): Promise<EngineResult>;
   /** Throws when the engine cannot take work here (for /readyz). */
   check(): Promise<void>;
   /** Told when the engine stops or starts being able to take work (its worker pauses meanwhile). */

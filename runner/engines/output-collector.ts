@@ -1,12 +1,31 @@
 // stdout + stderr under one byte cap, enforced as the output arrives: past the cap nothing more
-// is kept and `truncated` is set, so a flood costs the host at most the cap.
+// is kept and `truncated` is set, so a flood costs the host at most the cap. What is kept is
+// also handed to an optional listener as it arrives (the run's event stream).
+
+/** Told of the output a collector keeps, as it keeps it, and of the moment it is cut. */
+export interface OutputListener {
+  write(fd: 1 | 2, data: Buffer | string): void;
+  truncated(): void;
+}
+
 export class OutputCollector {
   readonly #chunks: { 1: Buffer[]; 2: Buffer[] } = { 1: [], 2: [] };
+  readonly #listener: OutputListener | undefined;
   #remaining: number;
-  truncated = false;
+  #truncated = false;
 
-  constructor(capBytes: number) {
+  constructor(capBytes: number, listener?: OutputListener) {
     this.#remaining = capBytes;
+    this.#listener = listener;
+  }
+
+  get truncated(): boolean {
+    return this.#truncated;
+  }
+
+  set truncated(value: boolean) {
+    if (value && !this.#truncated) this.#listener?.truncated();
+    this.#truncated = value;
   }
 
   /** Appends to stdout (1) or stderr (2); returns false once the cap is reached. */
@@ -16,12 +35,12 @@ export class OutputCollector {
       return false;
     }
     let buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    if (buf.length > this.#remaining) {
-      buf = buf.subarray(0, this.#remaining);
-      this.truncated = true;
-    }
+    const cut = buf.length > this.#remaining;
+    if (cut) buf = buf.subarray(0, this.#remaining);
     this.#remaining -= buf.length;
     this.#chunks[fd].push(buf);
+    if (buf.length > 0) this.#listener?.write(fd, buf);
+    if (cut) this.truncated = true;
     return this.#remaining > 0;
   }
 

@@ -10,6 +10,7 @@ import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import type { DockerProfile, Profile } from '../../../contract/profile.ts';
 import type { Engine } from '../engine.ts';
+import type { OutputListener } from '../output-collector.ts';
 import { ContainerPool, type Ownership, removeContainer, type Sandbox, SandboxUnavailable } from './container-pool.ts';
 import { containerSpec } from './container-spec.ts';
 import { type ContainerUsage, createUsageReader } from './container-usage.ts';
@@ -185,7 +186,12 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     throw new SandboxUnavailable('the containers Docker started could not be reached');
   }
 
-  async function run(job: ExecutionJob, profile: DockerProfile, signal: AbortSignal): Promise<EngineResult> {
+  async function run(
+    job: ExecutionJob,
+    profile: DockerProfile,
+    signal: AbortSignal,
+    output?: OutputListener,
+  ): Promise<EngineResult> {
     let input: ReturnType<typeof encodeInput>;
     try {
       input = encodeInput(job, profile);
@@ -209,7 +215,7 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
       runEnded = () => setTimeout(resolve, AFTER_RUN_MS).unref();
     });
     const sandbox = await takeSandbox(profile, job.limits.memoryMb, ended);
-    const reader = new OutputReader(input.nonce, job.limits.outputBytes, input.outLimit);
+    const reader = new OutputReader(input.nonce, job.limits.outputBytes, input.outLimit, output);
     let ending: Ending | undefined;
     let usageAtEnd: Promise<ContainerUsage | undefined> | undefined;
     let forceEnd = () => {};
@@ -285,9 +291,9 @@ export function createDockerEngine(opts: DockerEngineOptions): DockerEngine {
     reaper,
     health,
     available,
-    run(job, profile: Profile, signal) {
+    run(job, profile: Profile, signal, output) {
       if (profile.engine !== 'docker') throw new Error(`profile ${profile.name} is not a docker profile`);
-      return run(job, profile, signal);
+      return run(job, profile, signal, output);
     },
     onAvailability(listener) {
       health.onChange((state) => listener(state.healthy));

@@ -3,7 +3,7 @@
 // stdout the supervisor's trailer (images/entrypoint.sh), found by the run's nonce even past the
 // cap. Only the supervisor knows the nonce (another uid than the program, out of its reach), so
 // bytes the program wrote can never be taken for the trailer.
-import { OutputCollector } from '../output-collector.ts';
+import { OutputCollector, type OutputListener } from '../output-collector.ts';
 
 export interface Trailer {
   /** The program's exit status as the supervisor's wait(2) saw it. */
@@ -31,8 +31,8 @@ export class OutputReader {
   trailer: Trailer | undefined;
 
   /** `outLimit`: the tar bytes the supervisor sends at most (stdin-protocol.ts outTarLimit). */
-  constructor(nonce: string, outputBytes: number, outLimit: number) {
-    this.out = new OutputCollector(outputBytes);
+  constructor(nonce: string, outputBytes: number, outLimit: number, output?: OutputListener) {
+    this.out = new OutputCollector(outputBytes, output);
     this.#nonce = nonce;
     this.#end = Buffer.from(`${nonce} end\n`);
     this.#stdoutSplit = new MarkerSplitter(Buffer.from(`\n${nonce} exit `));
@@ -140,9 +140,19 @@ class MarkerSplitter {
       this.#pending = Buffer.alloc(0);
       return { before: buf.subarray(0, at), after: buf.subarray(at + this.#marker.length) };
     }
-    const keep = Math.min(buf.length, this.#marker.length - 1);
+    // Only a tail that may begin the marker is held back (usually none, or a final newline), so
+    // output reaches the event stream as it is written, not a marker's length later.
+    const keep = this.#heldBack(buf);
     this.#pending = Buffer.from(buf.subarray(buf.length - keep));
     return { before: buf.subarray(0, buf.length - keep), after: undefined };
+  }
+
+  /** The length of the longest tail of `buf` that is a start of the marker. */
+  #heldBack(buf: Buffer): number {
+    for (let n = Math.min(buf.length, this.#marker.length - 1); n > 0; n--) {
+      if (buf.subarray(buf.length - n).equals(this.#marker.subarray(0, n))) return n;
+    }
+    return 0;
   }
 
   rest(): Buffer {

@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { type Engine, faultResult } from '../engine.ts';
+import type { OutputListener } from '../output-collector.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 
 export interface IsolateEngineOptions {
@@ -35,7 +36,7 @@ interface Thread {
   worker: Worker;
   pending: Map<string, Pending>;
   /** The job and signal of each run in flight, for the tool calls it makes. */
-  runs: Map<string, { job: ExecutionJob; signal: AbortSignal }>;
+  runs: Map<string, { job: ExecutionJob; signal: AbortSignal; output: OutputListener | undefined }>;
 }
 
 const answerOf = async (run: () => Promise<unknown>): Promise<string> => {
@@ -63,6 +64,8 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
     const thread: Thread = { worker, pending: new Map(), runs: new Map() };
     worker.on('message', (msg: FromThread) => {
       if (msg.type === 'catastrophic') return onCatastrophicError(msg.message);
+      if (msg.type === 'output') return thread.runs.get(msg.id)?.output?.write(msg.fd, msg.data);
+      if (msg.type === 'truncated') return thread.runs.get(msg.id)?.output?.truncated();
       if (msg.type === 'tool') {
         const run = thread.runs.get(msg.id);
         const bridge = opts.tools;
@@ -116,7 +119,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
 
   return {
     name: 'isolate',
-    async run(job, profile, signal) {
+    async run(job, profile, signal, output) {
       if (closed) throw new Error('the isolate engine is closed');
       const thread = leastBusy();
       const id = `${job.id}#${++seq}`;
@@ -125,10 +128,11 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       else signal.addEventListener('abort', onAbort, { once: true });
       // Tool calls of this run end with it: its deadline or cancel aborts a call still waiting.
       const runSignal = AbortSignal.any([signal, AbortSignal.timeout(job.limits.timeoutMs)]);
-      thread.runs.set(id, { job, signal: runSignal });
+      thread.runs.set(id, { job, signal: runSignal, output });
       try {
         const warm = job.limits.memoryMb === profile.limits.memoryMb;
-        return await call(thread, { type: 'run', id, job, warm }, job.limits.timeoutMs + BACKSTOP_MS);
+        const msg = { type: 'run' as const, id, job, warm, streamed: output !== undefined };
+        return await call(thread, msg, job.limits.timeoutMs + BACKSTOP_MS);
       } finally {
         thread.runs.delete(id);
         signal.removeEventListener('abort', onAbort);

@@ -5,7 +5,7 @@
 import type ivm from 'isolated-vm';
 import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
-import { OutputCollector } from '../output-collector.ts';
+import { OutputCollector, type OutputListener } from '../output-collector.ts';
 import { RESULT_TO_JSON } from './isolate-prelude.ts';
 import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
@@ -16,9 +16,10 @@ export async function runInIsolate(
   signal: AbortSignal,
   prepared: Promise<PreparedIsolate>,
   tool?: ToolCall,
+  output?: OutputListener,
 ): Promise<EngineResult> {
   const { timeoutMs, memoryMb, outputBytes } = job.limits;
-  const out = new OutputCollector(outputBytes);
+  const out = new OutputCollector(outputBytes, output);
   const startedAt = performance.now();
   const deadline = startedAt + timeoutMs;
   const { isolate, context, sink } = await prepared;

@@ -32,7 +32,15 @@ async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise
   running.set(id, controller);
   const { memoryMb } = msg.job.limits;
   try {
-    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm), callTool(id));
+    // Console output crosses to the main thread as it is written, for the run's event stream.
+    const output = msg.streamed
+      ? {
+          write: (fd: 1 | 2, data: Buffer | string) =>
+            send({ type: 'output', id, fd, data: typeof data === 'string' ? data : data.toString('utf8') }),
+          truncated: () => send({ type: 'truncated', id }),
+        }
+      : undefined;
+    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm), callTool(id), output);
     send({ type: 'result', id, result });
   } catch (e) {
     send({ type: 'fault', id, message: (e as Error).message });

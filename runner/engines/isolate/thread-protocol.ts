@@ -2,7 +2,7 @@
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 
 export type ToThread =
-  | { type: 'run'; id: string; job: ExecutionJob; warm: boolean }
+  | { type: 'run'; id: string; job: ExecutionJob; warm: boolean; streamed?: boolean }
   | { type: 'cancel'; id: string }
   | { type: 'check'; id: string }
   | { type: 'tool-answer'; callId: number; answer: string };
@@ -11,6 +11,9 @@ export type FromThread =
   | { type: 'result'; id: string; result: EngineResult }
   | { type: 'fault'; id: string; message: string }
   | { type: 'catastrophic'; message: string }
+  /** Output the run `id` kept, as it was written, and the moment it was cut (the event stream). */
+  | { type: 'output'; id: string; fd: 1 | 2; data: string }
+  | { type: 'truncated'; id: string }
   /** A tools.call from the run `id`: the engine answers with a tool-answer of the same callId. */
   | { type: 'tool'; id: string; callId: number; name: string; argsJson: string };
 
