@@ -29,6 +29,7 @@ import type { AlertStore } from '../state/alerts.ts';
 import type { AuditIndex } from '../state/audit-index.ts';
 import type { BudgetStore } from '../state/budgets.ts';
 import type { ExecutionStore } from '../state/executions.ts';
+import type { IdempotencyStore } from '../state/idempotency.ts';
 import { redisKeys } from '../state/keys.ts';
 import type { McpEventLog } from '../state/mcp-events.ts';
 import type { PrincipalStore } from '../state/principals.ts';
@@ -67,6 +68,8 @@ export interface ApiDeps {
   actionEvents: RecordEvents<ActionStatus>;
   /** The messages of MCP response streams, for resuming them on any process. */
   mcpEvents: McpEventLog;
+  /** Idempotency-Key of agents' POSTs (runs, tool calls). */
+  idempotency: IdempotencyStore;
   /** The life of a run and of a tool call (guard/lifecycle): the routes only call these. */
   executions: ExecutionLifecycle;
   toolCalls: ActionLifecycle;

@@ -12,6 +12,7 @@ import { loadKeyRing } from '../guard/identity/signing-keys.ts';
 import { createTokenService } from '../guard/identity/tokens.ts';
 import { createOverview } from '../guard/watch/overview.ts';
 import { createEventStreamReader } from '../state/event-streams.ts';
+import { createIdempotencyStore } from '../state/idempotency.ts';
 import { createMcpEventLog } from '../state/mcp-events.ts';
 import { createPrincipalStore } from '../state/principals.ts';
 import { createRecordEvents } from '../state/record-events.ts';
@@ -78,6 +79,7 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     store: core.store,
     events,
     actionEvents,
+    idempotency: createIdempotencyStore(core.redis, config.SANDGATE_PREFIX),
     mcpEvents: createMcpEventLog(core.redis, config.SANDGATE_PREFIX, config.SANDGATE_MCP_EVENT_TTL_S),
     executions: core.executions,
     toolCalls: core.toolCalls,

@@ -155,6 +155,9 @@ export function redisKeys(prefix: string) {
      * can resume it with Last-Event-ID on any API process; in the agent's slot, so only it reads them.
      */
     mcpEvents: (agentId: string, streamId: string) => a(agentId, 'mcp-events', agentId, streamId),
+    /** What an Idempotency-Key of the agent was used for (the body's hash, then the record's id). */
+    idempotency: (agentId: string, kind: 'run' | 'tool', keyDigest: string) =>
+      a(agentId, 'idem', kind, agentId, keyDigest),
     /** Heartbeat of a live runner process (TTL): the reaper spares its containers. Global. */
     runner: (runnerId: string) => k('runner', runnerId),
   };

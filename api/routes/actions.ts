@@ -25,8 +25,10 @@ import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
 import type { ActionStore } from '../../state/actions.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
+import type { IdempotencyStore } from '../../state/idempotency.ts';
 import type { Keys } from '../../state/keys.ts';
 import { cursorOf, type EventStreamServer } from '../event-stream.ts';
+import { idempotency } from '../idempotency.ts';
 import { EventStreamBody } from './executions.ts';
 
 export interface ActionRouteDeps {
@@ -37,6 +39,7 @@ export interface ActionRouteDeps {
   tools: ToolSet;
   eventStreams: EventStreamServer;
   keys: Keys;
+  idempotency: IdempotencyStore;
 }
 
 const errors = {
@@ -93,7 +96,19 @@ export const actionRoutes: FastifyPluginAsyncZod<ActionRouteDeps> = async (app, 
       const taskId = taskIdFor(principal, request.body.taskId);
       if (taskId) await taskFor(budgets, principal, taskId);
       const scopes = principal.role === 'agent' ? principal.scopes : undefined;
-      const accepted = await deps.toolCalls.admit({ agent: request.agent!, scopes, taskId }, request.body);
+      const once = await idempotency(deps.idempotency, request, 'tool', request.body);
+      if (once.replayId) {
+        // A retry of an admitted call: that action as it is now, never a second call.
+        const action = await loadOwned(principal, once.replayId);
+        return reply.code(202).send({ id: action.id, status: action.status });
+      }
+      const accepted = await deps.toolCalls
+        .admit({ agent: request.agent!, scopes, taskId }, request.body)
+        .catch(async (e: unknown) => {
+          await once.release();
+          throw e;
+        });
+      await once.settle(accepted.id);
       return reply.code(202).send(accepted);
     },
   );

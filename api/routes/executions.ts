@@ -19,15 +19,18 @@ import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import type { StageClock } from '../../guard/lifecycle/stages.ts';
 import type { ExecutionStore } from '../../state/executions.ts';
+import type { IdempotencyStore } from '../../state/idempotency.ts';
 import type { Keys } from '../../state/keys.ts';
 import type { RecordEvents } from '../../state/record-events.ts';
 import { cursorOf, type EventStreamServer } from '../event-stream.ts';
+import { idempotency } from '../idempotency.ts';
 
 export interface ExecutionRouteDeps {
   executions: ExecutionLifecycle;
   store: ExecutionStore;
   events: RecordEvents;
   waitGraceMs: number;
+  idempotency: IdempotencyStore;
   stages?: StageClock;
   eventStreams: EventStreamServer;
   keys: Keys;
@@ -84,10 +87,22 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const principal = request.principal!;
       if (request.query.wait && request.query.stream)
         throw new SandgateError('validation_failed', 'querystring: ask for ?wait=true or ?stream=true, not both');
+      const once = await idempotency(deps.idempotency, request, 'run', request.body);
       if (request.query.stream) {
         // 201 (the execution is created; Location names it), the body is its event stream from
-        // the start; a client that loses it reconnects to GET …/:id/stream with its cursor.
-        const { id } = await deps.executions.admit({ principal, agent: request.agent! }, request.body);
+        // the start; a client that loses it reconnects to GET …/:id/stream with its cursor. A
+        // retry under the same Idempotency-Key gets the stream of the run admitted first.
+        const id =
+          once.replayId ??
+          (
+            await deps.executions
+              .admit({ principal, agent: request.agent! }, request.body)
+              .catch(async (e: unknown) => {
+                await once.release();
+                throw e;
+              })
+          ).id;
+        if (!once.replayId) await once.settle(id);
         return deps.eventStreams.serve(request, reply, {
           key: deps.keys.execution.stream(id),
           after: '0-0',
@@ -96,15 +111,27 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
           finalRecord: finalRecord(id),
         });
       }
+      if (once.replayId) {
+        // A retry of an admitted request: that record as it is now, nothing admitted again.
+        const execution = await loadOwned(principal, once.replayId);
+        if (isFinal(execution.status)) return reply.code(200).send(execution);
+        return reply.code(202).send({ id: execution.id, status: execution.status });
+      }
       let waiter: ReturnType<RecordEvents['waitForFinal']> | undefined;
       // With ?wait=true the waiter subscribes before the record exists, so no end is missed.
-      const { id } = await deps.executions.admit({ principal, agent: request.agent! }, request.body, {
-        beforeRecord: (newId, limits) => {
-          if (!request.query.wait) return () => {};
-          waiter = events.waitForFinal(newId, limits.timeoutMs + deps.waitGraceMs);
-          return () => waiter?.cancel();
-        },
-      });
+      const { id } = await deps.executions
+        .admit({ principal, agent: request.agent! }, request.body, {
+          beforeRecord: (newId, limits) => {
+            if (!request.query.wait) return () => {};
+            waiter = events.waitForFinal(newId, limits.timeoutMs + deps.waitGraceMs);
+            return () => waiter?.cancel();
+          },
+        })
+        .catch(async (e: unknown) => {
+          await once.release();
+          throw e;
+        });
+      await once.settle(id);
       if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
       const w = waiter;
       request.raw.once('close', () => w.cancel());
