@@ -8,7 +8,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from '../contract/config.ts';
 import { taskStoryFromFiles } from '../guard/audit/trace-files.ts';
 
-const USAGE = 'usage: npm run audit -- trace TASK [--dir DIR]... [--json]   (default dir: $SANDGATE_DATA_DIR/audit)';
+const USAGE =
+  'usage: npm run audit -- trace TASK [--dir DIR]... [--json]   (default dirs: $SANDGATE_DATA_DIR/audit and $SANDGATE_AUDIT_ARCHIVE_DIR)';
 
 /**
  * One record, one line, nothing a terminal acts on: an agent writes reasoning, code and output,
@@ -50,7 +51,11 @@ export async function runTrace(argv: readonly string[]): Promise<number> {
   let dirs = parsed.values.dir;
   if (!dirs) {
     try {
-      dirs = [join(loadConfig().SANDGATE_DATA_DIR, 'audit')];
+      const config = loadConfig();
+      dirs = [
+        join(config.SANDGATE_DATA_DIR, 'audit'),
+        ...(config.SANDGATE_AUDIT_ARCHIVE_DIR ? [config.SANDGATE_AUDIT_ARCHIVE_DIR] : []),
+      ];
     } catch (e) {
       console.error(`${(e as Error).message}\n${USAGE}`);
       return 2;

@@ -1,14 +1,16 @@
-// `npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE]`: checks the audit
-// log offline. Exit 0: every chain verifies; 1: names the first bad record; 2: usage or setup.
+// `npm run audit -- verify [--dir DIR] [--archive DIR]... [--public-key FILE]... [--witness FILE]`:
+// checks the audit log offline, live and archived segments of every writer together (default
+// archive: $SANDGATE_AUDIT_ARCHIVE_DIR). Exit 0: every chain verifies; 1: names the first bad
+// record or the missing segment; 2: usage or setup.
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { AuditCheckpoint } from '../contract/audit.ts';
 import { loadConfig } from '../contract/config.ts';
-import { readCheckpointsFile, verifyAuditDir } from '../guard/audit/audit-verify.ts';
+import { readCheckpointsFile, verifyAuditDirs } from '../guard/audit/audit-verify.ts';
 
 const USAGE =
-  'usage: npm run audit -- verify [--dir DIR] [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
+  'usage: npm run audit -- verify [--dir DIR] [--archive DIR]... [--public-key FILE]... [--witness FILE (JSON lines of checkpoints)]';
 
 function usage(problem: string): never {
   console.error(`${problem}\n${USAGE}`);
@@ -24,6 +26,7 @@ const args = (() => {
       allowPositionals: true,
       options: {
         dir: { type: 'string' },
+        archive: { type: 'string', multiple: true },
         'public-key': { type: 'string', multiple: true },
         witness: { type: 'string' },
       },
@@ -44,6 +47,8 @@ const config = (() => {
 })();
 const dataDir = config.SANDGATE_DATA_DIR;
 const dir = args.values.dir ?? join(dataDir, 'audit');
+const archives = args.values.archive ?? (config.SANDGATE_AUDIT_ARCHIVE_DIR ? [config.SANDGATE_AUDIT_ARCHIVE_DIR] : []);
+const where = [dir, ...archives].join(', ');
 const keyFile = config.SANDGATE_AUDIT_KEY_FILE ?? join(dataDir, 'keys', 'audit-signing.json');
 const keyFiles = args.values['public-key'] ?? [join(dirname(keyFile), `${basename(keyFile, '.json')}.pub`)];
 
@@ -56,18 +61,18 @@ try {
   usage((e as Error).message);
 }
 
-const result = await verifyAuditDir(dir, { publicKeys, witnessCheckpoints });
+const result = await verifyAuditDirs([dir, ...archives], { publicKeys, witnessCheckpoints });
 const witnessed = witnessCheckpoints.length > 0 ? `, ${witnessCheckpoints.length} witness checkpoints` : '';
 if (result.ok) {
   // A chain not closed cleanly is a writer still running or killed: its last interval is unsigned.
   const closed = Object.values(result.head).filter((h) => h.closed).length;
   console.log(
-    `audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${dir})`,
+    `audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${where})`,
   );
   process.exit(0);
 }
 const e = result.error!;
 console.log(
-  `audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${dir}]`,
+  `audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${where}]`,
 );
 process.exit(1);

@@ -1,6 +1,5 @@
 // The API side of a process: the admin token and signing keys, the readiness checks and the
 // fastify app over the core's state and lifecycles.
-import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { buildApp } from '../api/app.ts';
@@ -92,8 +91,8 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     audit: core.auditTrail.audit,
     auditIndex: core.auditTrail.index,
     verifyAudit: core.auditTrail.verify,
-    // The directory openAuditTrail writes this process's chain into.
-    cited: { dirs: [join(config.SANDGATE_DATA_DIR, 'audit')], verify: core.auditTrail.verify },
+    // The directories openAuditTrail writes this process's chain into: live, then the archive.
+    cited: { dirs: core.auditTrail.dirs, verify: core.auditTrail.verify },
     overview: createOverview({
       agents: core.agents,
       watchStore: core.watchStore,

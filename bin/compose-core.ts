@@ -104,12 +104,20 @@ export async function composeCore(
   const auditErrors = {
     'audit-index': throttledErrorLog(log, 'audit-index'),
     'audit-witness': throttledErrorLog(log, 'audit-witness'),
+    'audit-archive': throttledErrorLog(log, 'audit-archive'),
   };
   const auditTrail = await openAuditTrail({
     dataDir: config.SANDGATE_DATA_DIR,
     keyFile: config.SANDGATE_AUDIT_KEY_FILE,
     witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL,
     witnessTimeoutMs: config.SANDGATE_WEBHOOK_TIMEOUT_MS,
+    segments: {
+      maxBytes: config.SANDGATE_AUDIT_SEGMENT_BYTES,
+      maxAgeMs: config.SANDGATE_AUDIT_SEGMENT_AGE_S * 1000,
+      archiveDir: config.SANDGATE_AUDIT_ARCHIVE_DIR,
+      liveSegments: config.SANDGATE_AUDIT_LIVE_SEGMENTS,
+      liveMaxAgeMs: config.SANDGATE_AUDIT_LIVE_AGE_S * 1000,
+    },
     redis,
     prefix,
     ttlSeconds: ttl,

@@ -10,7 +10,7 @@ export const AUDIT_GENESIS = '0'.repeat(64);
 export const CHECKPOINT_KIND = 'audit.checkpoint';
 
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex sha256');
-/** Also the file name of the writer's chain (`<writer>.jsonl`), hence the narrow alphabet. */
+/** Also the file name of the writer's chain (`<writer>.jsonl`, then `<writer>~<n>.jsonl`), hence the narrow alphabet. */
 export const AuditWriterId = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits . _ - (at most 128)');
 export const AuditKind = z
   .string()
@@ -76,6 +76,13 @@ export const AuditCheckpoint = z
       .min(1)
       .max(Number.MAX_SAFE_INTEGER)
       .describe('…and before a record this many ms after the first uncheckpointed one'),
+    segment: z
+      .number()
+      .int()
+      .min(1)
+      .max(Number.MAX_SAFE_INTEGER)
+      .optional()
+      .describe('the segment file it sits in (`<writer>~<segment>.jsonl`); absent: the first, `<writer>.jsonl`'),
     keyId: z.string().min(1).max(64),
     signature: z.string().regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64 Ed25519 signature'),
   })
@@ -113,7 +120,7 @@ export const AuditVerifyResult = z
     error: z
       .object({
         file: z.string(),
-        line: z.number().int().describe('1-based; line n of a chain holds seq n'),
+        line: z.number().int().describe('1-based, in `file`; line n of a first segment holds seq n'),
         id: z.string().optional(),
         reason: z.string(),
       })

@@ -62,6 +62,24 @@ export const ConfigSchema = z.object({
   SANDGATE_AUDIT_WITNESS_URL: z.url({ protocol: /^https?$/ }).optional(),
   /** The audit checkpoint signing key; default $SANDGATE_DATA_DIR/keys/audit-signing.json. */
   SANDGATE_AUDIT_KEY_FILE: z.string().min(1).optional(),
+  /** Sealed audit segments (and closed chains) move here: a volume that outlives the pod (optional). */
+  SANDGATE_AUDIT_ARCHIVE_DIR: z.string().min(1).optional(),
+  /** An audit chain file is sealed and the next segment begun past this many bytes (0 = never by size). */
+  SANDGATE_AUDIT_SEGMENT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(64 * 1024 * 1024),
+  /** …or once its first record is this old (0 = never by age). */
+  SANDGATE_AUDIT_SEGMENT_AGE_S: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(24 * 3600),
+  /** Sealed segments kept in the live directory before they move to the archive. */
+  SANDGATE_AUDIT_LIVE_SEGMENTS: z.coerce.number().int().min(0).default(2),
+  /** A sealed segment sealed longer ago than this moves to the archive regardless (0 = no age limit). */
+  SANDGATE_AUDIT_LIVE_AGE_S: z.coerce.number().int().min(0).default(0),
   /** A Redis command that has not answered by then fails (a hung Redis must not hang requests). */
   SANDGATE_REDIS_TIMEOUT_MS: positiveInt.default(5000),
   /** A finished run's result is held and retried this long while Redis is away. */

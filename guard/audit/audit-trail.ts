@@ -1,6 +1,7 @@
 // The audit trail of one process, assembled: its own hash chain under $DATA_DIR/audit (durable
-// before anything it records happens), the checkpoint key kept apart, and the Redis index that
-// makes every process's records readable from any API process.
+// before anything it records happens; sealed segments moving on to the archive), the checkpoint
+// key kept apart, and the Redis index that makes every process's records readable from any API
+// process.
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +9,7 @@ import type { Redis } from 'ioredis';
 import type { AuditVerifyResult } from '../../contract/audit.ts';
 import { type AuditIndex, createAuditIndex } from '../../state/audit-index.ts';
 import { loadAuditSigner } from './audit-signer.ts';
-import { verifyAuditDir } from './audit-verify.ts';
+import { verifyAuditDirs } from './audit-verify.ts';
 import { createAuditWriter } from './audit-writer.ts';
 import { type Auditor, createAuditor } from './auditor.ts';
 import { createIndexCopier } from './index-copier.ts';
@@ -19,23 +20,34 @@ export interface AuditTrailOptions {
   keyFile?: string | undefined;
   witnessUrl?: string | undefined;
   witnessTimeoutMs?: number;
+  /** Segments, retention and the archive (see audit-writer.ts); absent: one file, never rotated. */
+  segments?: {
+    maxBytes: number;
+    maxAgeMs: number;
+    archiveDir?: string | undefined;
+    liveSegments: number;
+    liveMaxAgeMs: number;
+  };
   redis: Redis;
   prefix: string;
   ttlSeconds: number;
   /** Failures that must not stop the service (index copy, witness), for the log. */
-  onError(source: 'audit-index' | 'audit-witness', error: Error): void;
+  onError(source: 'audit-index' | 'audit-witness' | 'audit-archive', error: Error): void;
 }
 
 export interface AuditTrail {
   audit: Auditor;
   index: AuditIndex;
-  /** Verifies this process's audit directory against the pinned public key. */
+  /** The directories its chains are in: the live one, then the archive (if any). */
+  dirs: readonly string[];
+  /** Verifies those directories together against the pinned public key. */
   verify(): Promise<AuditVerifyResult>;
   close(): Promise<void>;
 }
 
 export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrail> {
   const dir = join(opts.dataDir, 'audit');
+  const { segments } = opts;
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const signer = await loadAuditSigner(opts.keyFile ? { keyFile: opts.keyFile } : { dataDir: opts.dataDir });
   const index = createAuditIndex(opts.redis, opts.prefix, opts.ttlSeconds);
@@ -47,11 +59,21 @@ export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrai
     ...(opts.witnessTimeoutMs && { witnessTimeoutMs: opts.witnessTimeoutMs }),
     onDurable: (records) => copier.add(records),
     onWitnessError: (e) => opts.onError('audit-witness', e as Error),
+    ...(segments && {
+      segmentMaxBytes: segments.maxBytes,
+      segmentMaxAgeMs: segments.maxAgeMs,
+      liveSegments: segments.liveSegments,
+      liveMaxAgeMs: segments.liveMaxAgeMs,
+      ...(segments.archiveDir && { archiveDir: segments.archiveDir }),
+      onArchiveError: (e: unknown) => opts.onError('audit-archive', e as Error),
+    }),
   });
+  const dirs = [dir, ...(segments?.archiveDir ? [segments.archiveDir] : [])];
   return {
     audit: createAuditor(writer),
     index,
-    verify: () => verifyAuditDir(dir, { publicKeys: [signer.publicKeyPem] }),
+    dirs,
+    verify: () => verifyAuditDirs(dirs, { publicKeys: [signer.publicKeyPem] }),
     async close() {
       await writer.close();
       await copier.close(1000);

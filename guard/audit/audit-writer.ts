@@ -29,6 +29,15 @@
 //   checkpoint or its next" never fires on a crash. close() ends with {checkpoint: C_close, next:
 //   null}. The chain file is claimed before the head file is first written, so a chain with
 //   records but no head file means the head file was removed.
+//
+// Segments (segments.ts): past segmentMaxBytes or segmentMaxAgeMs the writer seals its segment
+// with a checkpoint signed for that segment and opens `<writer>~<n+1>.jsonl` with a checkpoint
+// signed for the new one, over the sealing record: seq and prev run on, so the verifier finds a
+// removed, truncated, reordered or renamed segment. Like checkpoints, rotation is decided when
+// records are sequenced; a batch never spans two segments, so the head-file order above holds
+// across a rotation and a crash anywhere in it leaves a chain that verifies. With an archive
+// directory, sealed segments beyond `liveSegments` (or older than liveMaxAgeMs) move there in
+// the background, and close() moves the rest and the head file after them.
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -44,6 +53,7 @@ import { SandgateError } from '../../contract/errors.ts';
 import type { AuditSigner } from './audit-signer.ts';
 import { createWitnessPoster } from './audit-witness.ts';
 import { appendRecord, type ChainHead, makeCheckpoint, startChain } from './chain.ts';
+import { moveDurably, segmentName, syncDir } from './segments.ts';
 
 export interface AuditWriterOptions {
   dir: string;
@@ -62,6 +72,18 @@ export interface AuditWriterOptions {
   /** After each durable batch, in chain order, checkpoint records included. Must not throw. */
   onDurable?(records: readonly AuditRecord[]): void;
   onWitnessError?(error: unknown, checkpoint: AuditCheckpoint): void;
+  /** Seal the segment once it holds this many bytes (0 or absent: never by size). */
+  segmentMaxBytes?: number;
+  /** …or once its first record is this old (0 or absent: never by age). */
+  segmentMaxAgeMs?: number;
+  /** Sealed segments move here (another mount); absent: they stay in `dir`. */
+  archiveDir?: string;
+  /** Sealed segments kept in `dir` before they move to the archive. */
+  liveSegments?: number;
+  /** …and a sealed segment older than this moves regardless (0 or absent: no age limit). */
+  liveMaxAgeMs?: number;
+  /** A move to the archive failed; it is tried again at the next rotation and at close. Must not throw. */
+  onArchiveError?(error: unknown): void;
 }
 
 export interface AuditWriterStats {
@@ -70,6 +92,9 @@ export interface AuditWriterStats {
   batches: number;
   /** fdatasync calls on the chain file (head-file fsyncs not counted). */
   syncs: number;
+  /** Segments sealed, and sealed segments moved to the archive. */
+  rotations: number;
+  archived: number;
 }
 
 export interface AuditWriter {
@@ -88,6 +113,8 @@ interface Queued {
   line: string;
   /** Set on the writer's own checkpoint records, which nobody awaits. */
   checkpoint?: AuditCheckpoint;
+  /** The segment the record belongs to. */
+  segment: number;
   resolve?(record: AuditRecord): void;
   reject?(error: Error): void;
 }
@@ -109,15 +136,7 @@ const positiveInt = (name: string, v: number): number => {
   if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`${name} must be a positive integer`);
   return v;
 };
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
+const nonNegativeInt = (name: string, v: number): number => (v === 0 ? 0 : positiveInt(name, v));
 
 async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
   for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
@@ -132,6 +151,11 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   );
   const everyMs = positiveInt('checkpointEveryMs', opts.checkpointEveryMs ?? DEFAULT_CHECKPOINT_EVERY_MS);
   const terms = { everyRecords, everyMs };
+  const segmentMaxBytes = nonNegativeInt('segmentMaxBytes', opts.segmentMaxBytes ?? 0);
+  const segmentMaxAgeMs = nonNegativeInt('segmentMaxAgeMs', opts.segmentMaxAgeMs ?? 0);
+  const liveSegments = nonNegativeInt('liveSegments', opts.liveSegments ?? 2);
+  const liveMaxAgeMs = nonNegativeInt('liveMaxAgeMs', opts.liveMaxAgeMs ?? 0);
+  const { archiveDir } = opts;
   const maxRecordBytes = opts.maxRecordBytes ?? 1 << 20;
   const witness = createWitnessPoster(opts.witnessUrl, opts.witnessTimeoutMs ?? 5000, opts.onWitnessError);
   const headPath = join(dir, `${writerId}.head.json`);
@@ -152,8 +176,10 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
 
   const opening = makeCheckpoint(startChain(writerId), signer, { closed: false, ...terms }).checkpoint;
   if (await mkdir(dir, { recursive: true, mode: 0o700 })) await syncDir(dirname(dir)); // newly made: its entry too
+  if (archiveDir) await mkdir(archiveDir, { recursive: true, mode: 0o700 });
   // 'ax' = O_APPEND | O_CREAT | O_EXCL: claims the writer id; a chain is never appended to twice.
-  const file = await open(join(dir, `${writerId}.jsonl`), 'ax', 0o600);
+  let file = await open(join(dir, segmentName(writerId, 0)), 'ax', 0o600);
+  let fileSegment = 0;
   try {
     await publishHead(opening, null); // its directory sync also makes the new chain file's entry durable
   } catch (e) {
@@ -171,18 +197,76 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   let run: { count: number; startMs: number } | null = null; // the records since the last checkpoint
   let lastCheckpoint: AuditCheckpoint = opening; // durable in the chain (or the opening one)
   let timer: NodeJS.Timeout | null = null;
-  const stats: AuditWriterStats = { records: 0, checkpoints: 0, batches: 0, syncs: 0 };
+  const stats: AuditWriterStats = { records: 0, checkpoints: 0, batches: 0, syncs: 0, rotations: 0, archived: 0 };
+  // The segment being assigned to: its index, bytes, records (checkpoints aside) and start.
+  const seg = { index: 0, bytes: 0, records: 0, startMs: Date.now() };
+  const sealedLive: Array<{ index: number; sealedAtMs: number }> = []; // durable, sealed, still in `dir`
+  let archiving: Promise<void> = Promise.resolve();
 
   /** Ends the current run with a checkpoint, queued after everything assigned so far. */
   function cut(closed: boolean): void {
-    const made = makeCheckpoint(assigned, signer, { closed, ...terms });
+    const made = makeCheckpoint(assigned, signer, { closed, ...terms, segment: seg.index });
     const sealed = appendRecord(assigned, made.input);
     assigned = sealed.head;
-    queue.push({ record: sealed.record, line: sealed.line, checkpoint: made.checkpoint });
+    seg.bytes += Buffer.byteLength(sealed.line) + 1;
+    queue.push({ record: sealed.record, line: sealed.line, checkpoint: made.checkpoint, segment: seg.index });
     run = null;
     if (timer) clearTimeout(timer);
     timer = null;
   }
+
+  const rotationDue = (nowMs: number): boolean =>
+    seg.records > 0 &&
+    ((segmentMaxBytes > 0 && seg.bytes >= segmentMaxBytes) ||
+      (segmentMaxAgeMs > 0 && nowMs - seg.startMs >= segmentMaxAgeMs));
+
+  /** Seals the segment with its own checkpoint and opens the next with one over the seal. */
+  function rotate(nowMs: number): void {
+    cut(false);
+    Object.assign(seg, { index: seg.index + 1, bytes: 0, records: 0, startMs: nowMs });
+    cut(false);
+  }
+
+  /** Moves what retention lets go to the archive, oldest first; a failure is retried next time. */
+  function archive(all: boolean): Promise<void> {
+    if (!archiveDir) return archiving;
+    archiving = archiving.then(async () => {
+      const now = Date.now();
+      while (sealedLive.length > 0) {
+        const oldest = sealedLive[0]!;
+        const keep =
+          !all && sealedLive.length <= liveSegments && (liveMaxAgeMs === 0 || now - oldest.sealedAtMs < liveMaxAgeMs);
+        if (keep) return;
+        try {
+          await moveDurably(dir, archiveDir, segmentName(writerId, oldest.index));
+        } catch (e) {
+          opts.onArchiveError?.(e);
+          return;
+        }
+        sealedLive.shift();
+        stats.archived++;
+      }
+    });
+    return archiving;
+  }
+
+  // Age limits need a clock as well as appends: an idle writer still seals and archives.
+  const ageTick = Math.min(segmentMaxAgeMs || Infinity, liveMaxAgeMs || Infinity, 60_000);
+  const ageTimer =
+    (segmentMaxAgeMs > 0 || (archiveDir && liveMaxAgeMs > 0)) && Number.isFinite(ageTick)
+      ? setInterval(
+          () => {
+            if (closing || failure) return;
+            if (rotationDue(Date.now())) {
+              rotate(Date.now());
+              schedule();
+            }
+            void archive(false);
+          },
+          Math.max(ageTick, 50),
+        )
+      : null;
+  ageTimer?.unref();
 
   function armTimer(): void {
     if (timer || !run || closing || failure) return;
@@ -208,17 +292,28 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   }
 
   async function flushOnce(): Promise<void> {
-    // The batch ends before a second checkpoint (see the ordering note).
+    // The batch ends before a second checkpoint (see the ordering note) and before another segment.
     let end = 0;
     let checkpoint: AuditCheckpoint | undefined;
+    const segment = queue[0]!.segment;
     for (; end < queue.length; end++) {
       const cp = queue[end]!.checkpoint;
-      if (cp && checkpoint) break;
+      if ((cp && checkpoint) || queue[end]!.segment !== segment) break;
       checkpoint ??= cp;
     }
     const batch = end === queue.length ? queue : queue.slice(0, end);
     queue = end === queue.length ? [] : queue.slice(end);
     try {
+      if (segment !== fileSegment) {
+        // The previous segment ends with its durable seal; the new one's entry is made durable
+        // by publishHead's directory sync below (its batch opens with a checkpoint).
+        await file.close();
+        file = await open(join(dir, segmentName(writerId, segment)), 'ax', 0o600);
+        sealedLive.push({ index: fileSegment, sealedAtMs: Date.now() });
+        fileSegment = segment;
+        stats.rotations++;
+        void archive(false);
+      }
       if (checkpoint) await publishHead(lastCheckpoint, checkpoint); // step 1 of the ordering note
       await writeFully(file, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`));
       await file.datasync();
@@ -274,7 +369,11 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       const now = new Date();
       let sealed: ReturnType<typeof appendRecord>;
       try {
-        sealed = appendRecord(assigned, input, now);
+        sealed = appendRecord(assigned, input, now); // validates before anything is cut
+        if (rotationDue(now.getTime())) {
+          rotate(now.getTime());
+          sealed = appendRecord(assigned, input, now);
+        }
         // The time rule, by the record's own timestamp: it may not join a run begun everyMs before it.
         if (run && now.getTime() - run.startMs >= everyMs) {
           cut(false);
@@ -288,10 +387,12 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       }
       const { record, line, head } = sealed;
       assigned = head;
+      seg.bytes += Buffer.byteLength(line) + 1;
+      seg.records++;
       run ??= { count: 0, startMs: now.getTime() };
       run.count++;
       return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ record, line, resolve, reject });
+        queue.push({ record, line, segment: seg.index, resolve, reject });
         if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
         schedule();
         armTimer();
@@ -301,6 +402,7 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       closing ??= (async () => {
         if (timer) clearTimeout(timer);
         timer = null;
+        if (ageTimer) clearInterval(ageTimer);
         try {
           if (!failure) {
             cut(true); // the signed "closed cleanly" marker, even if nothing is new since the last checkpoint
@@ -311,6 +413,14 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
         } finally {
           await file.close();
           await witness.settle();
+        }
+        if (!failure && archiveDir) {
+          // The closed chain outlives the pod: every segment, then the head file that names its end.
+          sealedLive.push({ index: fileSegment, sealedAtMs: Date.now() });
+          await archive(true);
+          if (sealedLive.length === 0) {
+            await moveDurably(dir, archiveDir, `${writerId}.head.json`).catch((e) => opts.onArchiveError?.(e));
+          }
         }
       })();
       return closing;

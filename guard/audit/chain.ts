@@ -72,6 +72,8 @@ export interface CheckpointTerms {
   closed: boolean;
   everyRecords: number;
   everyMs: number;
+  /** The segment the checkpoint record sits in; 0 (the first segment) is left out of what is signed. */
+  segment?: number;
 }
 
 /** Domain tag: a signature made for anything else (or by the older format) never verifies as a checkpoint. */
@@ -90,6 +92,7 @@ export const checkpointPayload = (c: Omit<AuditCheckpoint, 'keyId' | 'signature'
     closed: c.closed,
     everyRecords: c.everyRecords,
     everyMs: c.everyMs,
+    ...(c.segment ? { segment: c.segment } : {}),
   });
 
 export interface CheckpointSigner {
@@ -116,6 +119,7 @@ export function makeCheckpoint(
     closed: terms.closed,
     everyRecords: terms.everyRecords,
     everyMs: terms.everyMs,
+    ...(terms.segment ? { segment: terms.segment } : {}),
   };
   const checkpoint: AuditCheckpoint = {
     ...signed,

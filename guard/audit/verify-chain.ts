@@ -1,10 +1,12 @@
-// One chain file, streamed: each line's schema, position, link and hash; each checkpoint's
-// signature and whether it sits where, and in whose chain, it was signed; and the interval rule
-// on the records between checkpoints, which the writer obeys exactly (see audit-writer.ts), so a
-// chain with checkpoints stripped, or records added after its last one, breaks it.
+// One chain, its segment files in order, streamed: each line's schema, position, link and hash;
+// each checkpoint's signature and whether it sits where (in whose chain, which segment) it was
+// signed; and the interval rule on the records between checkpoints, which the writer obeys
+// exactly (see audit-writer.ts), so a chain with checkpoints stripped, or records added after its
+// last one, breaks it. Segments: none missing (by name, and by seq and prev running on across
+// them), each but the newest ending with a checkpoint signed for it, each after the first opening
+// with one signed for it over the previous segment's last record (segments.ts).
 import type { KeyObject } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type AuditCheckpoint,
   AuditRecord,
@@ -15,19 +17,30 @@ import {
 import { checkpointSignatureProblem } from './audit-signer.ts';
 import { sha256Hex } from './canonical.ts';
 import { type CheckpointTerms, hashMember, startChain } from './chain.ts';
+import { fileSha256, openFirst, type SegmentFile, segmentName } from './segments.ts';
 
 export type VerifyError = NonNullable<AuditVerifyResult['error']>;
 export type CheckpointInterval = Pick<CheckpointTerms, 'everyRecords' | 'everyMs'>;
 
 export interface SeenCheckpoint {
   cp: AuditCheckpoint;
+  file: string;
   line: number;
   id: string;
 }
 
+export interface ScannedSegment {
+  name: string;
+  index: number;
+  /** The seq its first line holds (the next seq when it is empty). */
+  firstSeq: number;
+}
+
 export interface Chain {
   writer: string;
+  /** The newest segment's file name. */
   file: string;
+  segments: ScannedSegment[];
   head: { seq: number; hash: string };
   checkpoints: Map<number, SeenCheckpoint>;
   /** The last checkpoint record; null when there is none (the opening one, in the head file, is the last). */
@@ -35,6 +48,9 @@ export interface Chain {
 }
 
 const CHUNK = 4 << 20;
+/** A live writer may be mid-write at the newest segment's end: a torn tail that is still growing is read on. */
+const TAIL_RETRIES = 50;
+const TAIL_WAIT_MS = 2;
 const HASH_MEMBER_BYTES = hashMember('0'.repeat(64)).length;
 
 export const firstIssue = (error: { issues: ReadonlyArray<{ path: PropertyKey[]; message: string }> }): string => {
@@ -56,22 +72,31 @@ export const isOpening = (cp: AuditCheckpoint): boolean => cp.upToSeq === 0 && !
 const duration = (ms: number): string => (ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
 const intervalText = (t: CheckpointInterval): string => `${t.everyRecords} records / ${duration(t.everyMs)}`;
 
+/** Where seq `seq` is (or would be) in the chain's files. */
+export function locate(chain: Chain, seq: number): { file: string; line: number } {
+  const segment = chain.segments.findLast((s) => s.firstSeq <= seq) ?? chain.segments[0];
+  return segment ? { file: segment.name, line: seq - segment.firstSeq + 1 } : { file: chain.file, line: seq };
+}
+
 /**
- * Streams `<writer>.jsonl`; returns the chain's state, or the first bad line. `interval` is the
- * one the writer signed (from its head file), applied from the first record on; without it the
- * rule starts at the first checkpoint, and the head file check fails the chain anyway.
+ * Streams the writer's segments in order; returns the chain's state, or the first bad line.
+ * `interval` is the one the writer signed (from its head file), applied from the first record
+ * on; without it the rule starts at the first checkpoint, and the head file check fails the
+ * chain anyway.
  */
 export async function scanChain(
-  dir: string,
+  segments: readonly SegmentFile[],
   writer: string,
   pinned: Map<string, KeyObject>,
   counter: { records: number },
   interval: CheckpointInterval | null,
 ): Promise<Chain | VerifyError> {
-  const file = `${writer}.jsonl`;
+  let file = segmentName(writer, 0);
+  let index = 0;
   const chain: Chain = {
     writer,
     file,
+    segments: [],
     head: { seq: 0, hash: startChain(writer).hash },
     checkpoints: new Map(),
     last: null,
@@ -98,6 +123,11 @@ export async function scanChain(
         `checkpoint signed for writer ${cp.writer} found in writer ${writer}'s file: spliced from another chain`,
         r.id,
       );
+    if ((cp.segment ?? 0) !== index)
+      return bad(
+        `checkpoint signed for segment ${segmentName(writer, cp.segment ?? 0)} found in ${file}: segment renamed, reordered or its records moved`,
+        r.id,
+      );
     if (cp.upToSeq !== r.seq - 1) {
       return bad(
         `checkpoint signed for upToSeq ${cp.upToSeq} found at seq ${r.seq}: moved, duplicated or reordered (it belongs at seq ${cp.upToSeq + 1})`,
@@ -113,7 +143,7 @@ export async function scanChain(
       return bad(`checkpoint interval ${intervalText(cp)} differs from the writer's ${intervalText(terms)}`, r.id);
     }
     terms = cp;
-    const seen = { cp, line, id: r.id };
+    const seen = { cp, file, line, id: r.id };
     chain.checkpoints.set(cp.upToSeq, seen);
     chain.last = seen;
     run.count = 0;
@@ -165,6 +195,21 @@ export async function scanChain(
         `record of writer ${r.writer} found in writer ${writer}'s file: spliced from another chain or renamed`,
         r.id,
       );
+    if (line === 1 && index > 0) {
+      // A segment opens with a checkpoint signed for it over the previous segment's last record.
+      const signedFor = r.kind === CHECKPOINT_KIND ? (r.data as { segment?: unknown }).segment : undefined;
+      if (r.kind !== CHECKPOINT_KIND) return bad('segment opens without its signed opening checkpoint', r.id);
+      if (signedFor !== index)
+        return bad(
+          `segment opens with a checkpoint signed for ${segmentName(writer, typeof signedFor === 'number' ? signedFor : 0)}: segments renamed or reordered`,
+          r.id,
+        );
+      if (r.seq !== chain.head.seq + 1)
+        return bad(
+          `records ${chain.head.seq + 1}..${r.seq - 1} missing before this segment: ${segmentName(writer, index - 1)} was truncated or replaced`,
+          r.id,
+        );
+    }
     if (r.seq !== chain.head.seq + 1)
       return bad(`seq out of order: expected ${chain.head.seq + 1}, found ${r.seq}`, r.id);
     if (r.prev !== chain.head.hash)
@@ -186,29 +231,77 @@ export async function scanChain(
     return null;
   };
 
-  const fh = await open(join(dir, file), 'r');
-  try {
-    const buf = Buffer.allocUnsafe(CHUNK);
-    let carry: Buffer | null = null;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, CHUNK, null);
-      if (bytesRead === 0) break;
-      const data: Buffer = carry ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
-      let start = 0;
-      for (let nl = data.indexOf(10, start); nl !== -1; nl = data.indexOf(10, start)) {
-        line++;
-        const error = check(data, start, nl);
-        if (error) return error;
-        start = nl + 1;
+  const scanFile = async (paths: readonly string[], newest: boolean): Promise<VerifyError | null> => {
+    const { fh } = await openFirst(paths);
+    try {
+      const buf = Buffer.allocUnsafe(CHUNK);
+      let carry: Buffer | null = null;
+      let position = 0;
+      for (let retries = 0; ; ) {
+        const { bytesRead } = await fh.read(buf, 0, CHUNK, position);
+        position += bytesRead;
+        if (bytesRead === 0) {
+          // A torn tail of the newest segment may be a live writer's write in progress: read on
+          // while the file grows (at rest it does not, and the torn line is reported at once).
+          if (!carry || !newest || retries++ >= TAIL_RETRIES) break;
+          if ((await fh.stat()).size > position) continue;
+          await sleep(TAIL_WAIT_MS);
+          if ((await fh.stat()).size > position) continue;
+          break;
+        }
+        const data: Buffer = carry ? Buffer.concat([carry, buf.subarray(0, bytesRead)]) : buf.subarray(0, bytesRead);
+        let start = 0;
+        for (let nl = data.indexOf(10, start); nl !== -1; nl = data.indexOf(10, start)) {
+          line++;
+          const error = check(data, start, nl);
+          if (error) return error;
+          start = nl + 1;
+        }
+        carry = start < data.length ? Buffer.from(data.subarray(start)) : null; // a copy: buf is reused
       }
-      carry = start < data.length ? Buffer.from(data.subarray(start)) : null; // a copy: buf is reused
+      if (carry) {
+        line++;
+        return bad('truncated record: the last line is incomplete');
+      }
+    } finally {
+      await fh.close();
     }
-    if (carry) {
-      line++;
-      return bad('truncated record: the last line is incomplete');
+    return null;
+  };
+
+  for (const [i, segment] of segments.entries()) {
+    const expected = i === 0 ? 0 : segments[i - 1]!.index + 1;
+    if (segment.index !== expected) {
+      const missing =
+        segment.index - expected === 1
+          ? segmentName(writer, expected)
+          : `${segmentName(writer, expected)} … ${segmentName(writer, segment.index - 1)}`;
+      const after =
+        i === 0 ? 'the chain has no first segment' : `${segments[i - 1]!.name} ends at seq ${chain.head.seq}`;
+      return { file: segmentName(writer, expected), line: 0, reason: `segment missing: ${missing} (${after})` };
     }
-  } finally {
-    await fh.close();
+    if (i > 0 && (chain.last === null || chain.last.cp.upToSeq !== chain.head.seq - 1 || chain.last.file !== file)) {
+      return {
+        file,
+        line,
+        reason: 'sealed segment does not end with its signed checkpoint: truncated or records added after its seal',
+      };
+    }
+    if (segment.paths.length > 1) {
+      // Mid-move, or copied by hand: both copies must be the same bytes.
+      const hashes = new Set((await Promise.all(segment.paths.map(fileSha256))).filter((h) => h !== null));
+      if (hashes.size > 1)
+        return { file: segment.name, line: 0, reason: `segment differs between ${segment.paths.join(' and ')}` };
+    }
+    file = segment.name;
+    index = segment.index;
+    line = 0;
+    chain.file = file;
+    chain.segments.push({ name: file, index, firstSeq: chain.head.seq + 1 });
+    const error = await scanFile(segment.paths, i === segments.length - 1);
+    if (error) return error;
+    if (line === 0 && i < segments.length - 1)
+      return { file, line: 0, reason: 'segment empty, yet a later one exists: its records were removed' };
   }
   return chain;
 }

@@ -2,25 +2,36 @@
 // compose one from the chain's own signed checkpoints; what it still pins: the chain has records
 // only if the opening checkpoint (or a later one) is named, the named checkpoint is in the chain,
 // the chain has no later one but the one in flight, and only a signed closing checkpoint seals it.
+// It lives in the live directory, and in the archive once its closed chain has moved there.
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AUDIT_GENESIS, AuditHeadFile } from '../../contract/audit.ts';
 import { checkpointSignatureProblem } from './audit-signer.ts';
-import { type Chain, type CheckpointInterval, isOpening, sameCheckpoint, type VerifyError } from './verify-chain.ts';
+import {
+  type Chain,
+  type CheckpointInterval,
+  isOpening,
+  locate,
+  sameCheckpoint,
+  type VerifyError,
+} from './verify-chain.ts';
 
 export type HeadRead = { state: 'ok'; head: AuditHeadFile } | { state: 'missing' } | { state: 'invalid'; why: string };
 
-export async function readHeadFile(dir: string, writer: string): Promise<HeadRead> {
-  let text: string;
-  try {
-    text = await readFile(join(dir, `${writer}.head.json`), 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT'
-      ? { state: 'missing' }
-      : { state: 'invalid', why: `unreadable (${code ?? (e as Error).message})` };
+/** The writer's head file from the first of `dirs` that holds one (the live directory first). */
+export async function readHeadFile(dirs: string | readonly string[], writer: string): Promise<HeadRead> {
+  let text: string | undefined;
+  for (const dir of typeof dirs === 'string' ? [dirs] : dirs) {
+    try {
+      text = await readFile(join(dir, `${writer}.head.json`), 'utf8');
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') return { state: 'invalid', why: `unreadable (${code ?? (e as Error).message})` };
+    }
   }
+  if (text === undefined) return { state: 'missing' };
   try {
     const parsed = AuditHeadFile.safeParse(JSON.parse(text));
     return parsed.success ? { state: 'ok', head: parsed.data } : { state: 'invalid', why: 'not a v2 head file' };
@@ -42,7 +53,17 @@ export function signedInterval(
   return null;
 }
 
-export function checkHeadFile(chain: Chain, read: HeadRead, pinned: Map<string, KeyObject>): VerifyError | null {
+/**
+ * `read` is the head file as read before the chain's segments were followed, `after` as read
+ * after the scan (the same file when nothing writes): a checkpoint the scan found beyond `read`
+ * is no rollback when `after` shows the writer publishing it or past it.
+ */
+export function checkHeadFile(
+  chain: Chain,
+  read: HeadRead,
+  after: HeadRead,
+  pinned: Map<string, KeyObject>,
+): VerifyError | null {
   const file = `${chain.writer}.head.json`;
   const at = (reason: string): VerifyError => ({ file, line: 1, reason });
   if (read.state === 'missing') {
@@ -80,18 +101,26 @@ export function checkHeadFile(chain: Chain, read: HeadRead, pinned: Map<string, 
     const seen = chain.checkpoints.get(held.upToSeq);
     if (!seen || !sameCheckpoint(seen.cp, held)) {
       return {
-        file: chain.file,
-        line: held.upToSeq + 1, // a checkpoint record always sits right after the record it covers
+        ...locate(chain, held.upToSeq + 1), // a checkpoint record always sits right after the record it covers
         id: `${chain.writer}:${held.upToSeq + 1}`,
         reason: `tail truncated or chain rewritten: the head file's checkpoint (upToSeq ${held.upToSeq}) is not in the chain`,
       };
     }
   }
   const last = chain.last;
-  if (last && !sameCheckpoint(last.cp, held) && !(head.next && sameCheckpoint(last.cp, head.next))) {
+  // Only a head file that changed during the check says so: files at rest give no such leeway.
+  const publishedSince =
+    last !== null &&
+    after.state === 'ok' &&
+    after.head.writer === chain.writer &&
+    (after.head.checkpoint?.signature !== held.signature || after.head.next?.signature !== head.next?.signature) &&
+    [after.head.checkpoint, after.head.next].some(
+      (cp) => cp && cp.upToSeq >= last.cp.upToSeq && !checkpointSignatureProblem(cp, pinned),
+    );
+  if (last && !sameCheckpoint(last.cp, held) && !(head.next && sameCheckpoint(last.cp, head.next)) && !publishedSince) {
     const named = isOpening(held) ? 'only the opening checkpoint' : `upToSeq ${held.upToSeq}`;
     return {
-      file: chain.file,
+      file: last.file,
       line: last.line,
       id: last.id,
       reason: `checkpoint rolled back: the head file names ${named}, the chain holds upToSeq ${last.cp.upToSeq}`,
