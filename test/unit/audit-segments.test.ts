@@ -330,7 +330,7 @@ describe('audit segments', () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-async function eventuallyTrue(test: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+async function eventuallyTrue(test: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   while (!(await test())) {
     if (Date.now() > until) throw new Error('condition not met in time');
