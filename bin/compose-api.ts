@@ -67,6 +67,9 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
   const eventStreams = createEventStreamServer({
     tail,
     reader: createEventStreamReader(core.redis),
+    heartbeatMs: config.SANDGATE_STREAM_HEARTBEAT_MS,
+    bufferCapBytes: config.SANDGATE_STREAM_BUFFER_BYTES,
+    maxLifeMs: config.SANDGATE_STREAM_MAX_MS,
     onError: (e) => tailErrors(e),
   });
   const app = await buildApp({

@@ -33,6 +33,12 @@ export const ConfigSchema = z.object({
   SANDGATE_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
   /** How long `?wait=true` holds the request beyond the run's own timeout before answering 202. */
   SANDGATE_WAIT_GRACE_MS: positiveInt.default(30_000),
+  /** An event-stream client with more unsent bytes than this is dropped (it resumes with Last-Event-ID). */
+  SANDGATE_STREAM_BUFFER_BYTES: positiveInt.default(1024 * 1024),
+  /** A heartbeat comment on every open event stream this often. */
+  SANDGATE_STREAM_HEARTBEAT_MS: positiveInt.default(15_000),
+  /** The longest one event-stream response lasts; the client then resumes with Last-Event-ID. */
+  SANDGATE_STREAM_MAX_MS: positiveInt.default(30 * 60_000),
   /** Parallel runs per runner process and engine. */
   SANDGATE_ISOLATE_CONCURRENCY: positiveInt.default(8),
   SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),

@@ -17,6 +17,8 @@ export interface SseAnswer {
   body: string;
   /** The stream ended by the server (not cut by `stopAfter` or the deadline). */
   ended: boolean;
+  /** Comment lines received (`: heartbeat`, the opening line). */
+  comments: string[];
 }
 
 export interface SseOptions {
@@ -27,10 +29,12 @@ export interface SseOptions {
   stopAfter?: (e: SseEvent, all: readonly SseEvent[]) => boolean;
   onEvent?: (e: SseEvent) => void;
   timeoutMs?: number;
+  /** Waits this long after the headers before reading anything (a slow reader). */
+  readAfterMs?: number;
 }
 
 /** Parses complete SSE blocks off `buffer`; returns the rest. */
-function parseBlocks(buffer: string, out: (e: Omit<SseEvent, 'at'>) => void): string {
+function parseBlocks(buffer: string, out: (e: Omit<SseEvent, 'at'>) => void, comments: string[]): string {
   for (;;) {
     const end = buffer.indexOf('\n\n');
     if (end === -1) return buffer;
@@ -40,6 +44,7 @@ function parseBlocks(buffer: string, out: (e: Omit<SseEvent, 'at'>) => void): st
     let event = 'message';
     const data: string[] = [];
     for (const line of block.split('\n')) {
+      if (line.startsWith(':')) comments.push(line.slice(1).trim());
       if (line.startsWith(':') || line === '') continue;
       const colon = line.indexOf(':');
       const field = colon === -1 ? line : line.slice(0, colon);
@@ -67,9 +72,11 @@ export async function readSse(url: string, opts: SseOptions = {}): Promise<SseAn
       signal: controller.signal,
     });
     const events: SseEvent[] = [];
+    const comments: string[] = [];
     if (!res.headers.get('content-type')?.startsWith('text/event-stream')) {
-      return { status: res.status, headers: res.headers, events, body: await res.text(), ended: true };
+      return { status: res.status, headers: res.headers, events, body: await res.text(), ended: true, comments };
     }
+    if (opts.readAfterMs) await new Promise((r) => setTimeout(r, opts.readAfterMs));
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
     let buffer = '';
@@ -78,22 +85,27 @@ export async function readSse(url: string, opts: SseOptions = {}): Promise<SseAn
       for (let i = 0; i < 1_000_000; i++) {
         const { value, done } = await reader.read();
         if (done) break;
-        buffer = parseBlocks(buffer + decoder.decode(value, { stream: true }), (e) => {
-          if (stopped) return;
-          const ev = { ...e, at: performance.now() };
-          events.push(ev);
-          opts.onEvent?.(ev);
-          if (opts.stopAfter?.(ev, events)) stopped = true;
-        });
+        buffer = parseBlocks(
+          buffer + decoder.decode(value, { stream: true }),
+          (e) => {
+            if (stopped) return;
+            const ev = { ...e, at: performance.now() };
+            events.push(ev);
+            opts.onEvent?.(ev);
+            if (opts.stopAfter?.(ev, events)) stopped = true;
+          },
+          comments,
+        );
         if (stopped) {
           controller.abort(new Error('client disconnects'));
           break;
         }
       }
     } catch (e) {
-      if (!stopped) throw e;
+      // A server that drops a slow reader may reset the connection: what arrived still counts.
+      if (!stopped && !opts.readAfterMs) throw e;
     }
-    return { status: res.status, headers: res.headers, events, body: '', ended: !stopped };
+    return { status: res.status, headers: res.headers, events, body: '', ended: !stopped, comments };
   } finally {
     clearTimeout(timer);
   }

@@ -1,14 +1,17 @@
 // A run's event stream over real HTTP on loopback, from real runs (Docker's python, the js
 // isolate) through real Redis: seen live while the run goes on, resumed after a disconnect with
-// Last-Event-ID exactly once and in order, served by a second API process, refused to others.
+// Last-Event-ID exactly once and in order, served by a second API process, refused to others;
+// an action's status changes up to its final record after a human approves it.
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 import { chunksOf, readSse, type SseEvent } from '../helpers/sse-client.ts';
 
 let sg: TestSandgate;
 let base: string;
 let auth: Record<string, string>;
+let gateway: FakeEndpoint;
 const cleanup: Array<() => Promise<unknown>> = [];
 
 const listen = async (s: TestSandgate) => {
@@ -17,10 +20,20 @@ const listen = async (s: TestSandgate) => {
 };
 
 beforeAll(async () => {
-  sg = await startSandgate({}, 'all', ['js', 'python']);
+  gateway = await startFakeEndpoint();
+  cleanup.push(() => gateway.close());
+  sg = await startSandgate(
+    {
+      SANDGATE_TOOLS_DIR: 'tools',
+      SANDGATE_MAIL_GATEWAY_URL: `${gateway.url}/send`,
+      SANDGATE_MAIL_GATEWAY_TOKEN: 'gw-token-streaming',
+    },
+    'all',
+    ['js', 'python'],
+  );
   cleanup.push(() => sg.stop());
   base = await listen(sg);
-  auth = (await sg.agent({ profiles: ['js', 'python'] })).auth;
+  auth = (await sg.agent({ profiles: ['js', 'python'], tools: ['send_email'] })).auth;
 }, 60_000);
 
 afterAll(async () => {
@@ -219,5 +232,58 @@ describe('a second API process', { timeout: 60_000 }, () => {
     const chunks = chunksOf(there.events);
     expect(chunks.at(-1)!.at - chunks[0]!.at).toBeGreaterThan(400); // live there too
     expect(JSON.parse(there.events.at(-1)!.data)).toMatchObject({ id, status: 'succeeded' });
+  });
+});
+
+describe('action event stream', { timeout: 30_000 }, () => {
+  it('shows awaiting_approval → queued → running → succeeded after a human approves', async () => {
+    const res = await fetch(`${base}/v1/actions`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ tool: 'send_email', args: { to: 'cfo@example.com', subject: 'Q3', body: 'Attached.' } }),
+    });
+    const action = (await res.json()) as { id: string; status: string };
+    expect(action.status).toBe('awaiting_approval');
+    const detail = (await (await fetch(`${base}/v1/actions/${action.id}`, { headers: auth })).json()) as {
+      approval: { id: string };
+    };
+    const approvalId = detail.approval.id;
+    const url = `${base}/v1/actions/${action.id}/stream`;
+    const seen: string[] = [];
+    const following = readSse(url, {
+      headers: auth,
+      onEvent: (e) => e.event === 'status' && seen.push(JSON.parse(e.data).status),
+    });
+    const approverRes = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: sg.admin,
+      payload: { name: 'alice', role: 'approver' },
+    });
+    const approver = { authorization: `Bearer ${approverRes.json().token}` };
+    // The stream is open and has said it waits before anyone decides.
+    for (let i = 0; i < 100 && seen.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(seen).toEqual(['awaiting_approval']);
+    const decided = await sg.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: approver,
+      payload: { decision: 'approve' },
+    });
+    expect(decided.statusCode).toBe(200);
+    const answer = await following;
+    expect(seen).toEqual(['awaiting_approval', 'queued', 'running', 'succeeded']);
+    const final = JSON.parse(answer.events.at(-1)!.data);
+    expect(answer.events.at(-1)!.event).toBe('final');
+    expect(final).toMatchObject({ id: action.id, status: 'succeeded', approval: { status: 'used' } });
+    expect(gateway.received).toHaveLength(1);
+
+    // A reconnect after the first event replays the rest, exactly once; the approver may follow too.
+    const firstId = answer.events[0]!.id!;
+    const replay = await readSse(url, { headers: { ...auth, 'last-event-id': firstId } });
+    expect(replay.events.map((e) => e.id)).toEqual(answer.events.slice(1).map((e) => e.id));
+    expect((await readSse(url, { headers: approver })).status).toBe(200);
+    const other = await sg.agent({ profiles: ['js'] });
+    expect((await readSse(url, { headers: other.auth })).status).toBe(404);
   });
 });
