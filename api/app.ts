@@ -28,12 +28,14 @@ import type { AgentStore } from '../state/agents.ts';
 import type { AlertStore } from '../state/alerts.ts';
 import type { AuditIndex } from '../state/audit-index.ts';
 import type { BudgetStore } from '../state/budgets.ts';
+import type { EventStreamReader } from '../state/event-streams.ts';
 import type { ExecutionStore } from '../state/executions.ts';
 import type { IdempotencyStore } from '../state/idempotency.ts';
 import { redisKeys } from '../state/keys.ts';
 import type { McpEventLog } from '../state/mcp-events.ts';
 import type { PrincipalStore } from '../state/principals.ts';
 import type { RecordEvents } from '../state/record-events.ts';
+import type { StreamTail } from '../state/stream-tail.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { installErrorHandling } from './error-handler.ts';
@@ -41,6 +43,7 @@ import type { EventStreamServer } from './event-stream.ts';
 import { applyHttpLimits, clientErrorHandler, httpServerOptions } from './http-limits.ts';
 import { mcpRoutes } from './mcp/mcp-routes.ts';
 import { mcpResource } from './mcp/resource.ts';
+import { runFollower } from './mcp/run-follower.ts';
 import { registerOpenApi } from './openapi.ts';
 import { registerQueueDashboard } from './queue-dashboard.ts';
 import { registerQueueMetrics } from './queue-metrics.ts';
@@ -68,6 +71,9 @@ export interface ApiDeps {
   actionEvents: RecordEvents<ActionStatus>;
   /** The messages of MCP response streams, for resuming them on any process. */
   mcpEvents: McpEventLog;
+  /** The event streams' shared live reader and range reader (MCP sends run output from them). */
+  streamTail: StreamTail;
+  streamReader: EventStreamReader;
   /** Idempotency-Key of agents' POSTs (runs, tool calls). */
   idempotency: IdempotencyStore;
   /** The life of a run and of a tool call (guard/lifecycle): the routes only call these. */
@@ -146,6 +152,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(mcpRoutes, {
     ...deps,
     resource,
+    followRun: runFollower(deps.streamTail, deps.streamReader, keys),
     waitGraceMs: deps.config.SANDGATE_WAIT_GRACE_MS,
     longestCallMs: longestWaitMs + 10_000,
   });

@@ -64,9 +64,10 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     core.redis,
     (e) => tailErrors(e),
   );
+  const streamReader = createEventStreamReader(core.redis);
   const eventStreams = createEventStreamServer({
     tail,
-    reader: createEventStreamReader(core.redis),
+    reader: streamReader,
     heartbeatMs: config.SANDGATE_STREAM_HEARTBEAT_MS,
     bufferCapBytes: config.SANDGATE_STREAM_BUFFER_BYTES,
     maxLifeMs: config.SANDGATE_STREAM_MAX_MS,
@@ -115,6 +116,8 @@ export async function composeApiSide(core: Core, registry: Registry): Promise<Ap
     readiness: readinessChecks(core),
     availableProfiles: core.availableProfiles,
     eventStreams,
+    streamTail: tail,
+    streamReader,
   });
   return {
     app,

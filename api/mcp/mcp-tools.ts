@@ -84,6 +84,8 @@ export interface CallContext {
 
 export const BUILT_IN = ['run_code', 'get_execution', 'get_action'] as const;
 
+/** How long after a run's end its output stream may still be sending what it has. */
+const FOLLOW_GRACE_MS = 1000;
 /** How long a Sandgate tool call is waited for before the answer is "still running, check get_action". */
 const TOOL_WAIT_MS = 130_000;
 
@@ -265,6 +267,8 @@ async function runCode(
   try {
     const following = ctx.followRun?.(id, stopFollowing.signal).catch(() => {});
     await waiter?.done;
+    // The output sent before the result: the stream's own end, or a moment after the run's.
+    if (following) await Promise.race([following, new Promise((r) => setTimeout(r, FOLLOW_GRACE_MS))]);
     stopFollowing.abort();
     await following;
   } finally {

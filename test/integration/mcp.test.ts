@@ -5,7 +5,7 @@
 // another API process.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeSandgate, type Sandgate } from '../../bin/compose.ts';
@@ -210,6 +210,41 @@ describe('tools over MCP', () => {
     expect(kinds.filter((k: string) => k === 'execution.requested')).toHaveLength(3);
     expect(kinds).toContain('run.finished');
   }, 60_000);
+
+  it("a run's output arrives as log and progress notifications before its result", async () => {
+    const { token } = await mcpAgent();
+    const client = await connect(token);
+    const logs: Array<{ at: number; logger?: string; data: unknown }> = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+      logs.push({ at: Date.now(), logger: n.params.logger, data: n.params.data });
+    });
+    const progress: string[] = [];
+    const code =
+      'import sys, time\nfor i in range(3):\n    print("line", i)\n    time.sleep(0.4)\nprint("oops", file=sys.stderr)';
+    const result = (await client.callTool({ name: 'run_code', arguments: { profile: 'python', code } }, undefined, {
+      onprogress: (p) => progress.push(p.message ?? ''),
+    })) as CallToolResult;
+    const answeredAt = Date.now();
+    expect(result.structuredContent).toMatchObject({ status: 'succeeded', stdout: 'line 0\nline 1\nline 2\n' });
+    const out = logs
+      .filter((l) => l.logger === 'stdout')
+      .map((l) => l.data)
+      .join('');
+    expect(out).toBe('line 0\nline 1\nline 2\n');
+    expect(
+      logs
+        .filter((l) => l.logger === 'stderr')
+        .map((l) => l.data)
+        .join(''),
+    ).toBe('oops\n');
+    // Live, not at the end: each line came on its own (the run sleeps between them), before the answer.
+    const chunks = logs.filter((l) => l.logger === 'stdout').map((l) => String(l.data));
+    expect(chunks.length).toBeGreaterThanOrEqual(3);
+    expect(chunks[0]).toContain('line 0');
+    expect(chunks[0]).not.toContain('line 1');
+    expect(logs.every((l) => l.at <= answeredAt)).toBe(true);
+    expect(progress.some((m) => m.startsWith('stdout: line 0'))).toBe(true);
+  }, 30_000);
 
   it('refusals are tool errors with Sandgate code and message, and are audited like REST refusals', async () => {
     const { id, token } = await mcpAgent();
