@@ -3,7 +3,6 @@
 import type { Queue } from 'bullmq';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { ActionStatus } from '../contract/action.ts';
 import type { AuditVerifyResult } from '../contract/audit.ts';
@@ -35,6 +34,7 @@ import { redisKeys } from '../state/keys.ts';
 import type { McpEventLog } from '../state/mcp-events.ts';
 import type { PrincipalStore } from '../state/principals.ts';
 import type { RecordEvents } from '../state/record-events.ts';
+import type { RedisClient } from '../state/redis-client.ts';
 import type { StreamTail } from '../state/stream-tail.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
@@ -61,7 +61,7 @@ import { taskRoutes } from './routes/tasks.ts';
 export interface ApiDeps {
   config: Config;
   logger: FastifyBaseLogger;
-  redis: Redis;
+  redis: RedisClient;
   queues: ReadonlyMap<EngineName, Queue>;
   /** Tool calls; shown on the dashboard and in the metrics beside the execution queues. */
   actionsQueue: Queue;

@@ -2,7 +2,6 @@
 // on it, the audit trail, the policy decision point, the tools, the queues, the lifecycle hooks
 // and the two lifecycles every route and worker goes through.
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Config } from '../contract/config.ts';
@@ -33,6 +32,7 @@ import { publishCancel } from '../state/cancel-channel.ts';
 import { createEventStreamWriter, type EventStreamWriter } from '../state/event-streams.ts';
 import { createExecutionStore, type ExecutionStore } from '../state/executions.ts';
 import { queuePrefix } from '../state/keys.ts';
+import type { RedisClient } from '../state/redis-client.ts';
 import { createWatchStore, type WatchStore } from '../state/watch.ts';
 import type { Mode } from './compose.ts';
 import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.ts';
@@ -42,7 +42,7 @@ import { createStageMetrics } from './stage-metrics.ts';
 export interface Core {
   config: Config;
   log: Logger;
-  redis: Redis;
+  redis: RedisClient;
   profiles: ProfileSet;
   tools: ToolSet;
   policy: PolicyDecisionPoint;

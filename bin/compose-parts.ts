@@ -1,6 +1,6 @@
 // Pieces of the composition root: connections, the local engines, small caching and logging
 // helpers. Only bin/compose.ts uses them.
-import { Redis, type RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import type { DockerProfile } from '../contract/profile.ts';
@@ -8,6 +8,7 @@ import type { ProfileSet } from '../guard/profiles.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
+import { createRedisClient, type RedisClient } from '../state/redis-client.ts';
 import type { RunnerRegistry } from '../state/runners.ts';
 
 /** Logs a recurring error (a reconnect loop) at most once per 10 s per source. */
@@ -21,8 +22,9 @@ export function throttledErrorLog(log: Logger, source: string): (err: Error) => 
   };
 }
 
-export async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, connectionName: name, ...extra });
+/** A connection to what REDIS_URL names (a node or a cluster), connected before it is handed out. */
+export async function connect(url: string, name: string, extra: RedisOptions = {}): Promise<RedisClient> {
+  const redis = createRedisClient(url, { lazyConnect: true, connectionName: name, ...extra });
   redis.on('error', () => {}); // reported through failing commands and /readyz, not as crashes
   await redis.connect();
   return redis;

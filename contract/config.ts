@@ -8,7 +8,18 @@ const positiveInt = z.coerce.number().int().positive();
 export const ConfigSchema = z.object({
   PORT: port.default(8080),
   HOST: z.string().min(1).default('127.0.0.1'),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  /** One node (`redis://`, `rediss://`) or a Redis Cluster's seed nodes (`redis+cluster://h:p,h:p`). */
+  REDIS_URL: z
+    .union([
+      z.url({ protocol: /^rediss?$/ }),
+      z
+        .string()
+        .regex(
+          /^rediss?\+cluster:\/\/([^@/]*@)?[^/?#@,]+:\d+(,[^/?#@,]+:\d+)*\/?0?$/,
+          'REDIS_URL: redis+cluster://[user:password@]host:port[,host:port…] for a cluster',
+        ),
+    ])
+    .default('redis://127.0.0.1:6379'),
   SANDGATE_ADMIN_TOKEN: z.string().min(24, 'SANDGATE_ADMIN_TOKEN must be at least 24 characters').optional(),
   SANDGATE_DATA_DIR: z.string().min(1).default('./data'),
   SANDGATE_PREFIX: z

@@ -3,7 +3,6 @@
 // an open alert nobody acknowledged on a schedule. Every delivery (and a final failure) is kept
 // on the alert and in the audit log.
 import { type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { NOTIFY_QUEUE } from '../contract/queues.ts';
 import type { Auditor } from '../guard/audit/auditor.ts';
@@ -11,6 +10,7 @@ import { deliver, type Sink, type SinkConfig } from '../guard/watch/deliveries.t
 import type { NotifyEvent } from '../guard/watch/watch.ts';
 import type { AlertStore } from '../state/alerts.ts';
 import { queuePrefix } from '../state/keys.ts';
+import type { RedisClient } from '../state/redis-client.ts';
 
 export interface NotifyJob {
   alertId: string;
@@ -21,7 +21,7 @@ export interface NotifyJob {
 export const RENOTIFY_JOB = 'renotify';
 
 export interface NotifyWorkerDeps {
-  connection: Redis;
+  connection: RedisClient;
   prefix: string;
   alerts: AlertStore;
   audit: Auditor;

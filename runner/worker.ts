@@ -4,7 +4,6 @@
 // business stays here: concurrency, stalled jobs, cancels reaching the run, pausing while an
 // engine is down, and the grace period at shutdown.
 import { DelayedError, type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import { resultError } from '../contract/errors.ts';
@@ -17,15 +16,16 @@ import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
 import type { EventStreamWriter } from '../state/event-streams.ts';
 import { queuePrefix, redisKeys } from '../state/keys.ts';
+import type { RedisClient } from '../state/redis-client.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
 
 export interface WorkerDeps {
   config: Config;
   /** For BullMQ (needs maxRetriesPerRequest: null); the worker duplicates it for blocking reads. */
-  connection: Redis;
+  connection: RedisClient;
   /** A connection this worker may put into subscriber mode. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   executions: ExecutionLifecycle;
   profiles: ProfileSet;
   engines: Partial<Record<EngineName, Engine>>;

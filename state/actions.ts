@@ -1,12 +1,13 @@
 // Action records and their approvals in Redis, shared by API and runners. Status changes are Lua
 // scripts (lua/action-*, lua/approval-*, lua/transition-2) that check the current state first.
-import type { Redis } from 'ioredis';
+
 import { type Action, type ActionStatus, type Approval, FINAL_ACTION_STATUSES } from '../contract/action.ts';
 import { resultError } from '../contract/errors.ts';
 import type { EventStreamWriter } from './event-streams.ts';
 import { execAll } from './exec-all.ts';
 import type { StartResult } from './executions.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
 
 export interface ActionMeta {
@@ -62,7 +63,7 @@ const EXPIRED = { error: resultError('approval_expired') };
 
 /** `streams`: every status change is also told to the action's event stream, its end with the record. */
 export function createActionStore(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   ttlSeconds: number,
   streams?: EventStreamWriter,

@@ -2,11 +2,12 @@
 // (settled work and reported model cost), for the console's "last hour" figures and its charts.
 // One hash per hour (`<minute>|<metric>` fields, at most 240), written with one MULTI per event
 // off the request path, kept 8 days; reading any window touches one key per hour of it.
-import type { Redis } from 'ioredis';
+
 import type { ActivityFigures } from '../contract/console.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export type Metric = 'runs' | 'toolCalls' | 'refused' | 'spend';
 export type Scope = 'agent' | 'task';
@@ -30,7 +31,7 @@ export interface ActivityStore {
 
 const empty = (startMs: number): ActivityBucket => ({ startMs, runs: 0, toolCalls: 0, refused: 0, spend: 0 });
 
-export function createActivityStore(redis: Redis, prefix: string): ActivityStore {
+export function createActivityStore(redis: RedisClient, prefix: string): ActivityStore {
   const keys = redisKeys(prefix);
   return {
     async add({ agentId, taskId, metric, amount, atMs = Date.now() }) {

@@ -1,11 +1,11 @@
 // Agents live in Redis so every API process sees a revocation on the very next request.
 
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { Agent, AgentLimits, type Grants } from '../contract/agent.ts';
 import type { WatchOverrides } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export interface AgentStore {
   create(input: {
@@ -23,7 +23,7 @@ export interface AgentStore {
   enable(id: string): Promise<Agent | undefined>;
 }
 
-export function createAgentStore(redis: Redis, prefix: string): AgentStore {
+export function createAgentStore(redis: RedisClient, prefix: string): AgentStore {
   const keys = redisKeys(prefix);
   const key = keys.agent.record;
   return {

@@ -1,10 +1,11 @@
 // Alert records in Redis: raised by lua/alert-raise (deduplicated per agent and detector while
 // open, its response applied in the same step), handled by a human through lua/alert-update,
 // listed newest first, with the deliveries made for each.
-import type { Redis } from 'ioredis';
+
 import type { Alert, AlertStatus, Detector, HoldReason, Response, Severity } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
 
 export interface NewAlert {
@@ -53,7 +54,7 @@ export interface AlertStore {
 
 const at = (ms: string | undefined) => (ms ? new Date(Number(ms)).toISOString() : '');
 
-export function createAlertStore(redis: Redis, prefix: string, ttlSeconds: number): AlertStore {
+export function createAlertStore(redis: RedisClient, prefix: string, ttlSeconds: number): AlertStore {
   const scripts = defineScripts(redis);
   const keys = redisKeys(prefix);
   const a = keys.alert;

@@ -3,10 +3,11 @@
 // evidence; this is a copy for reading, fed after each durable batch and kept for the record TTL.
 // Order: time, then record id; members of the sorted sets are "<ms, 15 digits>|<id>" so one
 // lexicographic range is both the order and an exact cursor.
-import type { Redis } from 'ioredis';
+
 import type { AuditRecord } from '../contract/audit.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export interface AuditQuery {
   taskId?: string | undefined;
@@ -29,7 +30,7 @@ export interface AuditIndex {
 const stamp = (ms: number) => String(ms).padStart(15, '0');
 const member = (r: AuditRecord) => `${stamp(Date.parse(r.time))}|${r.id}`;
 
-export function createAuditIndex(redis: Redis, prefix: string, ttlSeconds: number): AuditIndex {
+export function createAuditIndex(redis: RedisClient, prefix: string, ttlSeconds: number): AuditIndex {
   const keys = redisKeys(prefix);
   const recKey = keys.audit.record;
   const setKey = (q: Pick<AuditQuery, 'taskId' | 'agentId'>) =>

@@ -1,12 +1,12 @@
 // Tasks and their budgets, per-agent rate limits and daily spend, in Redis. Every admission is
 // one Lua script (lua/budget-*.lua): no read-then-write in Node.
 
-import type { Redis } from 'ioredis';
 import type { AgentLimits } from '../contract/agent.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
 import type { Budget, Task, TaskScope } from '../contract/task.ts';
 import { execAll } from './exec-all.ts';
 import { newWorkId, redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
 
 export type Admission =
@@ -60,7 +60,7 @@ export interface BudgetStore {
 
 const COUNTS = { run: ['runs', 'maxRuns'], tool: ['toolCalls', 'maxToolCalls'] } as const;
 
-export function createBudgetStore(redis: Redis, prefix: string, taskTtlSeconds: number): BudgetStore {
+export function createBudgetStore(redis: RedisClient, prefix: string, taskTtlSeconds: number): BudgetStore {
   const scripts = defineScripts(redis);
   const keys = redisKeys(prefix);
   const taskKey = keys.task.record;

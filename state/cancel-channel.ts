@@ -1,15 +1,16 @@
 // DELETE /v1/executions/:id reaches the runner that holds the run, wherever it is, over pub/sub.
-import type { Redis } from 'ioredis';
+
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 const cancelChannel = (prefix: string): string => redisKeys(prefix).execution.cancelChannel;
 
-export async function publishCancel(redis: Redis, prefix: string, id: string): Promise<void> {
+export async function publishCancel(redis: RedisClient, prefix: string, id: string): Promise<void> {
   await redis.publish(cancelChannel(prefix), id);
 }
 
 export async function subscribeCancels(
-  subscriber: Redis,
+  subscriber: RedisClient,
   prefix: string,
   onCancel: (id: string) => void,
 ): Promise<void> {

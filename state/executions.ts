@@ -1,10 +1,11 @@
 // Execution records in Redis, shared by API and runners. Every status change is one Lua script
 // that checks the current status first, so a cancel racing a finish, or a crashed runner's job
 // handed out again, can never move a record twice or run its code twice.
-import type { Redis } from 'ioredis';
+
 import { type Execution, type ExecutionStatus, FINAL_STATUSES, type RunError } from '../contract/execution.ts';
 import type { EventStreamWriter } from './event-streams.ts';
 import { isOfAgent, redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
 
 export interface ExecutionMeta {
@@ -61,7 +62,7 @@ const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
  * the record as GET returns it (the `final` event).
  */
 export function createExecutionStore(
-  redis: Redis,
+  redis: RedisClient,
   prefix: string,
   ttlSeconds: number,
   streams?: EventStreamWriter,

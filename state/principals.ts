@@ -2,9 +2,9 @@
 // SHA-256, so a copy of Redis reveals no credential.
 
 import { createHash, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { HumanRole } from '../contract/principal.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export type { HumanRole };
 
@@ -27,7 +27,7 @@ export interface PrincipalStore {
 
 const digest = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export function createPrincipalStore(redis: Redis, prefix: string): PrincipalStore {
+export function createPrincipalStore(redis: RedisClient, prefix: string): PrincipalStore {
   const keys = redisKeys(prefix);
   const tokenKey = (token: string) => keys.principalToken(digest(token));
   return {

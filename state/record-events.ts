@@ -1,7 +1,8 @@
 // Final-status notifications for `?wait=true`: the status change publishes in the same Lua
 // script that makes it, and one subscriber connection per process fans out to the waiters.
-import type { Redis } from 'ioredis';
+
 import type { ExecutionStatus } from '../contract/execution.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export interface RecordEvents<S extends string = ExecutionStatus> {
   /** Resolves with the final status, or undefined when `timeoutMs` passes first. */
@@ -12,7 +13,7 @@ export interface RecordEvents<S extends string = ExecutionStatus> {
 
 /** Works for any record kind whose transitions publish `<id> <status>` (executions, actions). */
 export async function createRecordEvents<S extends string = ExecutionStatus>(
-  subscriber: Redis,
+  subscriber: RedisClient,
   channel: string,
 ): Promise<RecordEvents<S>> {
   const waiters = new Map<string, Set<(s: S | undefined) => void>>();

@@ -3,8 +3,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Redis } from 'ioredis';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export interface RunnerRegistry {
   readonly id: string;
@@ -12,7 +12,7 @@ export interface RunnerRegistry {
   stop(): Promise<void>;
 }
 
-export async function registerRunner(redis: Redis, prefix: string, ttlMs = 30_000): Promise<RunnerRegistry> {
+export async function registerRunner(redis: RedisClient, prefix: string, ttlMs = 30_000): Promise<RunnerRegistry> {
   const id = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
   const key = redisKeys(prefix).runner;
   const beat = () => redis.set(key(id), String(Date.now()), 'PX', ttlMs);

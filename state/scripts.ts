@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis-client.ts';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 
@@ -170,7 +170,7 @@ export interface Scripts {
   ): Promise<[string, string?]>;
 }
 
-export function defineScripts(redis: Redis): Scripts {
+export function defineScripts(redis: RedisClient): Scripts {
   for (const name of NAMES) {
     const cmd = commandName(name);
     if (!(cmd in redis))

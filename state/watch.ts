@@ -1,10 +1,11 @@
 // The watch's state in Redis: the detectors' windows and baselines (lua/watch-*.lua, one call per
 // event, shared by every API process and runner) and the holds a response puts on an agent
 // (suspended) or a task (paused), which admission checks and queued work waits behind.
-import type { Redis } from 'ioredis';
+
 import type { Detector, HoldReason, WatchSettings } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
 import { isOfAgent, redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
 
 /** A detector that fired, with its figures (counts, baseline, the target). */
@@ -67,7 +68,7 @@ const parse = (raw: string[]): Trigger[] =>
 
 const NONE = 'none';
 
-export function createWatchStore(redis: Redis, prefix: string): WatchStore {
+export function createWatchStore(redis: RedisClient, prefix: string): WatchStore {
   const scripts = defineScripts(redis);
   const keys = redisKeys(prefix);
   const w = keys.watch;

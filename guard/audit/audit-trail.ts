@@ -5,9 +5,9 @@
 
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Redis } from 'ioredis';
 import type { AuditVerifyResult } from '../../contract/audit.ts';
 import { type AuditIndex, createAuditIndex } from '../../state/audit-index.ts';
+import type { RedisClient } from '../../state/redis-client.ts';
 import { loadAuditSigner } from './audit-signer.ts';
 import { verifyAuditDirs } from './audit-verify.ts';
 import { createAuditWriter } from './audit-writer.ts';
@@ -28,7 +28,7 @@ export interface AuditTrailOptions {
     liveSegments: number;
     liveMaxAgeMs: number;
   };
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   ttlSeconds: number;
   /** Failures that must not stop the service (index copy, witness), for the log. */

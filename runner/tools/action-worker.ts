@@ -4,7 +4,6 @@
 // arguments); a job whose runner died is failed, never retried. Delayed "expire" jobs end
 // approvals nobody decided on.
 import { DelayedError, type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { ActionJob } from '../../contract/action.ts';
 import type { Config } from '../../contract/config.ts';
@@ -13,6 +12,7 @@ import { ACTIONS_QUEUE } from '../../contract/queues.ts';
 import type { ActionLifecycle } from '../../guard/lifecycle/action-lifecycle.ts';
 import type { ToolSet } from '../../guard/tools/tool-registry.ts';
 import { queuePrefix } from '../../state/keys.ts';
+import type { RedisClient } from '../../state/redis-client.ts';
 import { HELD_RETRY_MS } from '../worker.ts';
 import type { Lookup } from './egress/safe-fetch.ts';
 import type { HandlerResult } from './handlers/handler.ts';
@@ -21,7 +21,7 @@ import { type HttpFetchArgs, runHttpFetch } from './handlers/http-fetch.ts';
 
 export interface ActionWorkerDeps {
   config: Config;
-  connection: Redis;
+  connection: RedisClient;
   toolCalls: ActionLifecycle;
   tools: ToolSet;
   /** Where handlers read the operator's credentials. */
