@@ -2,9 +2,10 @@
 // Redis Stream of its own (capped, expiring), and its event id names the stream and the entry.
 // A client whose stream broke resumes it with Last-Event-ID on any API process: that process
 // reads what it missed from here and follows the stream until the response has been sent.
-import type { Redis } from 'ioredis';
+
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export interface McpEvent {
   eventId: string;
@@ -27,7 +28,7 @@ export interface McpEventLog {
 export const MCP_EVENTS_MAX = 2000;
 const EVENT_ID = /^([A-Za-z0-9-]{1,64})_(\d{1,20}-\d{1,20})$/;
 
-export function createMcpEventLog(redis: Redis, prefix: string, ttlSeconds: number): McpEventLog {
+export function createMcpEventLog(redis: RedisClient, prefix: string, ttlSeconds: number): McpEventLog {
   const keys = redisKeys(prefix);
   return {
     async append(agentId, streamId, message) {
