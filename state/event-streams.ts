@@ -4,8 +4,8 @@
 // cursor (SSE `id:`, Last-Event-ID). Writing never waits on the work it describes and never
 // fails it: every write is pipelined, bounded by a deadline, and a failure is only reported.
 import { StringDecoder } from 'node:string_decoder';
-import type { Redis } from 'ioredis';
 import { execAll } from './exec-all.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export type StreamEventType = 'status' | 'chunk' | 'truncated' | 'final';
 
@@ -73,7 +73,7 @@ export function parseCursor(raw: string): string | undefined {
 }
 
 export function createEventStreamWriter(
-  redis: Redis,
+  redis: RedisClient,
   ttlSeconds: number,
   onError: (e: Error, key: string) => void = () => {},
 ): EventStreamWriter {
@@ -157,7 +157,7 @@ export function createEventStreamWriter(
   };
 }
 
-export function createEventStreamReader(redis: Redis): EventStreamReader {
+export function createEventStreamReader(redis: RedisClient): EventStreamReader {
   return {
     async range(key, afterId, count) {
       const raw = (await redis.xrange(key, `(${afterId}`, '+', 'COUNT', count)) as RawEntry[];

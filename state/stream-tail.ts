@@ -3,8 +3,9 @@
 // followers. A client never holds a Redis connection of its own, and nothing a client does
 // (reading slowly, going away) reaches the writers: back-pressure stays in Redis, bounded by
 // the streams' caps. A new key interrupts the block (CLIENT UNBLOCK) so it is read at once.
-import type { Redis } from 'ioredis';
+
 import { compareIds, type StreamEntry, toEntry } from './event-streams.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export type Follower = (entries: readonly StreamEntry[]) => void;
 
@@ -29,8 +30,8 @@ const RETRY_MS = 500;
  * connection, for the unblock.
  */
 export async function createStreamTail(
-  blocking: Redis,
-  control: Redis,
+  blocking: RedisClient,
+  control: RedisClient,
   onError: (e: Error) => void = () => {},
 ): Promise<StreamTail> {
   const keys = new Map<string, { cursor: string; followers: Set<Follower> }>();
