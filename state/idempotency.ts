@@ -2,8 +2,9 @@
 // before admission, then bound to the id of what was admitted, so a retry of the same request
 // gets the same record instead of a second run or a second email. One key per agent, kind and
 // Idempotency-Key, single-key commands only (one slot on a cluster).
-import type { Redis } from 'ioredis';
+
 import { redisKeys } from './keys.ts';
+import type { RedisClient } from './redis-client.ts';
 
 export type Claim = { state: 'new' } | { state: 'done'; id: string } | { state: 'pending' } | { state: 'mismatch' };
 
@@ -21,7 +22,7 @@ export const PENDING_TTL_S = 60;
 /** How long a key is remembered once bound (a day, as the IETF draft suggests). */
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
 
-export function createIdempotencyStore(redis: Redis, prefix: string): IdempotencyStore {
+export function createIdempotencyStore(redis: RedisClient, prefix: string): IdempotencyStore {
   const keys = redisKeys(prefix);
   return {
     async claim(agentId, kind, keyDigest, bodyHash) {
