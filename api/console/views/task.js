@@ -13,6 +13,7 @@ import {
   link,
   meter,
   money,
+  ms,
   pre,
   renderIfChanged,
   statusBadge,
@@ -111,7 +112,7 @@ function describe(r, people) {
         [
           el('p', {
             'data-testid': 'usage',
-            text: `exit ${d.exitCode ?? '–'}${u ? ` · cpu ${u.cpuMs} ms · wall ${u.wallMs} ms · memory ${Math.round((u.memoryBytes ?? 0) / 1048576)} MiB` : ''} · cost ${money(u?.cost)}${u?.measured === false ? ' (worst case: not measured)' : ''}`,
+            text: `exit ${d.exitCode ?? '–'}${u ? ` · cpu ${ms(u.cpuMs)} · wall ${ms(u.wallMs)} · memory ${Math.round((u.memoryBytes ?? 0) / 1048576)} MiB` : ''} · cost ${money(u?.cost)}${u?.measured === false ? ' (worst case: not measured)' : ''}`,
           }),
           d.error ? el('p', { className: 'bad-text', text: `${d.error.code}: ${d.error.message}` }) : null,
           capped(d.stdout, 'output', 'Stdout'),
