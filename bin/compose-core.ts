@@ -39,6 +39,10 @@ import { connect, type LocalEngines, throttledErrorLog } from './compose-parts.t
 import { registerAlertMetrics, sinkConfig } from './compose-watch.ts';
 import { createStageMetrics } from './stage-metrics.ts';
 
+/** Completed jobs kept per queue: an hour, at most 1000; failed ones a day, at most 5000. */
+export const FINISHED_JOBS_KEPT = { age: 3600, count: 1000 } as const;
+export const FAILED_JOBS_KEPT = { age: 24 * 3600, count: 5000 } as const;
+
 export interface Core {
   config: Config;
   log: Logger;
@@ -125,8 +129,14 @@ export async function composeCore(
   });
   const policy = await createPolicyDecisionPoint({ policyDir: config.SANDGATE_POLICIES_DIR });
 
+  // Finished jobs stay bounded (BullMQ keeps them all by default); the records in Redis and the
+  // audit log are what lasts, the job is only how the work travelled.
   const queue = (name: string) => {
-    const q = new Queue(name, { connection: redis, prefix: queuePrefix(prefix, name) });
+    const q = new Queue(name, {
+      connection: redis,
+      prefix: queuePrefix(prefix, name),
+      defaultJobOptions: { removeOnComplete: FINISHED_JOBS_KEPT, removeOnFail: FAILED_JOBS_KEPT },
+    });
     q.on('error', throttledErrorLog(log, `queue:${name}`));
     return q;
   };

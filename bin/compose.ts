@@ -4,13 +4,14 @@
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { ReadinessChecks } from '../api/routes/service.ts';
 import type { Config } from '../contract/config.ts';
 import type { PolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import type { DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
 import type { RunnerHandle } from '../runner/worker.ts';
-import { composeApiSide } from './compose-api.ts';
+import { composeApiSide, readinessChecks } from './compose-api.ts';
 import { composeCore } from './compose-core.ts';
 import { composeRunnerSide } from './compose-runner.ts';
 import { type Closer, SHUTDOWN_MARGIN_MS, shutdownClock } from './shutdown.ts';
@@ -24,6 +25,8 @@ export interface Sandgate {
   policy: PolicyDecisionPoint;
   engines: { isolate?: Engine; docker?: DockerEngine };
   registry: Registry;
+  /** What /readyz checks: Redis, and each engine (this process's own, or a runner taking its jobs). */
+  readiness: ReadinessChecks;
   adminToken: string;
   /** Graceful: stop taking requests and jobs, let in-flight runs finish (or cancel them), disconnect. */
   close(): Promise<void>;
@@ -62,6 +65,7 @@ export async function composeSandgate({
     policy: core.policy,
     engines: core.local.engines,
     registry,
+    readiness: readinessChecks(core),
     adminToken: apiSide?.adminToken ?? '',
     async close() {
       const { left, step, closer } = shutdownClock(config.SANDGATE_SHUTDOWN_GRACE_MS, log);

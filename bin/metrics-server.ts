@@ -1,4 +1,5 @@
-// /metrics of a runner-only process, under the API's connection deadlines. Its port may be taken
+// /metrics of a runner-only process, under the API's connection deadlines, with /healthz and
+// /readyz (Redis and this runner's engines, as the API's /readyz) for orchestrator probes. Its port may be taken
 // (a second runner on the host, another exporter): then it takes the next free one of a few and
 // says so in one line, so every runner on a host stays observable at a port the log names; when
 // none is free it runs without /metrics. Either way the runner keeps running work.
@@ -7,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { applyHttpLimits, clientErrorHandler, httpServerOptions } from '../api/http-limits.ts';
+import { checkReadiness, type ReadinessChecks } from '../api/routes/service.ts';
 import type { Config } from '../contract/config.ts';
 import { errorBody } from '../contract/errors.ts';
 
@@ -19,12 +21,28 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-export async function startRunnerMetrics(registry: Registry, config: Config, logger: Logger): Promise<MetricsServer> {
+const json = (res: import('node:http').ServerResponse, status: number, body: unknown): void => {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+};
+
+export async function startRunnerMetrics(
+  registry: Registry,
+  config: Config,
+  logger: Logger,
+  readiness: ReadinessChecks = {},
+): Promise<MetricsServer> {
   const server = createServer(httpServerOptions(config), (req, res) => {
-    if (req.url !== '/metrics' || req.method !== 'GET') {
-      res
-        .writeHead(404, { 'content-type': 'application/json' })
-        .end(JSON.stringify(errorBody('route_not_found', 'only GET /metrics is served here')));
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method === 'GET' && path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/readyz') {
+      checkReadiness(readiness).then(
+        ({ ok, body }) => json(res, ok ? 200 : 503, body),
+        (e: Error) => json(res, 503, errorBody('dependency_unavailable', e.message)),
+      );
+      return;
+    }
+    if (path !== '/metrics' || req.method !== 'GET') {
+      json(res, 404, errorBody('route_not_found', 'only GET /metrics, /healthz and /readyz are served here'));
       return;
     }
     registry.metrics().then(

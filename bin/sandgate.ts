@@ -56,7 +56,7 @@ if (sandgate.app) {
   if (!config.SANDGATE_ADMIN_TOKEN) logger.info(`admin token: ${config.SANDGATE_DATA_DIR}/admin-token`);
 } else if (config.SANDGATE_RUNNER_METRICS_PORT) {
   // A runner-only process still exposes its run metrics.
-  metricsServer = await startRunnerMetrics(sandgate.registry, config, logger);
+  metricsServer = await startRunnerMetrics(sandgate.registry, config, logger, sandgate.readiness);
 }
 logger.info({ mode, ...(metricsServer && { metricsPort: metricsServer.port }) }, 'sandgate started');
 

@@ -28,6 +28,24 @@ const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
     new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref()),
   ]);
 
+/** Runs every check (each bounded): what /readyz answers, on the API and on a runner's metrics port. */
+export async function checkReadiness(
+  readiness: ReadinessChecks,
+): Promise<{ ok: boolean; body: { status: 'ok' | 'unavailable'; checks: Record<string, string> } }> {
+  const entries = await Promise.all(
+    Object.entries(readiness).map(async ([name, check]) => {
+      try {
+        await withTimeout(check(), 2000);
+        return [name, 'ok'] as const;
+      } catch (e) {
+        return [name, (e as Error).message || 'failed'] as const;
+      }
+    }),
+  );
+  const ok = entries.every(([, v]) => v === 'ok');
+  return { ok, body: { status: ok ? 'ok' : 'unavailable', checks: Object.fromEntries(entries) } };
+}
+
 export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app, deps) => {
   app.get(
     '/healthz',
@@ -51,19 +69,8 @@ export const serviceRoutes: FastifyPluginAsyncZod<ServiceRouteDeps> = async (app
       },
     },
     async (_request, reply) => {
-      const entries = await Promise.all(
-        Object.entries(deps.readiness).map(async ([name, check]) => {
-          try {
-            await withTimeout(check(), 2000);
-            return [name, 'ok'] as const;
-          } catch (e) {
-            return [name, (e as Error).message || 'failed'] as const;
-          }
-        }),
-      );
-      const checks = Object.fromEntries(entries);
-      const ok = entries.every(([, v]) => v === 'ok');
-      return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'unavailable', checks });
+      const { ok, body } = await checkReadiness(deps.readiness);
+      return reply.code(ok ? 200 : 503).send(body);
     },
   );
 
