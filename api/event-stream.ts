@@ -110,13 +110,21 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
     };
     const deliver = (entries: readonly StreamEntry[]) => {
       if (ended) return;
+      // One write per batch: one packet (no Nagle delay) for what one read brought.
+      let out = '';
+      let final = false;
       for (const e of entries) {
         if (compareIds(e.id, last) <= 0) continue;
         sawAny = true;
         last = e.id;
-        res.write(frame(e));
-        if (e.event === 'final') return end();
+        out += frame(e);
+        if (e.event === 'final') {
+          final = true;
+          break;
+        }
       }
+      if (out) res.write(out);
+      if (final) return end();
       // A client that cannot keep up is let go; it reconnects with Last-Event-ID.
       if (res.writableLength > capBytes) {
         res.destroy();

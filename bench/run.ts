@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   budget: () => import('./budget.ts'),
   audit: () => import('./audit.ts'),
   watch: () => import('./watch.ts'),
+  stream: () => import('./stream.ts'),
 };
 
 const name = process.argv[2];
