@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   audit: () => import('./audit.ts'),
   watch: () => import('./watch.ts'),
   stream: () => import('./stream.ts'),
+  ops: () => import('./ops.ts'),
 };
 
 const name = process.argv[2];
