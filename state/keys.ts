@@ -32,6 +32,13 @@ export const tagOfId = (id: string): string | undefined => WORK_ID.exec(id)?.[1]
 /** True when the id is work of this agent by its tag (a task id named with an agent, say). */
 export const isOfAgent = (id: string, agentId: string): boolean => tagOfId(id) === agentTag(agentId);
 
+/** The part of a key Redis Cluster hashes to find its slot: the first non-empty `{…}`, else all of it. */
+export function hashedPart(key: string): string {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
 /** BullMQ's prefix for one queue: its own hash tag, so its multi-key scripts work on a cluster. */
 export const queuePrefix = (prefix: string, queue: string): string => `{${prefix}:${queue}}`;
 

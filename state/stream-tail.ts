@@ -3,8 +3,12 @@
 // followers. A client never holds a Redis connection of its own, and nothing a client does
 // (reading slowly, going away) reaches the writers: back-pressure stays in Redis, bounded by
 // the streams' caps. A new key interrupts the block (CLIENT UNBLOCK) so it is read at once.
+// On a Redis Cluster one XREAD may name keys of one slot only, and a blocked read would hold the
+// connection to its node: there the tail reads each slot's keys without blocking, all at once,
+// and waits POLL_MS between rounds that found nothing (a new key ends the wait).
 
 import { compareIds, type StreamEntry, toEntry } from './event-streams.ts';
+import { hashedPart } from './keys.ts';
 import type { RedisClient } from './redis-client.ts';
 
 export type Follower = (entries: readonly StreamEntry[]) => void;
@@ -24,6 +28,9 @@ export interface StreamTail {
 const BLOCK_MS = 2000;
 const COUNT = 500;
 const RETRY_MS = 500;
+const POLL_MS = 100;
+
+type Answer = Array<[string, Array<[string, string[]]>]>;
 
 /**
  * `blocking`: a connection of its own (it spends its time in XREAD BLOCK); `control`: any other
@@ -36,7 +43,8 @@ export async function createStreamTail(
 ): Promise<StreamTail> {
   const keys = new Map<string, { cursor: string; followers: Set<Follower> }>();
   let closed = false;
-  let blockedId: string | undefined = String(await blocking.client('ID'));
+  const clustered = blocking.isCluster;
+  let blockedId: string | undefined = clustered ? undefined : String(await blocking.client('ID'));
   let reading = false;
   let wake: (() => void) | undefined;
   let unblockQueued = false;
@@ -56,6 +64,43 @@ export async function createStreamTail(
     });
   };
 
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        if (wake === done) wake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      wake = done;
+    });
+
+  const read = async (names: string[], cursors: string[]): Promise<Answer> => {
+    if (!clustered)
+      return ((await blocking.xread('COUNT', COUNT, 'BLOCK', BLOCK_MS, 'STREAMS', ...names, ...cursors)) ??
+        []) as Answer;
+    const slots = new Map<string, number[]>();
+    for (const [i, name] of names.entries()) {
+      const part = hashedPart(name);
+      slots.set(part, [...(slots.get(part) ?? []), i]);
+    }
+    const answers = await Promise.all(
+      [...slots.values()].map(
+        async (of) =>
+          ((await blocking.xread(
+            'COUNT',
+            COUNT,
+            'STREAMS',
+            ...of.map((i) => names[i]!),
+            ...of.map((i) => cursors[i]!),
+          )) ?? []) as Answer,
+      ),
+    );
+    const found = answers.flat();
+    if (found.length === 0) await pause(POLL_MS);
+    return found;
+  };
+
   const loop = async () => {
     while (!closed) {
       if (keys.size === 0) {
@@ -66,29 +111,21 @@ export async function createStreamTail(
       }
       const names = [...keys.keys()];
       const cursors = names.map((k) => keys.get(k)!.cursor);
-      let answer: Array<[string, Array<[string, string[]]>]> | null;
+      let answer: Answer;
       try {
         reading = true;
-        answer = (await blocking.xread(
-          'COUNT',
-          COUNT,
-          'BLOCK',
-          BLOCK_MS,
-          'STREAMS',
-          ...names,
-          ...cursors,
-        )) as typeof answer;
+        answer = await read(names, cursors);
       } catch (e) {
         if (closed) break;
         onError(e as Error);
         await new Promise((r) => setTimeout(r, RETRY_MS));
         // A reconnect gives the connection a new id.
-        blockedId = await blocking.client('ID').then(String, () => blockedId);
+        if (!clustered) blockedId = await blocking.client('ID').then(String, () => blockedId);
         continue;
       } finally {
         reading = false;
       }
-      for (const [key, raw] of answer ?? []) {
+      for (const [key, raw] of answer) {
         const state = keys.get(key);
         if (!state || raw.length === 0) continue;
         const entries = raw.map(toEntry);

@@ -1,8 +1,10 @@
 // Sandgate on a real Redis Cluster (three masters on loopback): admission end to end, the budget
 // and revocation races across two API processes, an irreversible tool approved by a human, the
-// audit index, alerts, a runner in another process, and agents spread over the masters. Any key
-// of one script or transaction in another slot would fail here (CROSSSLOT), not pass quietly.
+// audit index, alerts, a run's event stream, a runner in another process, and agents spread over
+// the masters. Any key of one script or transaction in another slot would fail here (CROSSSLOT),
+// not pass quietly.
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -15,6 +17,7 @@ import { serviceClient } from '../helpers/http-client.ts';
 import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { startRedisCluster, type TestCluster } from '../helpers/redis-cluster.ts';
 import { eventually, startSandgate, type TestSandgate, testEnv } from '../helpers/sandgate.ts';
+import { chunksOf, readSse } from '../helpers/sse-client.ts';
 
 let cluster: TestCluster;
 let gateway: FakeEndpoint;
@@ -256,6 +259,47 @@ describe('Sandgate on a Redis Cluster', { timeout: 60_000 }, () => {
     const resolved = await inject(operator, 'POST', `/v1/alerts/${alertId}`, { status: 'resolved', reason: 'ok' });
     expect(resolved.json()).toMatchObject({ status: 'resolved' });
     expect(await open()).not.toContain(alertId);
+  });
+
+  it('streams runs of agents in different slots live over SSE, resumed on the other API process', async () => {
+    const urlOf = async (app: Sandgate['app']) => {
+      if (!app!.server.listening) await app!.listen({ port: 0, host: '127.0.0.1' });
+      return `http://127.0.0.1:${(app!.server.address() as AddressInfo).port}`;
+    };
+    const [one, other] = [await urlOf(sg.app), await urlOf(second.app)];
+    const code =
+      'for (let i = 0; i < 8; i++) { const t = Date.now(); while (Date.now() - t < 150) {} console.log(`line ${i}`) } "end"';
+    // Three agents (three slots): one process follows all three streams at once.
+    const agents = await Promise.all([0, 1, 2].map(() => sg.agent({ profiles: ['js'] })));
+    const paths = await Promise.all(
+      agents.map(
+        async (a) =>
+          `/v1/executions/${(await inject(a.auth, 'POST', '/v1/executions', { profile: 'js', code })).json().id}/stream`,
+      ),
+    );
+    const streams = await Promise.all(
+      agents.map(async (a, n) => {
+        // Cut off after the second chunk while the run still prints; the rest from the other process.
+        const first = await readSse(`${one}${paths[n]}`, {
+          headers: a.auth,
+          stopAfter: (_e, all) => chunksOf(all).length >= 2,
+        });
+        expect(first.ended).toBe(false);
+        const rest = await readSse(`${other}${paths[n]}`, {
+          headers: { ...a.auth, 'last-event-id': first.events.at(-1)!.id! },
+        });
+        expect(rest.ended).toBe(true);
+        return [...first.events, ...rest.events];
+      }),
+    );
+    for (const all of streams) {
+      const chunks = chunksOf(all);
+      expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
+      const final = JSON.parse(all.at(-1)!.data);
+      expect(final).toMatchObject({ status: 'succeeded', result: 'end' });
+      expect(chunks.map((c) => c.data).join('')).toBe(final.stdout);
+      expect(final.stdout).toContain('line 7');
+    }
   });
 
   it('answers ids that name nothing with 404, malformed ones with 400, as on one node', async () => {
