@@ -239,11 +239,13 @@ describe('tools over MCP', () => {
     ).toBe('oops\n');
     // Live, not at the end: each line came on its own (the run sleeps between them), before the answer.
     const chunks = logs.filter((l) => l.logger === 'stdout').map((l) => String(l.data));
-    expect(chunks.length).toBeGreaterThanOrEqual(3);
-    expect(chunks[0]).toContain('line 0');
-    expect(chunks[0]).not.toContain('line 1');
+    // Some first chunks hold line 0 and not yet line 1: sent while the run slept, before line 1
+    // existed (a trailing newline may wait for the next chunk: it could start the supervisor's trailer).
+    const prefixes = chunks.map((_, k) => chunks.slice(0, k + 1).join(''));
+    expect(prefixes.some((p) => p.includes('line 0') && !p.includes('line 1'))).toBe(true);
+    expect(prefixes.some((p) => p.includes('line 1') && !p.includes('line 2'))).toBe(true);
     expect(logs.every((l) => l.at <= answeredAt)).toBe(true);
-    expect(progress.some((m) => m.startsWith('stdout: line 0'))).toBe(true);
+    expect(progress.some((m) => m.startsWith('stdout: line'))).toBe(true);
   }, 30_000);
 
   it('refusals are tool errors with Sandgate code and message, and are audited like REST refusals', async () => {
