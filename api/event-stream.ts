@@ -72,6 +72,9 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
   const openStreams = new Set<() => void>();
 
   async function serve(request: FastifyRequest, reply: FastifyReply, o: ServeOptions): Promise<void> {
+    // A client that has the final event already: 204, which also tells an EventSource to stop.
+    const newest = await opts.reader.last(o.key);
+    if (newest?.event === 'final' && compareIds(o.after, newest.id) >= 0) return void reply.code(204).send();
     reply.hijack();
     const res: ServerResponse = reply.raw;
     const socket = request.raw.socket;

@@ -49,6 +49,8 @@ export interface EventStreamWriter {
 export interface EventStreamReader {
   /** Up to `count` entries after `afterId` (exclusive), oldest first. */
   range(key: string, afterId: string, count: number): Promise<StreamEntry[]>;
+  /** The newest entry, if any. */
+  last(key: string): Promise<StreamEntry | undefined>;
 }
 
 type RawEntry = [id: string, fields: string[]];
@@ -162,6 +164,10 @@ export function createEventStreamReader(redis: RedisClient): EventStreamReader {
     async range(key, afterId, count) {
       const raw = (await redis.xrange(key, `(${afterId}`, '+', 'COUNT', count)) as RawEntry[];
       return raw.map(toEntry);
+    },
+    async last(key) {
+      const raw = (await redis.xrevrange(key, '+', '-', 'COUNT', 1)) as RawEntry[];
+      return raw[0] && toEntry(raw[0]);
     },
   };
 }

@@ -121,6 +121,29 @@ describe('execution event stream', { timeout: 60_000 }, () => {
     expect(chunksOf(again.events).map((c) => c.seq)).toEqual(chunksOf(rest.events).map((c) => c.seq));
     const fromStart = await readSse(`${url}?after=0`, { headers: auth });
     expect(stdoutOf(fromStart.events)).toBe(final.stdout);
+    // After the final event there is nothing more: 204, which stops a browser's EventSource.
+    const after = await fetch(url, { headers: { ...auth, 'last-event-id': all.at(-1)!.id! } });
+    expect(after.status).toBe(204);
+  });
+
+  it('ends with the cancelled record when the run is cancelled while it prints', async () => {
+    const id = await submit({ profile: 'python', code: ticker(100, 50) });
+    const url = `${base}/v1/executions/${id}/stream`;
+    const following = readSse(url, { headers: auth });
+    // Cancel once output has been seen (a second reader, cut at its first chunk).
+    const seen = await readSse(url, { headers: auth, stopAfter: (e) => e.event === 'chunk', timeoutMs: 10_000 });
+    expect(chunksOf(seen.events)).toHaveLength(1);
+    const del = await fetch(`${base}/v1/executions/${id}`, { method: 'DELETE', headers: auth });
+    expect(del.status).toBe(200);
+    const answer = await following;
+    const statuses = answer.events.filter((e) => e.event === 'status').map((e) => JSON.parse(e.data).status);
+    expect(statuses).toEqual(['queued', 'running', 'cancelled']);
+    const final = JSON.parse(answer.events.at(-1)!.data);
+    expect(answer.events.at(-1)!.event).toBe('final');
+    expect(final).toMatchObject({ id, status: 'cancelled', error: { code: 'cancelled' } });
+    // The runner's measurement is in it, and the chunks are what the record kept.
+    expect(final.usage.wallMs).toBeGreaterThan(0);
+    expect(stdoutOf(answer.events)).toBe(final.stdout);
   });
 
   it("streams the isolate's console output and says when it was cut", async () => {
