@@ -49,11 +49,15 @@ async function measureService(): Promise<Figures & { plain: number[] }> {
     let n = 0;
     const post = () => postAndWait(svc, auth, JSON.stringify({ profile: 'js', code: `${CODE} // ${++n}` }));
     for (let i = 0; i < 50; i++) await post();
-    const before = await stageSnapshot(svc.base);
+    const before = await stageSnapshot(svc.metricsBases);
     const lat = await latencies(LATENCY_RUNS, async () => {
       if (!(await post())) throw new Error('a run did not succeed');
     });
-    printStageTable(before, await stageSnapshot(svc.base), `where the time goes, ${LATENCY_RUNS} sequential runs:`);
+    printStageTable(
+      before,
+      await stageSnapshot(svc.metricsBases),
+      `where the time goes, ${LATENCY_RUNS} sequential runs:`,
+    );
     // The same runs from a plain client (Node's fetch, one connection kept alive): if the two
     // disagree, the benchmark's client is measuring itself.
     const plain = await latencies(Math.min(LATENCY_RUNS, 200), async () => {

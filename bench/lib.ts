@@ -13,6 +13,8 @@ export const fmt = (n: number, digits = 2): string => n.toFixed(digits);
 
 export interface BenchService {
   base: string;
+  /** Where the service's /metrics are: the API's, and the runner's when it runs apart. */
+  metricsBases: string[];
   prefix: string;
   pool: Pool;
   /** Auth header of an agent granted `profiles`. */
@@ -34,7 +36,10 @@ async function ready(base: string, child: Child): Promise<void> {
   throw new Error(`the service did not become ready:\n${child.output()}`);
 }
 
-/** Starts `npm start` (mode all) in its own process, so client and server do not share a thread. */
+/**
+ * Starts `npm start` (mode all) in its own process, so client and server do not share a thread;
+ * with BENCH_SPLIT=1, an API process and a runner process instead (a deployment's shape).
+ */
 export async function startService(
   env: Record<string, string> = {},
   logLevel = 'info',
@@ -42,21 +47,27 @@ export async function startService(
   const port = await freePort();
   const prefix = `sgbench-${randomBytes(4).toString('hex')}`;
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
-  const child = spawnSandgate(
-    'all',
-    {
-      REDIS_URL,
-      PORT: String(port),
-      SANDGATE_PREFIX: prefix,
-      SANDGATE_ADMIN_TOKEN: adminToken,
-      SANDGATE_DATA_DIR: `/tmp/${prefix}`,
-      ...env,
-    },
-    // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service while it is measured.
-    { logLevel, ...(process.env.BENCH_NODE_ARGS && { nodeArgs: process.env.BENCH_NODE_ARGS.split(' ') }) },
-  );
+  const split = process.env.BENCH_SPLIT === '1';
+  const runnerMetricsPort = await freePort();
+  const childEnv = {
+    REDIS_URL,
+    PORT: String(port),
+    SANDGATE_PREFIX: prefix,
+    SANDGATE_ADMIN_TOKEN: adminToken,
+    SANDGATE_DATA_DIR: `/tmp/${prefix}`,
+    SANDGATE_RUNNER_METRICS_PORT: String(runnerMetricsPort),
+    ...env,
+  };
+  // BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the service while it is measured.
+  const spawnOpts = {
+    logLevel,
+    ...(process.env.BENCH_NODE_ARGS && { nodeArgs: process.env.BENCH_NODE_ARGS.split(' ') }),
+  };
+  const child = spawnSandgate(split ? 'api' : 'all', childEnv, spawnOpts);
+  const runner = split ? spawnSandgate('runner', childEnv, spawnOpts) : undefined;
   const base = `http://127.0.0.1:${port}`;
   await ready(base, child);
+  const metricsBases = [base, ...(runner ? [`http://127.0.0.1:${runnerMetricsPort}`] : [])];
   const pool = new Pool(base, { connections: 64, pipelining: 1 });
   const call = async (method: 'POST', path: string, body: unknown, auth: string) => {
     const res = await pool.request({
@@ -74,6 +85,7 @@ export async function startService(
     prefix,
     pool,
     child,
+    metricsBases,
     async agentAuth(profiles) {
       const admin = `Bearer ${adminToken}`;
       const agent = await call(
@@ -87,8 +99,8 @@ export async function startService(
     },
     async stop() {
       await pool.close();
-      child.proc.kill('SIGTERM');
-      await child.exited;
+      for (const c of [child, runner]) c?.proc.kill('SIGTERM');
+      await Promise.all([child.exited, runner?.exited]);
       await dropPrefix(prefix);
     },
   };

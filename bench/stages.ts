@@ -6,8 +6,12 @@ import { fmt } from './lib.ts';
 
 type Snapshot = Map<string, { buckets: Array<[number, number]>; sum: number; count: number }>;
 
-export async function stageSnapshot(base: string): Promise<Snapshot> {
-  const text = await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+/** The stage histograms of every process of the service (API and runner side add up). */
+export async function stageSnapshot(bases: readonly string[]): Promise<Snapshot> {
+  const texts = await Promise.all(
+    bases.map(async (base) => (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text()),
+  );
+  const text = texts.join('\n');
   const out: Snapshot = new Map();
   const entry = (stage: string) => {
     const e = out.get(stage) ?? { buckets: [], sum: 0, count: 0 };
@@ -20,11 +24,16 @@ export async function stageSnapshot(base: string): Promise<Snapshot> {
     const stage = /stage="([^"]+)"/.exec(m[2]!)?.[1];
     if (!stage) continue;
     const value = Number(m[3]);
-    if (m[1] === 'sum') entry(stage).sum = value;
-    else if (m[1] === 'count') entry(stage).count = value;
+    // Processes add up: each exports every stage (most at 0 on the side that does not run it).
+    if (m[1] === 'sum') entry(stage).sum += value;
+    else if (m[1] === 'count') entry(stage).count += value;
     else {
-      const le = /le="([^"]+)"/.exec(m[2]!)?.[1];
-      entry(stage).buckets.push([le === '+Inf' ? Number.POSITIVE_INFINITY : Number(le), value]);
+      const raw = /le="([^"]+)"/.exec(m[2]!)?.[1];
+      const le = raw === '+Inf' ? Number.POSITIVE_INFINITY : Number(raw);
+      const buckets = entry(stage).buckets;
+      const same = buckets.find(([l]) => l === le);
+      if (same) same[1] += value;
+      else buckets.push([le, value]);
     }
   }
   return out;
