@@ -1,20 +1,21 @@
-# The Sandgate service: API and runner in one process (`npm start`). For Docker profiles, mount
-# the socket of an engine that holds the sandbox images (scripts/build-images builds them):
-#   docker run -v /var/run/docker.sock:/var/run/docker.sock -p 8080:8080 sandgate
-# Builds FROM the same Debian base the setup seeds locally when no registry answers.
+# The Sandgate service image (API and runner: `node bin/sandgate.ts all|api|runner`), built by
+# scripts/build-service-image without any registry: FROM the Debian base the sandbox images use
+# (scripts/build-images pulls it or, where no registry answers, debootstraps it), with the build
+# machine's Node 24 binary and the production node_modules staged into the build context.
+#   scripts/build-service-image && docker-compose -f deploy/compose.yaml up
 FROM debian:bookworm-slim
-# Debian's nodejs/npm only bootstrap: Node 24 comes as a binary in the `node` registry package.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates nodejs npm \
- && npm install -g --prefix /usr/local node@24 \
- && rm -rf /var/lib/apt/lists/*
+COPY node /usr/local/bin/node
+# A service user, never root; the data and archive directories are its own so that named volumes
+# mounted there start owned by it.
+RUN groupadd --system --gid 10000 sandgate \
+ && useradd --system --uid 10000 --gid 10000 --home-dir /app --shell /usr/sbin/nologin sandgate \
+ && mkdir -p /app/data /var/lib/sandgate/audit-archive \
+ && chown -R sandgate:sandgate /app/data /var/lib/sandgate \
+ && node --version
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund \
- && apt-get purge -y npm nodejs && apt-get autoremove -y && rm -rf /root/.npm
-COPY . .
-RUN useradd --system --uid 10000 --home /app sandgate && mkdir -p /app/data && chown sandgate /app/data
-ENV NODE_ENV=production HOST=0.0.0.0 SANDGATE_DATA_DIR=/app/data
-USER sandgate
-EXPOSE 8080
+COPY app/ /app/
+ENV NODE_ENV=production HOST=0.0.0.0 SANDGATE_DATA_DIR=/app/data \
+    SANDGATE_AUDIT_ARCHIVE_DIR=/var/lib/sandgate/audit-archive
+USER 10000:10000
+EXPOSE 8080 9464
 CMD ["node", "bin/sandgate.ts", "all"]
