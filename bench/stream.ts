@@ -5,6 +5,7 @@
 // following those, then with READERS clients following them (READERS / 4 each). Readers run in
 // this process: on a 2-core machine they compete with the service for the same cores, so the
 // cost printed is an upper bound.
+import { readFile } from 'node:fs/promises';
 import { Pool } from 'undici';
 import { profilesDir } from '../test/helpers/sandgate.ts';
 import { fmt, percentile, postAndWait, startService, sustained } from './lib.ts';
@@ -14,6 +15,8 @@ const DOCKER_RUNS = Number(process.env.BENCH_DOCKER_RUNS ?? 15);
 const THROUGHPUT_MS = Number(process.env.BENCH_THROUGHPUT_MS ?? 8000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const READERS = Number(process.env.BENCH_READERS ?? 200);
+/** Phases alternate (none, readers, none, readers…): the machine's other load drifts. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 
 /** Five lines, 20 ms apart (the isolate has no timers: a busy wait). */
 const ISOLATE_CODE =
@@ -26,6 +29,13 @@ const THROUGHPUT_CODE = 'for (let i = 0; i < 10; i++) console.log("line " + i); 
 const BACKGROUND = 4;
 const tickerCode = (ms: number) =>
   `import time\nfor i in range(${Math.ceil(ms / 100)}):\n    print(f"tick {i}")\n    time.sleep(0.1)\n`;
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux clock ticks, 100 per s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 interface Sse {
   /** Resolves when `final` arrived; calls `onData` with each piece of text as it arrives. */
@@ -92,7 +102,7 @@ async function lineLatencies(
 
 export async function main(): Promise<void> {
   console.log(
-    `stream benchmark: ${ISOLATE_RUNS} isolate runs x 5 lines, ${DOCKER_RUNS} python runs x 10 lines, then ${THROUGHPUT_MS / 1000} s of runs at concurrency ${CONCURRENCY} with 0 and ~${READERS} stream readers`,
+    `stream benchmark: ${ISOLATE_RUNS} isolate runs x 5 lines, ${DOCKER_RUNS} python runs x 10 lines, then ${ROUNDS} x (${THROUGHPUT_MS / 1000} s of runs at concurrency ${CONCURRENCY} with 0, then ${READERS} stream readers)`,
   );
   const profiles = await profilesDir(['js', 'python']);
   const svc = await startService(
@@ -132,14 +142,33 @@ export async function main(): Promise<void> {
         }),
       );
       await new Promise((r) => setTimeout(r, 500)); // the background runs have started
+      const serviceBefore = await cpuSeconds(svc.child.proc.pid!);
+      const clientBefore = process.cpuUsage();
       const rate = await sustained(THROUGHPUT_MS, CONCURRENCY, () => postAndWait(svc, auth, body));
+      const serviceCpu = (await cpuSeconds(svc.child.proc.pid!)) - serviceBefore;
+      const client = process.cpuUsage(clientBefore);
+      const clientCpu = (client.user + client.system) / 1e6;
       await Promise.all(following);
       // Until the background runs have ended, so the next phase starts alike.
       for (const id of ids) await sse.follow(`/v1/executions/${id}/stream`, auth);
-      return { ...rate, events };
+      return { ...rate, events, serviceCpu, clientCpu };
     };
-    const plain = await phase(0);
-    const followed = await phase(READERS);
+    const plains: Array<Awaited<ReturnType<typeof phase>>> = [];
+    const followeds: typeof plains = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      plains.push(await phase(0));
+      followeds.push(await phase(READERS));
+    }
+    const sum = (list: typeof plains) => ({
+      perSecond: list.reduce((a, r) => a + r.perSecond, 0) / list.length,
+      failed: list.reduce((a, r) => a + r.failed, 0),
+      ok: list.reduce((a, r) => a + r.ok, 0),
+      events: list.reduce((a, r) => a + r.events, 0),
+      serviceCpu: list.reduce((a, r) => a + r.serviceCpu, 0),
+      clientCpu: list.reduce((a, r) => a + r.clientCpu, 0),
+    });
+    const plain = sum(plains);
+    const followed = sum(followeds);
 
     const row = (name: string, l: number[], target: number) =>
       console.log(`| ${name} | ${l.length} | ${fmt(percentile(l, 50))} | ${fmt(percentile(l, 99))} | ≤ ${target} |`);
@@ -149,14 +178,24 @@ export async function main(): Promise<void> {
     row('docker (python, print)', docker, 50);
     const cost = (1 - followed.perSecond / plain.perSecond) * 100;
     console.log(
-      `\n| js runs (?wait=true, concurrency ${CONCURRENCY}) beside ${BACKGROUND} ticking python runs | runs/s | failed | chunk events delivered |`,
+      `\n| js runs (?wait=true, concurrency ${CONCURRENCY}) beside ${BACKGROUND} ticking python runs | runs/s | failed | chunk events delivered | service CPU s | service CPU ms per run | bench (client) CPU s |`,
     );
-    console.log('|---|---:|---:|---:|');
-    console.log(`| nobody follows the python runs | ${fmt(plain.perSecond, 1)} | ${plain.failed} | 0 |`);
-    console.log(
-      `| ${READERS} readers follow them (${READERS / BACKGROUND} each) | ${fmt(followed.perSecond, 1)} | ${followed.failed} | ${followed.events} |`,
-    );
+    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    const line = (name: string, r: typeof plain) =>
+      console.log(
+        `| ${name} | ${fmt(r.perSecond, 1)} | ${r.failed} | ${r.events} | ${fmt(r.serviceCpu, 1)} | ${fmt((r.serviceCpu * 1000) / r.ok, 2)} | ${fmt(r.clientCpu, 1)} |`,
+      );
+    for (let r = 0; r < ROUNDS; r++) {
+      line(`round ${r + 1}: nobody follows the python runs`, plains[r]!);
+      line(`round ${r + 1}: ${READERS} readers follow them (${READERS / BACKGROUND} each)`, followeds[r]!);
+    }
+    line('all rounds: nobody follows (runs/s averaged)', plain);
+    line(`all rounds: ${READERS} readers follow`, followed);
+    const cpuCost = (followed.serviceCpu / followed.ok / (plain.serviceCpu / plain.ok) - 1) * 100;
     console.log(`\nthroughput cost of ~${READERS} readers: ${fmt(cost, 1)} % (target ≤ 10 %; readers share the cores)`);
+    console.log(
+      `service CPU per run with the readers: ${fmt(cpuCost, 1)} % more (in one process here: API, runner and SSE share it)`,
+    );
   } finally {
     await readersPool.close();
     await svc.stop();
