@@ -134,11 +134,12 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
         end();
       }
     };
-    const synthesizeFinal = async () => {
+    /** `graceMs`: how long the record must have been over (its own `final` may be on its way). */
+    const synthesizeFinal = async (graceMs = FINAL_GRACE_MS) => {
       const f = await o.finalRecord().catch(() => undefined);
       if (ended || !f) return;
       const endedMs = f.endedAt ? Date.parse(f.endedAt) : 0;
-      if (Date.now() - endedMs < FINAL_GRACE_MS) return;
+      if (Date.now() - endedMs < graceMs) return;
       // No id: the client's cursor stays where the stream is.
       res.write(`event: final\ndata: ${JSON.stringify(f.record)}\n\n`);
       end();
@@ -169,7 +170,8 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
       held = [];
       deliver(live);
       // Nothing in the stream at all: it may have expired, or the record ended without one.
-      if (!sawAny && !ended) await synthesizeFinal();
+      // An ended record with no stream at all (expired, or every write lost): its final at once.
+      if (!sawAny && !ended) await synthesizeFinal(newest === undefined ? 0 : FINAL_GRACE_MS);
     } catch (e) {
       opts.onError?.(e as Error);
       end();

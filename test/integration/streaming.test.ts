@@ -3,7 +3,9 @@
 // Last-Event-ID exactly once and in order, served by a second API process, refused to others;
 // an action's status changes up to its final record after a human approves it.
 import type { AddressInfo } from 'node:net';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../state/keys.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 import { chunksOf, readSse, type SseEvent } from '../helpers/sse-client.ts';
@@ -177,6 +179,19 @@ describe('execution event stream', { timeout: 60_000 }, () => {
     const second = await readSse(`${base}/v1/executions/${id}/stream`, { headers: auth });
     expect(second.events.map((e) => [e.id, e.event, e.data])).toEqual(first.events.map((e) => [e.id, e.event, e.data]));
     expect(JSON.parse(second.events.at(-1)!.data)).toMatchObject({ status: 'succeeded', result: 42, stdout: 'done\n' });
+  });
+
+  it('serves the final event from the record when the stream is gone (expired, or its writes lost)', async () => {
+    const id = await submit({ profile: 'js', code: 'console.log("kept"); 7' });
+    const url = `${base}/v1/executions/${id}/stream`;
+    const whole = await readSse(url, { headers: auth });
+    const redis = new Redis(sg.config.REDIS_URL);
+    cleanup.push(async () => redis.disconnect());
+    expect(await redis.del(redisKeys(sg.config.SANDGATE_PREFIX).execution.stream(id))).toBe(1);
+    const answer = await readSse(url, { headers: auth });
+    expect(answer.events).toHaveLength(1);
+    expect(answer.events[0]).toMatchObject({ event: 'final', id: undefined });
+    expect(JSON.parse(answer.events[0]!.data)).toEqual(JSON.parse(whole.events.at(-1)!.data));
   });
 
   it('answers POST ?stream=true with 201 and the stream from queued to final', async () => {
