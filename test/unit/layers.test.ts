@@ -11,6 +11,8 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   runner: ['contract', 'state', 'guard', 'runner'],
   api: ['contract', 'state', 'guard', 'api'],
   bin: ['contract', 'state', 'guard', 'runner', 'api', 'bin'],
+  // The client agents import: the contract's types and itself, nothing of the service.
+  client: ['contract', 'client'],
 };
 /** Packages only one place may use (DESIGN.md): the engines and the HTTP framework. */
 const ONLY_IN: Record<string, string> = {
@@ -40,6 +42,19 @@ describe('the layers', () => {
         if (!spec.startsWith('.')) continue;
         const target = relative('.', normalize(join(dirname(file), spec))).split('/')[0]!;
         if (!MAY_IMPORT[layer]!.includes(target)) wrong.push(`${file} → ${spec}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('the client imports types only (the contract, zod), and nothing but itself at run time', () => {
+    const wrong: string[] = [];
+    for (const file of files('client')) {
+      const source = readFileSync(file, 'utf8');
+      for (const m of source.matchAll(/^\s*import\s+(type\s+)?[^'"]*from\s+'([^']+)'/gm)) {
+        const [, typeOnly, spec] = m as unknown as [string, string | undefined, string];
+        // Types are erased at run time: the contract's (and zod's, which they are made of) are fine.
+        if (!typeOnly && !spec.startsWith('./')) wrong.push(`${file} → ${spec}`);
       }
     }
     expect(wrong).toEqual([]);
