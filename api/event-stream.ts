@@ -45,7 +45,8 @@ export interface EventStreamOptions {
   onError?: (e: Error) => void;
 }
 
-const PAGE = 500;
+/** Replay is read this many entries at a time, each page sent once the socket has drained. */
+const PAGE = 64;
 /** A record over this long without a `final` in its stream gets one made from the record. */
 const FINAL_GRACE_MS = 5000;
 
@@ -128,8 +129,9 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
       }
       if (out) res.write(out);
       if (final) return end();
-      // A client that cannot keep up is let go; it reconnects with Last-Event-ID.
-      if (res.writableLength > capBytes) {
+      // A client that cannot keep up with the live tail is let go; it reconnects with
+      // Last-Event-ID. (Its replay waits for the socket instead: it is read as it is sent.)
+      if (!replaying && res.writableLength > capBytes) {
         res.destroy();
         end();
       }
@@ -163,14 +165,16 @@ export function createEventStreamServer(opts: EventStreamOptions): EventStreamSe
         const entries = await opts.reader.range(o.key, last, PAGE);
         deliver(entries);
         if (entries.length < PAGE) break;
-        if (res.writableNeedDrain) await new Promise((r) => res.once('drain', r));
+        if (res.writableNeedDrain) await Promise.race([new Promise((r) => res.once('drain', r)), done]);
       }
+      // The live tail starts once the replay has left this process (its cap is for the tail).
+      if (res.writableNeedDrain) await Promise.race([new Promise((r) => res.once('drain', r)), done]);
       replaying = false;
       const live = held;
       held = [];
       deliver(live);
-      // Nothing in the stream at all: it may have expired, or the record ended without one.
-      // An ended record with no stream at all (expired, or every write lost): its final at once.
+      // Nothing after the cursor, and the record has ended: its final event is made from the
+      // record, at once when there is no stream at all (expired, or every write lost).
       if (!sawAny && !ended) await synthesizeFinal(newest === undefined ? 0 : FINAL_GRACE_MS);
     } catch (e) {
       opts.onError?.(e as Error);

@@ -60,6 +60,14 @@ describe('event stream limits', { timeout: 60_000 }, () => {
     const chunks = chunksOf([...slow.events, ...rest.events]);
     expect(chunks.map((c) => c.seq)).toEqual(chunks.map((_, i) => i + 1));
     expect(chunks.map((c) => c.data).join('')).toBe(final.stdout);
+    // A replay of all of it, megabytes past the cap, is sent as fast as the client reads: whole.
+    const replay = await readSse(`${url}?after=0`, { headers: auth });
+    expect(replay.events.at(-1)?.event).toBe('final');
+    expect(
+      chunksOf(replay.events)
+        .map((c) => c.data)
+        .join(''),
+    ).toBe(final.stdout);
   });
 
   it('outlives the request and idle timeouts, with heartbeats', async () => {
