@@ -5,7 +5,6 @@
 // lexicographic range is both the order and an exact cursor.
 
 import type { AuditRecord } from '../contract/audit.ts';
-import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 import type { RedisClient } from './redis-client.ts';
 
@@ -39,19 +38,23 @@ export function createAuditIndex(redis: RedisClient, prefix: string, ttlSeconds:
   return {
     async add(records) {
       // The keys of one batch lie in many cluster slots: single-key commands (the client
-      // pipelines them), records first, then the indexes, so an entry names a record already
-      // written (until the record's TTL: readers skip what is gone).
+      // pipelines them), records first, then the indexes (one ZADD per index, then its TTL), so
+      // an entry names a record already written (until the record's TTL: readers skip what is gone).
       await Promise.all(records.map((r) => redis.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds)));
-      const indexed: Array<Promise<unknown>> = [];
-      const index = (key: string, m: string, expire: boolean) =>
-        indexed.push(expire ? execAll(redis.multi().zadd(key, 0, m).expire(key, ttlSeconds)) : redis.zadd(key, 0, m));
+      const indexes = new Map<string, string[]>();
+      const expiring = new Set<string>();
+      const index = (key: string, m: string) => indexes.set(key, [...(indexes.get(key) ?? []), m]);
       for (const r of records) {
         const m = member(r);
-        index(setKey({}), m, false);
-        if (r.taskId) index(setKey({ taskId: r.taskId }), m, true);
-        if (r.agentId) index(setKey({ agentId: r.agentId }), m, true);
+        index(setKey({}), m);
+        for (const key of [r.taskId && setKey({ taskId: r.taskId }), r.agentId && setKey({ agentId: r.agentId })])
+          if (key) {
+            index(key, m);
+            expiring.add(key);
+          }
       }
-      await Promise.all(indexed);
+      await Promise.all([...indexes].map(([key, ms]) => redis.zadd(key, ...ms.flatMap((m) => [0, m]))));
+      await Promise.all([...expiring].map((key) => redis.expire(key, ttlSeconds)));
     },
 
     async query(q) {
