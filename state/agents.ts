@@ -26,6 +26,19 @@ export interface AgentStore {
 export function createAgentStore(redis: RedisClient, prefix: string): AgentStore {
   const keys = redisKeys(prefix);
   const key = keys.agent.record;
+  /**
+   * An agent made before the cluster layout, carried over on its first read: the revoked marker
+   * first (a revoked agent is never admissible in between), then the record, both only where the
+   * new key is still missing (a racing reader or a later change wins).
+   */
+  const carryOver = async (id: string): Promise<string | null> => {
+    const old = await redis.get(keys.legacyAgent.record(id));
+    if (!old) return null;
+    const revokedAt = await redis.get(keys.legacyAgent.revoked(id));
+    if (revokedAt) await redis.set(keys.agent.revoked(id), revokedAt, 'NX');
+    await redis.set(key(id), old, 'NX');
+    return redis.get(key(id));
+  };
   return {
     async create({ name, grants, limits, watch }) {
       const agent: Agent = {
@@ -45,7 +58,7 @@ export function createAgentStore(redis: RedisClient, prefix: string): AgentStore
       return agent;
     },
     async get(id) {
-      const raw = await redis.get(key(id));
+      const raw = (await redis.get(key(id))) ?? (await carryOver(id));
       return raw ? Agent.parse(JSON.parse(raw)) : undefined;
     },
     async list(limit) {

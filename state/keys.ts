@@ -165,6 +165,14 @@ export function redisKeys(prefix: string) {
     /** What an Idempotency-Key of the agent was used for (the body's hash, then the record's id). */
     idempotency: (agentId: string, kind: 'run' | 'tool', keyDigest: string) =>
       a(agentId, 'idem', kind, agentId, keyDigest),
+    /**
+     * Where an agent was kept before the cluster layout (no hash tag): read once, when its new
+     * key is missing, to carry it over (state/agents.ts). Everything else of then was short-lived.
+     */
+    legacyAgent: {
+      record: (agentId: string) => k('agent', agentId),
+      revoked: (agentId: string) => k('agent-revoked', agentId),
+    },
     /** Heartbeat of a live runner process (TTL): the reaper spares its containers. Global. */
     runner: (runnerId: string) => k('runner', runnerId),
   };
