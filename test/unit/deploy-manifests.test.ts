@@ -5,7 +5,8 @@
 // scale target), every environment variable one the service reads, probes on the routes that
 // exist, the autoscaler on the backlog metric of the real queue names, the alert rules equal to
 // deploy/prometheus/, the js profile equal to the shipped one. deploy/compose.yaml too.
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import YAML from 'yaml';
@@ -27,15 +28,60 @@ const all = docs.map((d) => d.obj);
 const ofKind = (kind: string) => all.filter((o) => o.kind === kind);
 const named = (kind: string, name: string) => ofKind(kind).find((o) => o.metadata.name === name);
 
+/** Where the model (schema and TypeScript type) of an apiVersion/kind lives. */
+function modulePath(apiVersion: string, kind: string): string {
+  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
+  return group === 'keda.sh'
+    ? `@kubernetes-models/keda/keda.sh/${version}/${kind}`
+    : group === 'monitoring.coreos.com'
+      ? `@kubernetes-models/prometheus-operator/monitoring.coreos.com/${version}/${kind}`
+      : `kubernetes-models/${group ? `${group}/` : ''}${version}/${kind}`;
+}
+
+/**
+ * The JSON schemas accept fields they do not know (as the API server's non-strict mode does), so
+ * the objects are also type-checked as object literals of their kubernetes-models types: any
+ * field a type does not have is an error. Returns tsc's complaints, one per offending object.
+ */
+function unknownFields(objects: readonly Obj[]): string[] {
+  const dir = join('test-artifacts', `k8s-types-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const lines = objects.map((o, i) => `export const m${i}: T${i} = ${JSON.stringify(o)};`);
+  const imports = objects.map(
+    (o, i) => `import type { I${o.kind} as T${i} } from '${modulePath(o.apiVersion, o.kind)}';`,
+  );
+  writeFileSync(join(dir, 'manifests.ts'), [...imports, ...lines].join('\n'));
+  const config = {
+    target: 'esnext',
+    module: 'nodenext',
+    moduleResolution: 'nodenext',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: [],
+  };
+  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({ compilerOptions: config, include: ['*.ts'] }));
+  try {
+    execFileSync('node_modules/.bin/tsc', ['-p', dir], { encoding: 'utf8', timeout: 60_000 });
+    return [];
+  } catch (e) {
+    const out = (e as { stdout?: string }).stdout ?? String(e);
+    return out
+      .split('\n')
+      .filter((l) => l.includes('error TS'))
+      .map((l) => {
+        const line = Number(/manifests\.ts\((\d+),/.exec(l)?.[1] ?? 0) - objects.length - 1;
+        const o = objects[line];
+        return `${o ? `${o.kind}/${o.metadata?.name}` : '?'}: ${l.replace(/^.*error TS\d+: /, '')}`;
+      });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** The model class of an apiVersion/kind, from the packages that carry the schemas. */
 async function modelOf(apiVersion: string, kind: string): Promise<{ validate(): void } & Obj> {
-  const [group, version] = apiVersion.includes('/') ? apiVersion.split('/') : ['', apiVersion];
-  const path =
-    group === 'keda.sh'
-      ? `@kubernetes-models/keda/keda.sh/${version}/${kind}`
-      : group === 'monitoring.coreos.com'
-        ? `@kubernetes-models/prometheus-operator/monitoring.coreos.com/${version}/${kind}`
-        : `kubernetes-models/${group ? `${group}/` : ''}${version}/${kind}`;
+  const path = modulePath(apiVersion, kind);
   const mod = (await import(path)) as Record<string, new (data: Obj) => { validate(): void } & Obj>;
   const Model = mod[kind];
   if (!Model) throw new Error(`no schema for ${apiVersion} ${kind} (${path})`);
@@ -100,6 +146,19 @@ describe('deploy/k8s manifests', () => {
     rule.spec.groups[0].rules[0].for = 5;
     await expect(validate(rule)).rejects.toThrow();
   });
+
+  it('no object has a field its type does not know (a misspelt field fails), checked for real', () => {
+    expect(unknownFields(all)).toEqual([]);
+    const misspelt = structuredClone(all);
+    const runner = misspelt.find((o) => o.kind === 'Deployment' && o.metadata.name === 'sandgate-runner')!;
+    runner.spec.template.spec.containers[0].readynessProbe = runner.spec.template.spec.containers[0].readinessProbe;
+    const scaled = misspelt.find((o) => o.kind === 'ScaledObject')!;
+    scaled.spec.minReplicas = 1;
+    const found = unknownFields(misspelt);
+    expect(found).toHaveLength(2);
+    expect(found.join('\n')).toMatch(/Deployment\/sandgate-runner: .*readynessProbe.* does not exist/);
+    expect(found.join('\n')).toMatch(/ScaledObject\/sandgate-runner: .*minReplicas.* does not exist/);
+  }, 60_000);
 
   it('every namespaced object is in the sandgate namespace', () => {
     for (const o of all.filter((o) => !['Namespace', 'RuntimeClass'].includes(o.kind)))
