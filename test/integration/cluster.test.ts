@@ -21,19 +21,21 @@ import { chunksOf, readSse } from '../helpers/sse-client.ts';
 
 let cluster: TestCluster;
 let gateway: FakeEndpoint;
+let alertHook: FakeEndpoint;
 let sg: TestSandgate;
 let second: Sandgate; // another API process on the same cluster and prefix
 let approver: Record<string, string>;
 let operator: Record<string, string>;
 
 beforeAll(async () => {
-  [cluster, gateway] = await Promise.all([startRedisCluster(), startFakeEndpoint()]);
+  [cluster, gateway, alertHook] = await Promise.all([startRedisCluster(), startFakeEndpoint(), startFakeEndpoint()]);
   sg = await startSandgate({
     REDIS_URL: cluster.url,
     SANDGATE_TOOLS_DIR: 'tools',
     SANDGATE_MAIL_GATEWAY_URL: `${gateway.url}/send`,
     SANDGATE_MAIL_GATEWAY_TOKEN: 'gateway-token',
     SANDGATE_ISOLATE_CONCURRENCY: '2',
+    SANDGATE_ALERT_WEBHOOK: `${alertHook.url}/hook`,
   });
   second = await composeSandgate({ config: sg.config, mode: 'api', logger: pino({ level: 'silent' }) });
   const principal = async (role: string) => {
@@ -51,7 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await second?.close();
   await sg?.stop();
-  await Promise.all([cluster?.stop(), gateway?.close()]);
+  await Promise.all([cluster?.stop(), gateway?.close(), alertHook?.close()]);
 });
 
 const inject = (
@@ -256,6 +258,12 @@ describe('Sandgate on a Redis Cluster', { timeout: 60_000 }, () => {
     expect(
       ((await inject(operator, 'GET', '/v1/alerts?limit=200')).json().alerts as Array<{ id: string }>).map((x) => x.id),
     ).toContain(alertId);
+    // Delivered by a runner through the notify queue (BullMQ on the cluster).
+    await eventually(
+      async () => (alertHook.received.some((r) => JSON.parse(r.body).alert?.id === alertId) ? true : undefined),
+      10_000,
+      'the alert webhook',
+    );
     const resolved = await inject(operator, 'POST', `/v1/alerts/${alertId}`, { status: 'resolved', reason: 'ok' });
     expect(resolved.json()).toMatchObject({ status: 'resolved' });
     expect(await open()).not.toContain(alertId);
@@ -335,6 +343,10 @@ describe('an API process and a runner process on the cluster', { timeout: 90_000
         waitForOutput(runner, /sandgate started/, 30_000),
       ]);
       const client = serviceClient(Number(env.PORT), env.SANDGATE_ADMIN_TOKEN!);
+      // Ready (Redis answers, a runner takes each engine's jobs), and the queue depths exported.
+      await eventually(async () => ((await fetch(`${client.base}/readyz`)).status === 200 ? true : undefined));
+      const metrics = await (await fetch(`${client.base}/metrics`)).text();
+      expect(metrics).toMatch(/sandgate_queue_jobs\{queue="executions-isolate",state="waiting"\} \d+/);
       const { token } = await client.agent({ profiles: ['js'] });
       const answers = await Promise.all(
         Array.from({ length: 8 }, (_, i) => client.execute(token, { profile: 'js', code: `${i} * 2` }, true)),
