@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Budget } from '../contract/task.ts';
 import { createBudgetStore } from '../state/budgets.ts';
+import { newWorkId } from '../state/keys.ts';
 import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
 import { fmt, latencies, percentile } from './lib.ts';
 
@@ -20,10 +21,9 @@ export async function main(): Promise<void> {
       Budget.parse({ maxRuns: 1_000_000, maxSpend: 1e6 }),
     );
     const limits = { runsPerMinute: 1e7, toolCallsPerMinute: 1e7, spendPerDay: 1e6 };
-    let n = 0;
     const check = async () => {
       const a = await budgets.admit({
-        id: `ex_bench${n++}`,
+        id: newWorkId('ex', 'ag_bench00000001'), // an id in the agent's slot, as the service makes them
         kind: 'run',
         agentId: 'ag_bench00000001',
         limits,

@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   watch: () => import('./watch.ts'),
   stream: () => import('./stream.ts'),
   ops: () => import('./ops.ts'),
+  cluster: () => import('./cluster.ts'),
 };
 
 const name = process.argv[2];
