@@ -39,7 +39,7 @@ import type { StreamTail } from '../state/stream-tail.ts';
 import { installAuth } from './auth.ts';
 import { consoleRoutes } from './console/console-routes.ts';
 import { installErrorHandling } from './error-handler.ts';
-import type { EventStreamServer } from './event-stream.ts';
+import { type EventStreamServer, registerEventStreamMetrics } from './event-stream.ts';
 import { applyHttpLimits, clientErrorHandler, httpServerOptions } from './http-limits.ts';
 import { mcpRoutes } from './mcp/mcp-routes.ts';
 import { mcpResource } from './mcp/resource.ts';
@@ -136,6 +136,7 @@ export async function buildApp(deps: ApiDeps): Promise<FastifyInstance> {
   const keys = redisKeys(deps.config.SANDGATE_PREFIX);
   const queues = [...deps.queues.values(), deps.actionsQueue];
   registerQueueMetrics(deps.registry, queues);
+  registerEventStreamMetrics(deps.registry, deps.eventStreams);
   await app.register(serviceRoutes, deps);
   await app.register(taskRoutes, deps);
   await app.register(agentRoutes, { ...deps, mcpResource: resource.url });

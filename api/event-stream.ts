@@ -8,6 +8,7 @@
 // maximum life, or the server.
 import type { ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Gauge, type Registry } from 'prom-client';
 import { SandgateError } from '../contract/errors.ts';
 import { compareIds, type EventStreamReader, parseCursor, type StreamEntry } from '../state/event-streams.ts';
 import type { StreamTail } from '../state/stream-tail.ts';
@@ -65,6 +66,18 @@ export function cursorOf(request: FastifyRequest, after: string | undefined): st
 }
 
 const frame = (e: StreamEntry) => `id: ${e.id}\nevent: ${e.event}\ndata: ${e.data}\n\n`;
+
+/** `sandgate_event_streams_open`: SSE responses this process is serving now. */
+export function registerEventStreamMetrics(registry: Registry, server: EventStreamServer): void {
+  new Gauge({
+    name: 'sandgate_event_streams_open',
+    help: 'Event streams (SSE) this API process is serving now',
+    registers: [registry],
+    collect() {
+      this.set(server.open());
+    },
+  });
+}
 
 export function createEventStreamServer(opts: EventStreamOptions): EventStreamServer {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;

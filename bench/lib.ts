@@ -43,7 +43,7 @@ async function ready(base: string, child: Child): Promise<void> {
 export async function startService(
   env: Record<string, string> = {},
   logLevel = 'info',
-): Promise<BenchService & { child: Child }> {
+): Promise<BenchService & { child: Child; runner: Child | undefined }> {
   const port = await freePort();
   const prefix = `sgbench-${randomBytes(4).toString('hex')}`;
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
@@ -85,6 +85,7 @@ export async function startService(
     prefix,
     pool,
     child,
+    runner,
     metricsBases,
     async agentAuth(profiles) {
       const admin = `Bearer ${adminToken}`;

@@ -142,16 +142,18 @@ export async function main(): Promise<void> {
         }),
       );
       await new Promise((r) => setTimeout(r, 500)); // the background runs have started
-      const serviceBefore = await cpuSeconds(svc.child.proc.pid!);
+      const apiBefore = await cpuSeconds(svc.child.proc.pid!);
+      const runnerBefore = svc.runner ? await cpuSeconds(svc.runner.proc.pid!) : 0;
       const clientBefore = process.cpuUsage();
       const rate = await sustained(THROUGHPUT_MS, CONCURRENCY, () => postAndWait(svc, auth, body));
-      const serviceCpu = (await cpuSeconds(svc.child.proc.pid!)) - serviceBefore;
+      const serviceCpu = (await cpuSeconds(svc.child.proc.pid!)) - apiBefore;
+      const runnerCpu = svc.runner ? (await cpuSeconds(svc.runner.proc.pid!)) - runnerBefore : Number.NaN;
       const client = process.cpuUsage(clientBefore);
       const clientCpu = (client.user + client.system) / 1e6;
       await Promise.all(following);
       // Until the background runs have ended, so the next phase starts alike.
       for (const id of ids) await sse.follow(`/v1/executions/${id}/stream`, auth);
-      return { ...rate, events, serviceCpu, clientCpu };
+      return { ...rate, events, serviceCpu, runnerCpu, clientCpu };
     };
     const plains: Array<Awaited<ReturnType<typeof phase>>> = [];
     const followeds: typeof plains = [];
@@ -165,6 +167,7 @@ export async function main(): Promise<void> {
       ok: list.reduce((a, r) => a + r.ok, 0),
       events: list.reduce((a, r) => a + r.events, 0),
       serviceCpu: list.reduce((a, r) => a + r.serviceCpu, 0),
+      runnerCpu: list.reduce((a, r) => a + r.runnerCpu, 0),
       clientCpu: list.reduce((a, r) => a + r.clientCpu, 0),
     });
     const plain = sum(plains);
@@ -177,13 +180,14 @@ export async function main(): Promise<void> {
     row('isolate (js, console.log)', isolate, 20);
     row('docker (python, print)', docker, 50);
     const cost = (1 - followed.perSecond / plain.perSecond) * 100;
+    const split = svc.runner ? 'API process' : 'service';
     console.log(
-      `\n| js runs (?wait=true, concurrency ${CONCURRENCY}) beside ${BACKGROUND} ticking python runs | runs/s | failed | chunk events delivered | service CPU s | service CPU ms per run | bench (client) CPU s |`,
+      `\n| js runs (?wait=true, concurrency ${CONCURRENCY}) beside ${BACKGROUND} ticking python runs | runs/s | failed | chunk events delivered | ${split} CPU s | ${split} CPU ms per run | runner CPU ms per run | bench (client) CPU s |`,
     );
-    console.log('|---|---:|---:|---:|---:|---:|---:|');
+    console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
     const line = (name: string, r: typeof plain) =>
       console.log(
-        `| ${name} | ${fmt(r.perSecond, 1)} | ${r.failed} | ${r.events} | ${fmt(r.serviceCpu, 1)} | ${fmt((r.serviceCpu * 1000) / r.ok, 2)} | ${fmt(r.clientCpu, 1)} |`,
+        `| ${name} | ${fmt(r.perSecond, 1)} | ${r.failed} | ${r.events} | ${fmt(r.serviceCpu, 1)} | ${fmt((r.serviceCpu * 1000) / r.ok, 2)} | ${fmt((r.runnerCpu * 1000) / r.ok, 2)} | ${fmt(r.clientCpu, 1)} |`,
       );
     for (let r = 0; r < ROUNDS; r++) {
       line(`round ${r + 1}: nobody follows the python runs`, plains[r]!);
@@ -194,8 +198,12 @@ export async function main(): Promise<void> {
     const cpuCost = (followed.serviceCpu / followed.ok / (plain.serviceCpu / plain.ok) - 1) * 100;
     console.log(`\nthroughput cost of ~${READERS} readers: ${fmt(cost, 1)} % (target ≤ 10 %; readers share the cores)`);
     console.log(
-      `service CPU per run with the readers: ${fmt(cpuCost, 1)} % more (in one process here: API, runner and SSE share it)`,
+      `${split} CPU per run with the readers: ${fmt(cpuCost, 1)} % more${svc.runner ? '' : ' (one process: API, runner and SSE share it; BENCH_SPLIT=1 runs a separate runner)'}`,
     );
+    if (svc.runner) {
+      const runnerCost = (followed.runnerCpu / followed.ok / (plain.runnerCpu / plain.ok) - 1) * 100;
+      console.log(`runner CPU per run with the readers: ${fmt(runnerCost, 1)} % more (it never serves a reader)`);
+    }
   } finally {
     await readersPool.close();
     await svc.stop();

@@ -7,6 +7,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../state/keys.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
+import { metricValue } from '../helpers/http-client.ts';
 import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 import { chunksOf, readSse, type SseEvent } from '../helpers/sse-client.ts';
 
@@ -104,10 +105,23 @@ describe('execution event stream', { timeout: 60_000 }, () => {
     const id = await submit({ profile: 'python', code: ticker(20, 50) });
     const url = `${base}/v1/executions/${id}/stream`;
     // Cut off after the third chunk, while the run is still printing.
-    const first = await readSse(url, { headers: auth, stopAfter: (_e, all) => chunksOf(all).length >= 3 });
+    let openWhileFollowing = 0;
+    const first = await readSse(url, {
+      headers: auth,
+      stopAfter: (_e, all) => chunksOf(all).length >= 3,
+      onEvent: (e) => {
+        if (e.event === 'chunk' && !openWhileFollowing)
+          void fetch(`${base}/metrics`)
+            .then((r) => r.text())
+            .then((t) => {
+              openWhileFollowing = metricValue(t, 'sandgate_event_streams_open');
+            });
+      },
+    });
     expect(first.ended).toBe(false);
     const lastId = first.events.at(-1)!.id!;
     await new Promise((r) => setTimeout(r, 300)); // it goes on printing meanwhile
+    expect(openWhileFollowing).toBeGreaterThanOrEqual(1);
     const rest = await readSse(url, { headers: { ...auth, 'last-event-id': lastId } });
     expect(rest.ended).toBe(true);
     const all = [...first.events, ...rest.events];
