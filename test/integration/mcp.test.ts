@@ -6,12 +6,15 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { type CallToolResult, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeSandgate, type Sandgate } from '../../bin/compose.ts';
 import { loadConfig } from '../../contract/config.ts';
 import { loadKeyRing } from '../../guard/identity/signing-keys.ts';
 import { createTokenService } from '../../guard/identity/tokens.ts';
+import { redisKeys } from '../../state/keys.ts';
+import { createMcpEventLog, MCP_EVENTS_MAX } from '../../state/mcp-events.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { eventually, QUIET_WATCH, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
@@ -327,6 +330,67 @@ describe('tools over MCP', () => {
     const refused = { code: 401, message: expect.stringContaining('agent_revoked') };
     await expect(call(client, 'run_code', { profile: 'js', code: '2' })).rejects.toMatchObject(refused);
     await expect(client.listTools()).rejects.toMatchObject(refused);
+  });
+});
+
+describe('limits and hostile requests', () => {
+  const post = (token: string, body: string, extra: Record<string, string> = {}) =>
+    fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        ...extra,
+      },
+      body,
+    });
+
+  it('a request from a browser page of another origin is refused (DNS rebinding)', async () => {
+    const { token } = await mcpAgent();
+    const res = await post(token, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), {
+      origin: 'http://evil.example',
+    });
+    expect(res.status).toBe(403);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('forbidden');
+    const same = await post(token, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' }), { origin: base });
+    expect(same.status).toBe(200);
+  });
+
+  it('a body over the limit is 413, a body that is not JSON-RPC is 400', async () => {
+    const { token } = await mcpAgent();
+    const big = await post(
+      token,
+      JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'x', params: { p: 'x'.repeat(2 << 20) } }),
+    );
+    expect(big.status).toBe(413);
+    const junk = await post(token, JSON.stringify({ hello: 'world' }));
+    expect(junk.status).toBe(400);
+  });
+
+  it('a response stream in Redis is capped and expires', async () => {
+    const redis = new Redis(sg.config.REDIS_URL);
+    try {
+      const log = createMcpEventLog(redis, sg.config.SANDGATE_PREFIX, 30);
+      const agentId = 'ag_capcapcapcap';
+      let last = '';
+      for (let i = 0; i < MCP_EVENTS_MAX + 500; i += 100) {
+        const ids = await Promise.all(
+          Array.from({ length: 100 }, (_, j) => log.append(agentId, 'cap-stream', { i: i + j })),
+        );
+        last = ids.at(-1)!;
+      }
+      const key = redisKeys(sg.config.SANDGATE_PREFIX).mcpEvents(agentId, 'cap-stream');
+      // Trimmed approximately (whole radix nodes): never much more than the cap.
+      expect(await redis.xlen(key)).toBeLessThanOrEqual(MCP_EVENTS_MAX + 200);
+      expect(await redis.ttl(key)).toBeGreaterThan(0);
+      expect(await redis.ttl(key)).toBeLessThanOrEqual(30);
+      expect(log.streamOf(last)).toBe('cap-stream');
+      expect(await log.after(agentId, last, 10)).toEqual([]);
+      expect(await log.after('ag_someoneelse1', last, 10)).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 
