@@ -124,6 +124,7 @@ export const mcpRoutes: FastifyPluginAsync<McpRouteDeps> = async (app, deps) => 
         server.close().catch(() => {});
       };
       deadline = setTimeout(close, deps.longestCallMs);
+      deadline.unref();
       const deliver = transport.onmessage!;
       transport.onmessage = (message, extra) => {
         if (isRequest(message)) pending++;
@@ -142,7 +143,16 @@ export const mcpRoutes: FastifyPluginAsync<McpRouteDeps> = async (app, deps) => 
         if (pending <= 0) close();
       });
       reply.hijack();
-      await transport.handleRequest(request.raw, reply.raw, request.body);
+      try {
+        await transport.handleRequest(request.raw, reply.raw, request.body);
+      } catch (e) {
+        request.log.error({ err: (e as Error).message }, 'MCP request failed');
+        if (!reply.raw.headersSent) reply.raw.writeHead(500, { 'content-type': 'application/json' });
+        reply.raw.end(
+          JSON.stringify(errorBody('internal_error', 'the MCP request failed inside Sandgate; see its log')),
+        );
+        close();
+      }
     },
   );
 

@@ -116,6 +116,33 @@ describe('agent tokens', () => {
     expect((await rejection(svc.verify(forged))).code).toBe('unauthorized');
   });
 
+  it('a token is for one audience: the REST API by default, the MCP resource when minted for it', async () => {
+    const svc = createTokenService(keys);
+    const resource = 'http://127.0.0.1:8080/mcp';
+    const mcp = await svc.mint('ag_1234567890', { ttlSeconds: 60, audience: resource });
+    expect((await svc.verify(mcp.token, resource)).agentId).toBe('ag_1234567890');
+    // Verified (and cached) for one audience, it is still refused for the other, both ways.
+    expect((await rejection(svc.verify(mcp.token))).code).toBe('unauthorized');
+    const rest = await svc.mint('ag_1234567890', { ttlSeconds: 60 });
+    await svc.verify(rest.token);
+    expect((await rejection(svc.verify(rest.token, resource))).code).toBe('unauthorized');
+  });
+
+  it('refuse a token without an expiry', async () => {
+    const svc = createTokenService(keys);
+    const iat = Math.floor(Date.now() / 1000);
+    const noExp = await new SignJWT({})
+      .setProtectedHeader({ alg: 'EdDSA', kid: keys.active.kid })
+      .setIssuer('sandgate')
+      .setAudience('sandgate-api')
+      .setSubject('ag_1234567890')
+      .setJti('tk_x')
+      .setIssuedAt(iat)
+      .setNotBefore(iat)
+      .sign(keys.active.privateKey);
+    expect((await rejection(svc.verify(noExp))).code).toBe('unauthorized');
+  });
+
   it('refuse to mint past the maximum lifetime', async () => {
     const svc = createTokenService(keys);
     expect((await rejection(svc.mint('ag_1234567890', { ttlSeconds: 3601 }))).code).toBe('validation_failed');
