@@ -19,6 +19,8 @@ export interface BenchService {
   pool: Pool;
   /** Auth header of an agent granted `profiles`. */
   agentAuth(profiles: string[]): Promise<string>;
+  /** The admin's auth header. */
+  admin: string;
   stop(): Promise<void>;
 }
 
@@ -87,6 +89,7 @@ export async function startService(
     child,
     runner,
     metricsBases,
+    admin: `Bearer ${adminToken}`,
     async agentAuth(profiles) {
       const admin = `Bearer ${adminToken}`;
       const agent = await call(

@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ main(): Promise<void> }>> = {
   stream: () => import('./stream.ts'),
   ops: () => import('./ops.ts'),
   cluster: () => import('./cluster.ts'),
+  mcp: () => import('./mcp.ts'),
 };
 
 const name = process.argv[2];
