@@ -246,10 +246,16 @@ export function createActionStore(
           record: actKey(id),
           suspended: keys.watch.suspended(owner.agentId),
           paused: keys.agent.task(owner.agentId, owner.taskId, keys.watch.paused),
+          stream: keys.action.stream(id),
         },
-        { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: now() } },
+        {
+          ttlS: ttlSeconds,
+          hasTask: owner.taskId !== null,
+          // `running` joins its stream in the same call.
+          event: streams && JSON.stringify({ status: 'running', at: now() }),
+          fields: { startedAt: now() },
+        },
       );
-      if (started === 'started') void moved(id, 'running');
       return started;
     },
 

@@ -73,6 +73,7 @@ export function createExecutionStore(
   const doneChannel = keys.execution.doneChannel;
   const finalFrom: readonly ExecutionStatus[] = ['queued', 'running'];
 
+  const statusBody = (status: ExecutionStatus) => JSON.stringify({ status, at: new Date().toISOString() });
   const statusEvent = (id: string, status: ExecutionStatus) =>
     streams?.append(keys.execution.stream(id), 'status', { status, at: new Date().toISOString() });
   /** The end as one read then two appends in order; never fails the caller. */
@@ -109,16 +110,17 @@ export function createExecutionStore(
           revoked: keys.agent.revoked(meta.agentId),
           agentIndex: keys.agent.executions(meta.agentId),
           taskIndex: keys.agent.task(meta.agentId, meta.taskId, keys.task.executions),
+          stream: keys.execution.stream(meta.id),
         },
         {
           id: meta.id,
           meta: JSON.stringify(meta),
           ttlS: ttlSeconds,
           hasTask: meta.taskId !== null && isOfAgent(meta.taskId, meta.agentId),
+          // `queued` joins the stream with the record: first, whatever a runner does next.
+          event: streams && statusBody('queued'),
         },
       );
-      // Awaited (it is bounded and never fails): `queued` is in the stream before a runner can start it.
-      if (created) await statusEvent(meta.id, 'queued');
       return created;
     },
 
@@ -164,11 +166,16 @@ export function createExecutionStore(
           record: key(id),
           suspended: keys.watch.suspended(owner.agentId),
           paused: keys.agent.task(owner.agentId, owner.taskId, keys.watch.paused),
+          stream: keys.execution.stream(id),
         },
-        { ttlS: ttlSeconds, hasTask: owner.taskId !== null, fields: { startedAt: new Date().toISOString() } },
+        {
+          ttlS: ttlSeconds,
+          hasTask: owner.taskId !== null,
+          // `running` joins the stream in the same call, before any output of the run.
+          event: streams && statusBody('running'),
+          fields: { startedAt: new Date().toISOString() },
+        },
       );
-      // Not awaited: the run starts now; its output follows on the same connection, in order.
-      if (started === 'started') void statusEvent(id, 'running');
       return started;
     },
 

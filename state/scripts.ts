@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { STREAM_MAX_LEN } from './event-streams.ts';
 import type { RedisClient } from './redis-client.ts';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
@@ -18,8 +19,8 @@ export function luaSource(name: string): string {
 
 const NAMES = [
   'transition-1',
-  'start-3',
-  'execution-create-4',
+  'start-4',
+  'execution-create-5',
   'execution-amend-cancelled-1',
   'budget-admit-4',
   'budget-settle-3',
@@ -42,18 +43,18 @@ type Raw = (...keysAndArgs: string[]) => Promise<unknown>;
 const commandName = (name: ScriptName) => `sg_${name.replace(/-/g, '_')}`;
 
 export interface Scripts {
-  /** queued → running unless the agent is suspended or the task paused. */
+  /** queued → running unless the agent is suspended or the task paused; `event` joins its stream. */
   start(
-    k: { record: string; suspended: string; paused: string },
-    a: { ttlS: number; hasTask: boolean; fields: Record<string, string> },
+    k: { record: string; suspended: string; paused: string; stream: string },
+    a: { ttlS: number; hasTask: boolean; event?: string | undefined; fields: Record<string, string> },
   ): Promise<'started' | 'held' | 'refused' | 'missing'>;
   transition(
     k: { record: string },
     a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
   ): Promise<1 | 0 | -1>;
   executionCreate(
-    k: { record: string; revoked: string; agentIndex: string; taskIndex: string },
-    a: { id: string; meta: string; ttlS: number; hasTask: boolean },
+    k: { record: string; revoked: string; agentIndex: string; taskIndex: string; stream: string },
+    a: { id: string; meta: string; ttlS: number; hasTask: boolean; event?: string | undefined },
   ): Promise<boolean>;
   executionAmendCancelled(k: { record: string }, a: { outcome: string }): Promise<boolean>;
   budgetAdmit(
@@ -184,12 +185,15 @@ export function defineScripts(redis: RedisClient): Scripts {
     async start(k, a) {
       const r = Number(
         await call(
-          'start-3',
+          'start-4',
           k.record,
           k.suspended,
           k.paused,
+          k.stream,
           a.ttlS,
           flag(a.hasTask),
+          a.event ?? '',
+          STREAM_MAX_LEN,
           ...Object.entries(a.fields).flat(),
         ),
       );
@@ -210,15 +214,18 @@ export function defineScripts(redis: RedisClient): Scripts {
     async executionCreate(k, a) {
       return (
         (await call(
-          'execution-create-4',
+          'execution-create-5',
           k.record,
           k.revoked,
           k.agentIndex,
           k.taskIndex,
+          k.stream,
           a.id,
           a.meta,
           a.ttlS,
           flag(a.hasTask),
+          a.event ?? '',
+          STREAM_MAX_LEN,
         )) === 1
       );
     },
