@@ -17,8 +17,15 @@ function usage(problem: string): never {
   process.exit(2);
 }
 
+/** Exits once stdout and stderr are flushed: to a pipe they are written asynchronously, and an
+ * exit right after a long output would cut it (a trace of a few hundred lines lost its tail). */
+async function exit(code: number): Promise<never> {
+  await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((r) => s.write('', () => r()))));
+  process.exit(code);
+}
+
 // `trace TASK`: a task's story from the files alone (bin/audit-trace.ts).
-if (process.argv[2] === 'trace') process.exit(await (await import('./audit-trace.ts')).runTrace(process.argv.slice(3)));
+if (process.argv[2] === 'trace') await exit(await (await import('./audit-trace.ts')).runTrace(process.argv.slice(3)));
 
 const args = (() => {
   try {
@@ -69,10 +76,10 @@ if (result.ok) {
   console.log(
     `audit ok: ${result.records} records in ${result.chains} chains, ${closed} closed cleanly${witnessed} (${where})`,
   );
-  process.exit(0);
+  await exit(0);
 }
 const e = result.error!;
 console.log(
   `audit FAILED at ${e.file}:${e.line}${e.id ? ` (${e.id})` : ''}: ${e.reason} [${result.records} records verified before it, ${where}]`,
 );
-process.exit(1);
+await exit(1);

@@ -204,11 +204,16 @@ export async function scanChain(
           `segment opens with a checkpoint signed for ${segmentName(writer, typeof signedFor === 'number' ? signedFor : 0)}: segments renamed or reordered`,
           r.id,
         );
-      if (r.seq !== chain.head.seq + 1)
-        return bad(
-          `records ${chain.head.seq + 1}..${r.seq - 1} missing before this segment: ${segmentName(writer, index - 1)} was truncated or replaced`,
-          r.id,
-        );
+      if (r.seq !== chain.head.seq + 1) {
+        // The previous segment is what changed: it does not end at the seal this one opens over.
+        const previous = chain.segments.at(-2)!;
+        return {
+          file: previous.name,
+          line: chain.head.seq - previous.firstSeq + 2,
+          id: r.id,
+          reason: `sealed segment does not end where ${file} opens (it ends at seq ${chain.head.seq}, ${file} opens after seq ${r.seq - 1}): truncated or replaced`,
+        };
+      }
     }
     if (r.seq !== chain.head.seq + 1)
       return bad(`seq out of order: expected ${chain.head.seq + 1}, found ${r.seq}`, r.id);

@@ -4,11 +4,13 @@
 // and `npm run audit -- trace` tells a task's story across segments. A process killed with
 // SIGKILL mid-rotation, then restarted on the same directories, still verifies.
 import { execFile } from 'node:child_process';
-import { copyFile, cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateAuditSigner } from '../../guard/audit/audit-signer.ts';
+import { createAuditWriter } from '../../guard/audit/audit-writer.ts';
 import { type Child, freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { dropPrefix, testEnv } from '../helpers/sandgate.ts';
 
@@ -138,8 +140,12 @@ describe('audit segments through the service', { timeout: 180_000 }, () => {
     // the story from the files, across segments and directories
     const trace = await cli({ ...env, REDIS_URL: 'redis://127.0.0.1:1' }, 'trace', taskId);
     expect(trace.code, trace.stderr).toBe(0);
-    expect(trace.stdout).toContain(`task ${taskId}:`);
-    for (const i of [0, 77, 159]) expect(trace.stdout).toContain(`sum ${i}`);
+    // task.created, then per run execution.requested, run.started, run.finished
+    expect(trace.stdout.split('\n')[0]).toMatch(
+      new RegExp(`^task ${taskId}: ${1 + 160 * 3} records from \\d+ chain files`),
+    );
+    const missing = Array.from({ length: 160 }, (_, i) => i).filter((i) => !trace.stdout.includes(`"sum ${i}"`));
+    expect(missing).toEqual([]);
 
     // A middle segment of the busiest chain removed: verify exits 1 naming it.
     const byWriter = new Map<string, string[]>();
@@ -149,10 +155,63 @@ describe('audit segments through the service', { timeout: 180_000 }, () => {
     }
     const [writer, names] = [...byWriter.entries()].sort((a, b) => b[1].length - a[1].length)[0]!;
     const middle = `${writer}~${Math.floor(names.length / 2)}.jsonl`;
+    const kept = await readFile(join(archive, middle));
     await rm(join(archive, middle));
     const broken = await cli(env, 'verify');
     expect(broken.code).toBe(1);
     expect(broken.stdout).toContain(`audit FAILED at ${middle}:0: segment missing: ${middle}`);
+    await writeFile(join(archive, middle), kept);
+    expect((await cli(env, 'verify')).code).toBe(0);
+
+    // The last archived segment (the closed chain's newest) removed: the head file names a checkpoint no file holds.
+    const newest = `${writer}~${names.length - 1}.jsonl`;
+    const newestBytes = await readFile(join(archive, newest));
+    await rm(join(archive, newest));
+    const cut = await cli(env, 'verify');
+    expect(cut.code).toBe(1);
+    expect(cut.stdout).toMatch(/tail truncated or chain rewritten: the head file's checkpoint/);
+    await writeFile(join(archive, newest), newestBytes);
+
+    // Two segments swapped by name: each checkpoint signs the segment it is in.
+    const [x, y] = [`${writer}~1.jsonl`, `${writer}~2.jsonl`];
+    const [bx, by] = [await readFile(join(archive, x)), await readFile(join(archive, y))];
+    await writeFile(join(archive, x), by);
+    await writeFile(join(archive, y), bx);
+    const swapped = await cli(env, 'verify');
+    expect(swapped.code).toBe(1);
+    expect(swapped.stdout).toContain(`audit FAILED at ${x}:1`);
+    expect(swapped.stdout).toMatch(/renamed or reordered/);
+    await writeFile(join(archive, x), bx);
+    await writeFile(join(archive, y), by);
+
+    // A sealed segment cut back by its last line (its seal).
+    await writeFile(join(archive, x), bx.subarray(0, bx.lastIndexOf(10, bx.length - 2) + 1));
+    const truncated = await cli(env, 'verify');
+    expect(truncated.code).toBe(1);
+    expect(truncated.stdout).toContain(`audit FAILED at ${x}:`);
+    expect(truncated.stdout).toMatch(/sealed segment does not end (with its signed checkpoint|where)/);
+    await writeFile(join(archive, x), bx);
+    expect((await cli(env, 'verify')).code).toBe(0);
+  });
+
+  it('trace prints every line of a long story across segments (none cut when the CLI exits into a pipe)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sandgate-trace-long-'));
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    const w = await createAuditWriter({ dir, signer: generateAuditSigner(), segmentMaxBytes: 8192 });
+    for (let i = 0; i < 3000; i += 100)
+      await Promise.all(
+        Array.from({ length: 100 }, (_, k) =>
+          w.append({ kind: 'task.created', taskId: 'long', data: { goal: `goal ${i + k}` } }),
+        ),
+      );
+    await w.close();
+    expect(w.stats().rotations).toBeGreaterThan(20);
+    const trace = await cli({}, 'trace', 'long', '--dir', dir);
+    expect(trace.code, trace.stderr).toBe(0);
+    const lines = trace.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^task long: 3000 records from \d+ chain files/);
+    expect(lines).toHaveLength(3001);
+    expect(lines.at(-1)).toContain('"goal 2999"');
   });
 
   it('killed with SIGKILL mid-rotation, again and again, then restarted: still verifies', async () => {
