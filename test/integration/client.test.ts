@@ -120,6 +120,43 @@ describe('the client', () => {
     expect(again.at(-1)!.type).toBe('final');
   });
 
+  it('stream resumes at its cursor after a dropped connection: every event once', async () => {
+    let cut = 0;
+    // The first stream response is cut after its first event (a proxy dropping the connection).
+    const cutting: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!String(input).endsWith('/stream') || cut++ > 0) return res;
+      const reader = res.body!.getReader();
+      let seen = '';
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const { value, done } = await reader.read();
+          if (done) return controller.close();
+          seen += new TextDecoder().decode(value);
+          controller.enqueue(value);
+          if (/\nid: /.test(`\n${seen}`) && seen.includes('\n\n')) {
+            await reader.cancel();
+            controller.error(new TypeError('terminated'));
+          }
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const c = await client(cutting);
+    const { id } = await c.startCode({
+      profile: 'python',
+      code: 'import time\nfor i in range(3):\n    print(i)\n    time.sleep(0.2)',
+    });
+    const events: StreamEvent[] = [];
+    for await (const e of c.stream(id)) events.push(e);
+    expect(cut).toBeGreaterThanOrEqual(2);
+    const ids = events.flatMap((e) => (e.id ? [e.id] : []));
+    expect(new Set(ids).size).toBe(ids.length);
+    const out = events.flatMap((e) => (e.type === 'chunk' ? [e.data] : [])).join('');
+    expect(out).toBe('0\n1\n2\n');
+    expect(events.at(-1)!.type).toBe('final');
+  });
+
   it('callTool waits for a reversible call; an irreversible one waits for a human (waitForApproval)', async () => {
     const c = await client();
     const fetched = await c.callTool('http_fetch', { url: `${web.url}/x` });

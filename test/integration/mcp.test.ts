@@ -287,14 +287,29 @@ describe('tools over MCP', () => {
   });
 
   it('send_email waits for a human, says how to check, and completes after approval', async () => {
-    const { token } = await mcpAgent();
+    const { id, token } = await mcpAgent();
     const client = await connect(token);
+    // The task is opened over REST (an MCP token does not open the REST API), then named in _meta.
+    const rest = await sg.mint(id);
+    const taskId = (
+      await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/tasks',
+        headers: { authorization: `Bearer ${rest}` },
+        payload: { goal: 'mail the report' },
+      })
+    ).json().id as string;
     const asked = await call(
       client,
       'send_email',
       { to: 'cfo@example.com', subject: 'Q3', body: 'Attached.' },
-      { 'sandgate/reasoning': 'the CFO asked for the report' },
+      { 'sandgate/reasoning': 'the CFO asked for the report', 'sandgate/taskId': taskId },
     );
+    expect(asked.structuredContent).toMatchObject({ status: 'awaiting_approval' });
+    expect(
+      (await sg.app!.inject({ url: `/v1/tasks/${taskId}`, headers: { authorization: `Bearer ${rest}` } })).json().used
+        .toolCalls,
+    ).toBe(1);
     expect(asked.isError).toBeFalsy();
     const action = asked.structuredContent as { id: string; status: string; approval: { id: string } };
     expect(action.status).toBe('awaiting_approval');
