@@ -12,13 +12,11 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'validation_failed',
 };
 
-/** ioredis and BullMQ errors that mean Redis cannot be reached. */
+/** ioredis and BullMQ errors that mean Redis (a node, or a Redis Cluster's slots) cannot be reached. */
+const REDIS_DOWN =
+  /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request|Command timed out|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Cluster isn't ready|Failed to refresh slots cache|None of startup nodes is available/i;
 function isRedisDown(e: FastifyError): boolean {
-  return (
-    /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request|Command timed out/i.test(
-      e.message,
-    ) || e.name === 'MaxRetriesPerRequestError'
-  );
+  return REDIS_DOWN.test(e.message) || e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError';
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

@@ -17,6 +17,8 @@ export interface TestCluster {
   ports: number[];
   /** The master that serves a key (its port), by CLUSTER KEYSLOT and CLUSTER SLOTS. */
   masterOf(key: string): Promise<number>;
+  /** Kills one master (SIGKILL): with full slot coverage required, the cluster goes down. */
+  kill(port: number): Promise<void>;
   /** How many keys each master holds, in the order of `ports`. */
   keyCounts(): Promise<number[]>;
   stop(): Promise<void>;
@@ -97,16 +99,23 @@ export async function startRedisCluster(masters = 3): Promise<TestCluster> {
 
   const admin = new Redis({ port: ports[0], host: '127.0.0.1', lazyConnect: true });
   admin.on('error', () => {});
+  let connected: Promise<void> | undefined;
   return {
     url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     ports,
     async masterOf(key) {
-      if (admin.status !== 'ready') await admin.connect();
+      await (connected ??= admin.connect());
       const slot = Number(await admin.cluster('KEYSLOT', key));
       const ranges = await admin.cluster('SLOTS');
       const master = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];
       if (!master) throw new Error(`no master serves slot ${slot}`);
       return master[1];
+    },
+    async kill(port) {
+      const p = procs[ports.indexOf(port)];
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      p.kill('SIGKILL');
+      await once(p, 'exit');
     },
     async keyCounts() {
       return Promise.all(

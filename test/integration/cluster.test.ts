@@ -376,3 +376,21 @@ describe('an API process and a runner process on the cluster', { timeout: 90_000
     }
   });
 });
+
+describe('the cluster down', { timeout: 60_000 }, () => {
+  it('answers 503 dependency_unavailable, within a bound, never a 500', async () => {
+    const a = await sg.agent({ profiles: ['js'] });
+    const keys = redisKeys(sg.config.SANDGATE_PREFIX);
+    await cluster.kill(await cluster.masterOf(keys.agent.record(a.id)));
+    // The others mark it failed after the node timeout (2 s): every slot then answers CLUSTERDOWN.
+    const answers: Array<[number, string, number]> = [];
+    for (let i = 0; i < 3; i++) {
+      const t = Date.now();
+      const res = await inject(a.auth, 'POST', '/v1/executions', { profile: 'js', code: String(i) });
+      answers.push([res.statusCode, res.json().error?.code, Date.now() - t]);
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    expect(answers.map(([status, code]) => [status, code])).toEqual(answers.map(() => [503, 'dependency_unavailable']));
+    for (const [, , ms] of answers) expect(ms).toBeLessThan(15_000);
+  });
+});
