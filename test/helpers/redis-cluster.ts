@@ -104,7 +104,8 @@ export async function startRedisCluster(masters = 3): Promise<TestCluster> {
     url: `redis+cluster://${ports.map((p) => `127.0.0.1:${p}`).join(',')}`,
     ports,
     async masterOf(key) {
-      await (connected ??= admin.connect());
+      connected ??= admin.connect();
+      await connected;
       const slot = Number(await admin.cluster('KEYSLOT', key));
       const ranges = await admin.cluster('SLOTS');
       const master = ranges.find(([from, to]) => slot >= from && slot <= to)?.[2];

@@ -276,7 +276,7 @@ describe('Sandgate on a Redis Cluster', { timeout: 60_000 }, () => {
     };
     const [one, other] = [await urlOf(sg.app), await urlOf(second.app)];
     const code =
-      'for (let i = 0; i < 8; i++) { const t = Date.now(); while (Date.now() - t < 150) {} console.log(`line ${i}`) } "end"';
+      'for (let i = 0; i < 8; i++) { const t = Date.now(); while (Date.now() - t < 150) {} console.log("line " + i) } "end"';
     // Three agents (three slots): one process follows all three streams at once.
     const agents = await Promise.all([0, 1, 2].map(() => sg.agent({ profiles: ['js'] })));
     const paths = await Promise.all(
