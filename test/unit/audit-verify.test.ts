@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { copyFile, cp, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -224,6 +224,12 @@ describe('verifyAuditDir', () => {
   });
 
   it('accepts what a writer killed at a random moment leaves behind (or a torn last line)', async () => {
+    const chainLines = async (dir: string) => {
+      let n = 0;
+      for (const f of await readdir(dir))
+        if (f.endsWith('.jsonl')) n += (await readFile(join(dir, f), 'utf8')).split('\n').length - 1;
+      return n;
+    };
     const writerUrl = new URL('../../guard/audit/audit-writer.ts', import.meta.url).href;
     const code = `const { createAuditWriter } = await import(${JSON.stringify(writerUrl)});
       const { createAuditSigner } = await import(${JSON.stringify(new URL('../../guard/audit/audit-signer.ts', import.meta.url).href)});
@@ -241,6 +247,8 @@ describe('verifyAuditDir', () => {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       await once(child.stdout, 'data');
+      // Killed at a random moment once it has written something (a loaded machine starts slowly).
+      for (let i = 0; i < 200 && (await chainLines(dir)) <= 10; i++) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, ms));
       child.kill('SIGKILL');
       await once(child, 'exit');
