@@ -26,7 +26,7 @@ afterAll(async () => {
   expect(await containersOf(prefix)).toEqual([]);
 });
 
-describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => {
+describe('Redis restarted while runs are in flight', { timeout: 120_000 }, () => {
   it('every run ends with its real status and output, billed what it used, audited once', async () => {
     const { auth } = await sg.agent({ profiles: ['js', 'python'] });
     const call = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
@@ -57,7 +57,8 @@ describe('Redis restarted while runs are in flight', { timeout: 60_000 }, () => 
         );
         return statuses.every((s) => s === 'running') ? true : undefined;
       },
-      20_000,
+      // A loaded machine (the whole suite on two cores) may take long to start the containers.
+      60_000,
       'every run running',
     );
 
