@@ -35,12 +35,12 @@ describe('Redis restarted while runs are in flight', { timeout: 120_000 }, () =>
     const runs = [
       ...Array.from({ length: 3 }, (_, i) => ({
         profile: 'python',
-        code: `import time\ntime.sleep(1.2)\nprint("py ${i}")`,
+        code: `import time\ntime.sleep(2)\nprint("py ${i}")`,
         out: `py ${i}\n`,
       })),
       ...Array.from({ length: 3 }, (_, i) => ({
         profile: 'js',
-        code: `const t = Date.now(); while (Date.now() - t < 1200) {} console.log("js ${i}")`,
+        code: `const t = Date.now(); while (Date.now() - t < 2000) {} console.log("js ${i}")`,
         out: `js ${i}\n`,
       })),
     ];
@@ -57,7 +57,8 @@ describe('Redis restarted while runs are in flight', { timeout: 120_000 }, () =>
         );
         return statuses.every((s) => s === 'running') ? true : undefined;
       },
-      // A loaded machine (the whole suite on two cores) may take long to start the containers.
+      // A loaded machine (the whole suite on two cores) may take long to start the containers;
+      // each run lasts 2 s, so all of them are running at once even when they start a second apart.
       60_000,
       'every run running',
     );
