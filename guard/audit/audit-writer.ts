@@ -53,7 +53,7 @@ import { SandgateError } from '../../contract/errors.ts';
 import type { AuditSigner } from './audit-signer.ts';
 import { createWitnessPoster } from './audit-witness.ts';
 import { appendRecord, type ChainHead, makeCheckpoint, startChain } from './chain.ts';
-import { moveDurably, segmentName, syncDir } from './segments.ts';
+import { moveDurably, segmentName, sweepSilentWriters, syncDir } from './segments.ts';
 
 export interface AuditWriterOptions {
   dir: string;
@@ -84,6 +84,8 @@ export interface AuditWriterOptions {
   liveMaxAgeMs?: number;
   /** A move to the archive failed; it is tried again at the next rotation and at close. Must not throw. */
   onArchiveError?(error: unknown): void;
+  /** At start, other writers' sealed segments move to the archive once their newest segment is this old (default 1 h). */
+  sweepSilentAfterMs?: number;
 }
 
 export interface AuditWriterStats {
@@ -187,6 +189,17 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     throw e;
   }
   witness.post(opening); // the witness learns of the chain before it holds anything
+  // A writer killed before its close left sealed segments live: the next process start moves them on.
+  const swept =
+    archiveDir === undefined
+      ? Promise.resolve()
+      : sweepSilentWriters(dir, archiveDir, {
+          except: writerId,
+          silentMs: opts.sweepSilentAfterMs ?? 3_600_000,
+        }).then(
+          () => {},
+          (e) => opts.onArchiveError?.(e),
+        );
 
   let assigned: ChainHead = startChain(writerId); // hashed and queued, maybe not yet durable
   let durable = { seq: 0, hash: assigned.hash };
@@ -201,7 +214,7 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   // The segment being assigned to: its index, bytes, records (checkpoints aside) and start.
   const seg = { index: 0, bytes: 0, records: 0, startMs: Date.now() };
   const sealedLive: Array<{ index: number; sealedAtMs: number }> = []; // durable, sealed, still in `dir`
-  let archiving: Promise<void> = Promise.resolve();
+  let archiving: Promise<void> = swept;
 
   /** Ends the current run with a checkpoint, queued after everything assigned so far. */
   function cut(closed: boolean): void {

@@ -9,9 +9,9 @@
 // directory. A reader lists the live directory before the archive, so whatever moves between
 // the two listings is seen at least once, and opens a segment gone from the live directory in
 // the archive instead.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, open, readdir, rename, rm } from 'node:fs/promises';
+import { access, copyFile, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const SEGMENT_FILE = /^([A-Za-z0-9_.-]{1,128}?)(?:~(\d{1,15}))?\.jsonl$/;
@@ -100,19 +100,67 @@ export async function syncDir(dir: string): Promise<void> {
 
 /**
  * Moves `name` from `from` to `to` durably (the archive may be another mount): copy to a
- * temporary name, fsync, rename, fsync the directory, then remove the original.
+ * temporary name of its own, fsync, rename, fsync the directory, then remove the original. Two
+ * processes may move the same sealed segment at once (a writer and a sweep): both copies are the
+ * same bytes, and a source already gone counts as moved when the archive holds it.
  */
 export async function moveDurably(from: string, to: string, name: string): Promise<void> {
-  const tmp = join(to, `.${name}.moving`);
-  await copyFile(join(from, name), tmp);
-  const fh = await open(tmp, 'r+');
+  const tmp = join(to, `.${name}.${process.pid}-${randomBytes(4).toString('hex')}.moving`);
   try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+    await copyFile(join(from, name), tmp);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT' && (await exists(join(to, name)))) return;
+    throw e;
   }
-  await rename(tmp, join(to, name));
+  try {
+    const fh = await open(tmp, 'r+');
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, join(to, name));
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
   await syncDir(to);
-  await rm(join(from, name));
+  await rm(join(from, name), { force: true });
   await syncDir(from);
+}
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * The sealed segments of writers that went silent (killed before they could close and move
+ * their chain) move to the archive: every segment of such a writer but its newest, which may be
+ * the one it was writing; that one and its head file stay live. A writer counts as silent when
+ * its newest segment has not changed for `silentMs`; one that was only idle loses nothing (its
+ * own moves find the segment already there). Returns how many segments moved.
+ */
+export async function sweepSilentWriters(
+  dir: string,
+  archiveDir: string,
+  opts: { except: string; silentMs: number; now?: number },
+): Promise<number> {
+  const now = opts.now ?? Date.now();
+  let moved = 0;
+  for (const [writer, segments] of await listSegments([dir])) {
+    if (writer === opts.except || segments.length < 2) continue;
+    const newest = segments.at(-1)!;
+    const changed = await stat(newest.paths[0]!).then(
+      (s) => s.mtimeMs,
+      () => now,
+    );
+    if (now - changed < opts.silentMs) continue;
+    for (const s of segments.slice(0, -1)) {
+      await moveDurably(dir, archiveDir, s.name);
+      moved++;
+    }
+  }
+  return moved;
 }

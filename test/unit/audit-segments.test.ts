@@ -2,7 +2,7 @@
 // checkpoint over the seal, and moves sealed segments to an archive directory. Verify checks the
 // live and archived segments as one chain: it passes beside a writer that is rotating, and fails
 // naming the segment when one is removed, truncated, reordered or renamed.
-import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rename, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -171,6 +171,48 @@ describe('audit segments', () => {
     await a.w.close();
     await b.close();
     expect(await verify(a.live, a.archive)).toMatchObject({ ok: true, chains: 2 });
+  });
+
+  it("a writer killed before its close: the next writer's start moves its sealed segments on, an idle one loses nothing", async () => {
+    const { w: dead, live, archive } = await rotatingWriter('dead', { liveSegments: 100 });
+    await burst(dead, 120);
+    const before = await segmentsIn(live, 'dead');
+    expect(before.length).toBeGreaterThan(4);
+    // As a kill leaves it: never closed. Its newest segment was last written two hours ago.
+    const past = new Date(Date.now() - 2 * 3600_000);
+    await utimes(join(live, segmentName('dead', before.at(-1)!)), past, past);
+    // Another writer that is merely idle keeps its sealed segments where its retention puts them.
+    const quiet = await createAuditWriter({
+      dir: live,
+      writerId: 'quiet',
+      signer,
+      segmentMaxBytes: 3000,
+      archiveDir: archive,
+      liveSegments: 100,
+    });
+    await burst(quiet, 60);
+    const next = await createAuditWriter({
+      dir: live,
+      writerId: 'next',
+      signer,
+      archiveDir: archive,
+      sweepSilentAfterMs: 3600_000,
+    });
+    await next.append({ kind: 'task.created', taskId: 't', data: { goal: 'after the crash' } });
+    await next.close();
+    // the dead writer's sealed segments are archived; its newest (maybe torn) and its head file stay live
+    expect(await segmentsIn(live, 'dead')).toEqual([before.at(-1)!]);
+    expect(await segmentsIn(archive, 'dead')).toEqual(before.slice(0, -1));
+    expect((await readdir(live)).includes('dead.head.json')).toBe(true);
+    expect((await segmentsIn(live, 'quiet')).length).toBeGreaterThan(2);
+    expect(await verify(live, archive)).toMatchObject({ ok: true, chains: 3 });
+    // the dead writer was only idle after all: its own moves find the segments already archived
+    await burst(dead, 40);
+    await dead.close();
+    await quiet.close();
+    expect(dead.stats().archived).toBeGreaterThan(0);
+    expect(await verify(live, archive)).toMatchObject({ ok: true, chains: 3, head: { dead: { closed: true } } });
+    expect(await readdir(live)).toEqual([]);
   });
 
   describe('a tampered segment fails verify, named', () => {
