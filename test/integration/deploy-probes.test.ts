@@ -16,7 +16,7 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => {});
 });
 
-describe('deployment probes and the autoscaling figure', { timeout: 60_000 }, () => {
+describe('deployment probes and the autoscaling figure', { timeout: 120_000 }, () => {
   it('a runner-only process serves /healthz and /readyz beside /metrics', async () => {
     const port = await freePort();
     const env = testEnv({
@@ -26,7 +26,7 @@ describe('deployment probes and the autoscaling figure', { timeout: 60_000 }, ()
     cleanup.push(() => dropPrefix(env.SANDGATE_PREFIX!));
     const runner = spawnSandgate('runner', env);
     cleanup.push(async () => runner.proc.kill('SIGKILL'));
-    await waitForOutput(runner, /sandgate started/);
+    await waitForOutput(runner, /sandgate started/, 45_000); // a loaded machine starts processes slowly
     const get = async (path: string) => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
       return { status: res.status, text: await res.text() };
