@@ -9,6 +9,7 @@ import { statSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/processes.ts';
+import { eventually } from '../helpers/sandgate.ts';
 
 const run = promisify(execFile);
 
@@ -101,8 +102,16 @@ describe('deploy/compose.yaml', { timeout: 900_000 }, () => {
 
       // Both runners took work: each run.started record is written by the runner that ran it,
       // whose chain is named after its container's hostname.
-      const started = await call(`/v1/audit?kind=run.started&agentId=${agent.body.id}&limit=100`, adminToken);
-      const records = started.body.records as Array<{ writer: string; subject: string }>;
+      // The read index is a copy fed after each durable batch: it may trail the answers a little.
+      const records = await eventually(
+        async () => {
+          const started = await call(`/v1/audit?kind=run.started&agentId=${agent.body.id}&limit=100`, adminToken);
+          const found = started.body.records as Array<{ writer: string; subject: string }>;
+          return found.length >= 24 ? found : undefined;
+        },
+        10_000,
+        'every run.started in the audit index',
+      );
       expect(records).toHaveLength(24);
       const byRunner = new Map<string, number>();
       for (const r of records) {
