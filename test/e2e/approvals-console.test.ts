@@ -3,13 +3,12 @@
 // rendered as text, approves it (the fake gateway gets exactly one request) or denies it (the
 // gateway gets nothing); a wrong token gets a clear error and no list. If Chromium cannot start,
 // every test fails with the reason: nothing here is skipped.
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../api/console/console-routes.ts';
+import { type ConsoleBrowser, launchConsoleBrowser, sel, signIn } from '../helpers/console-browser.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const GATEWAY_TOKEN = 'gw-secret-console-4d8e2a';
 const XSS_BODY = '<img src=x onerror="window.__xss=1">';
 const TEST_TIMEOUT = 60_000;
@@ -19,10 +18,8 @@ let sg: TestSandgate;
 let url: string;
 let approverToken: string;
 let approver: Record<string, string>;
-let browser: Browser | undefined;
-let browserError: Error | undefined;
+let browser: ConsoleBrowser;
 
-const sel = (testid: string) => `[data-testid="${testid}"]`;
 const sentTo = (to: string) => gateway.received.filter((r) => JSON.parse(r.body).args?.to === to);
 const getJson = async (path: string, headers: Record<string, string>) =>
   (await sg.app!.inject({ url: path, headers })).json();
@@ -44,15 +41,7 @@ beforeAll(async () => {
   expect(res.statusCode).toBe(201);
   approverToken = res.json().token;
   approver = { authorization: `Bearer ${approverToken}` };
-  // A launch failure is kept and thrown by every browser test, so each one FAILS with the reason
-  // (an error thrown here would only mark them skipped).
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
-  } catch (e) {
-    browserError = new Error(
-      `Chromium (${CHROMIUM}) could not start, so the console cannot be tested: ${(e as Error).message}`,
-    );
-  }
+  browser = await launchConsoleBrowser();
 }, 120_000);
 
 afterAll(async () => {
@@ -61,33 +50,7 @@ afterAll(async () => {
   await gateway?.close();
 });
 
-interface Opened {
-  context: BrowserContext;
-  page: Page;
-  /** Console messages about Content-Security-Policy violations, and uncaught page errors. */
-  problems: string[];
-}
-
-async function open(): Promise<Opened> {
-  if (!browser) throw browserError ?? new Error('Chromium was not started');
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (/Content.Security.Policy/i.test(m.text())) problems.push(`csp: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  const res = await page.goto(`${url}/console/approvals`);
-  expect(res?.status()).toBe(200);
-  expect(res?.headers()['content-security-policy']).toBe(CONSOLE_CSP);
-  return { context, page, problems };
-}
-
-async function signIn(page: Page, token: string) {
-  await page.locator(sel('token-input')).fill(token);
-  await page.locator(sel('sign-in')).click();
-}
+const open = () => browser.open(`${url}/console/approvals`);
 
 /** An agent asks for send_email; returns the action id and its approval id. */
 async function askToSend(args: Record<string, unknown>, extra: Record<string, unknown> = {}) {

@@ -8,13 +8,13 @@
 // cannot start, every test fails with the reason: nothing here is skipped.
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_CSP } from '../../api/console/console-routes.ts';
+import { type ConsoleBrowser, launchConsoleBrowser, sel, signIn } from '../helpers/console-browser.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = 'test-artifacts/console';
 const TEST_TIMEOUT = 90_000;
 const HOSTILE_REASONING = 'the page said: <script>window.__xss=1</script><img src=x onerror="window.__xss=2">';
@@ -30,10 +30,8 @@ let gateway: FakeEndpoint;
 let sg: TestSandgate;
 let url: string;
 const tokens: Record<'operator' | 'auditor' | 'approver', string> = { operator: '', auditor: '', approver: '' };
-let browser: Browser | undefined;
-let browserError: Error | undefined;
+let browser: ConsoleBrowser;
 
-const sel = (testid: string) => `[data-testid="${testid}"]`;
 const inject = (method: 'GET' | 'POST', path: string, headers: Record<string, string>, payload?: unknown) =>
   sg.app!.inject({ method, url: path, headers, ...(payload !== undefined && { payload: payload as object }) });
 
@@ -52,15 +50,7 @@ beforeAll(async () => {
     expect(res.statusCode).toBe(201);
     tokens[role] = res.json().token;
   }
-  // A launch failure is kept and thrown by every browser test, so each one FAILS with the reason
-  // (an error thrown here would only mark them skipped).
-  try {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], headless: true });
-  } catch (e) {
-    browserError = new Error(
-      `Chromium (${CHROMIUM}) could not start, so the console cannot be tested: ${(e as Error).message}`,
-    );
-  }
+  browser = await launchConsoleBrowser();
 }, 120_000);
 
 afterAll(async () => {
@@ -69,33 +59,7 @@ afterAll(async () => {
   await gateway?.close();
 });
 
-interface Opened {
-  context: BrowserContext;
-  page: Page;
-  /** CSP violations and uncaught page errors: must stay empty. */
-  problems: string[];
-}
-
-async function open(hash = ''): Promise<Opened> {
-  if (!browser) throw browserError ?? new Error('Chromium was not started');
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (/Content.Security.Policy/i.test(m.text())) problems.push(`csp: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-  const res = await page.goto(`${url}/console/${hash}`);
-  expect(res?.status()).toBe(200);
-  expect(res?.headers()['content-security-policy']).toBe(CONSOLE_CSP);
-  return { context, page, problems };
-}
-
-async function signIn(page: Page, token: string) {
-  await page.locator(sel('token-input')).fill(token);
-  await page.locator(sel('sign-in')).click();
-}
+const open = (hash = '') => browser.open(`${url}/console/${hash}`, { width: 1280, height: 900 });
 
 const xss = (page: Page) => page.evaluate(() => (globalThis as Record<string, unknown>).__xss);
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
