@@ -3,8 +3,11 @@
 // from an agent and is untrusted: it is rendered only through textContent and createElement,
 // never through innerHTML. The approver's token lives only in this tab's sessionStorage.
 
-// Shared with the operator console (lib/api.js), so one sign-in serves both pages of this tab.
-const TOKEN_KEY = 'sandgate.token';
+// The API and the DOM helpers are the operator console's (lib/): one sign-in serves both pages
+// of this tab.
+import { api, session } from './lib/api.js';
+import { el, formatTime, relative } from './lib/dom.js';
+
 const REFRESH_MS = 3000;
 const FOLLOW_MS = 60_000;
 const FINAL = ['succeeded', 'failed', 'denied', 'expired', 'cancelled'];
@@ -32,25 +35,10 @@ const cards = new Map();
 const expiries = new WeakMap();
 /** Approvals this tab has sent a decision for: a refresh never brings them back. */
 const decided = new Set();
-let token = null;
 let timer = null;
 let refreshing = false;
-/** Bumped on every sign-in and sign-out, so answers to an old session are dropped. */
-let session = 0;
 
 // --- small DOM helpers ---------------------------------------------------------------------
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props)) {
-    if (value === undefined || value === null) continue;
-    if (key === 'text') node.textContent = String(value);
-    else if (key === 'className') node.className = value;
-    else node.setAttribute(key, String(value));
-  }
-  for (const child of children) if (child) node.append(child);
-  return node;
-}
 
 function showStatus(text, kind = 'info') {
   ui.status.textContent = text;
@@ -65,51 +53,7 @@ function clearStatus() {
   delete ui.status.dataset.kind;
 }
 
-function formatTime(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString();
-}
-
-function relative(iso) {
-  const ms = new Date(iso).getTime() - Date.now();
-  if (Number.isNaN(ms)) return '';
-  const s = Math.round(Math.abs(ms) / 1000);
-  const span = s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
-  return ms >= 0 ? `in ${span}` : `${span} ago`;
-}
-
 // --- the API -------------------------------------------------------------------------------
-
-/** One call with the approver's token. Never throws: {ok, status, data} or {ok:false, status, error}. */
-async function api(method, path, body) {
-  const headers = { authorization: `Bearer ${token}`, accept: 'application/json' };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  let res;
-  try {
-    res = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      cache: 'no-store',
-      credentials: 'omit',
-      referrerPolicy: 'no-referrer',
-    });
-  } catch {
-    return { ok: false, status: 0, error: { code: 'network', message: 'the server could not be reached' } };
-  }
-  let data = null;
-  try {
-    data = await res.json();
-  } catch {
-    data = null;
-  }
-  if (res.ok) return { ok: true, status: res.status, data };
-  const error =
-    typeof data?.error?.message === 'string'
-      ? { code: String(data.error.code), message: data.error.message }
-      : { code: `http_${res.status}`, message: `the server answered HTTP ${res.status}` };
-  return { ok: false, status: res.status, error };
-}
 
 /** 401, or a 403 that says this token lacks the approver role: the session is over. */
 function endsSession(r) {
@@ -260,12 +204,12 @@ function logEntry(text, kind) {
 // --- behaviour -----------------------------------------------------------------------------
 
 async function refresh() {
-  if (!token || refreshing) return;
+  if (!session.token || refreshing) return;
   refreshing = true;
-  const mine = session;
+  const mine = session.generation;
   try {
     const r = await api('GET', '/v1/approvals?status=pending');
-    if (mine !== session) return;
+    if (mine !== session.generation) return;
     if (r.ok) {
       renderList(Array.isArray(r.data?.approvals) ? r.data.approvals : []);
       if (ui.status.dataset.kind === 'stale') clearStatus();
@@ -280,7 +224,7 @@ async function refresh() {
 }
 
 async function decide(a, decision, card) {
-  const mine = session;
+  const mine = session.generation;
   const buttons = card.querySelectorAll('button');
   const input = card.querySelector('input');
   for (const b of buttons) b.disabled = true;
@@ -293,7 +237,7 @@ async function decide(a, decision, card) {
     `/v1/approvals/${encodeURIComponent(a.id)}`,
     reason ? { decision, reason } : { decision },
   );
-  if (mine !== session) return;
+  if (mine !== session.generation) return;
   const verb = decision === 'approve' ? 'approve' : 'deny';
   if (r.ok) {
     decided.add(a.id);
@@ -327,9 +271,9 @@ async function follow(a, entry, mine) {
   const until = Date.now() + FOLLOW_MS;
   while (Date.now() < until) {
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    if (mine !== session) return;
+    if (mine !== session.generation) return;
     const r = await api('GET', `/v1/actions/${encodeURIComponent(a.actionId)}`);
-    if (mine !== session) return;
+    if (mine !== session.generation) return;
     if (!r.ok) {
       if (endsSession(r)) return refused(r);
       continue;
@@ -368,11 +312,9 @@ function showSignIn() {
 }
 
 function signOut(announce = true) {
-  session++;
+  session.end();
   clearInterval(timer);
   timer = null;
-  token = null;
-  sessionStorage.removeItem(TOKEN_KEY);
   for (const card of cards.values()) card.remove();
   cards.clear();
   decided.clear();
@@ -382,15 +324,13 @@ function signOut(announce = true) {
 }
 
 async function signIn(candidate) {
-  session++;
-  const mine = session;
-  token = candidate;
+  session.start(candidate);
+  const mine = session.generation;
   showStatus('Checking the token…', 'info');
   const r = await api('GET', '/v1/approvals?status=pending');
-  if (mine !== session) return;
+  if (mine !== session.generation) return;
   if (!r.ok) {
-    token = null;
-    sessionStorage.removeItem(TOKEN_KEY);
+    session.end();
     if (endsSession(r)) {
       const why =
         r.status === 401
@@ -403,7 +343,7 @@ async function signIn(candidate) {
     showSignIn();
     return;
   }
-  sessionStorage.setItem(TOKEN_KEY, candidate);
+  session.keep();
   clearStatus();
   showList();
   renderList(Array.isArray(r.data?.approvals) ? r.data.approvals : []);
@@ -423,6 +363,5 @@ ui.signInForm.addEventListener('submit', (event) => {
 ui.signOut.addEventListener('click', () => signOut(true));
 ui.refresh.addEventListener('click', () => refresh());
 
-const saved = sessionStorage.getItem(TOKEN_KEY);
-if (saved) signIn(saved);
+if (session.token) signIn(session.token);
 else showSignIn();
