@@ -12,7 +12,11 @@ import { createApprovalAnnouncer } from '../guard/actions/approval-webhook.ts';
 import { type AuditTrail, openAuditTrail } from '../guard/audit/audit-trail.ts';
 import { type ActionLifecycle, createActionLifecycle } from '../guard/lifecycle/action-lifecycle.ts';
 import { observeActivity } from '../guard/lifecycle/activity.ts';
-import { createExecutionLifecycle, type ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
+import {
+  createExecutionLifecycle,
+  type ExecutionLifecycle,
+  type ExecutionLifecycleDeps,
+} from '../guard/lifecycle/execution-lifecycle.ts';
 import { createHooks, type Hooks } from '../guard/lifecycle/hooks.ts';
 import type { StageClock } from '../guard/lifecycle/stages.ts';
 import { createTaskLifecycle, type TaskLifecycle } from '../guard/lifecycle/task-lifecycle.ts';
@@ -73,8 +77,8 @@ export interface Core {
   /** Sends an open alert again to every receiver and schedules the next round. */
   renotify(alertId: string): Promise<void>;
   stages: StageClock;
-  /** The engines this process runs, set by the runner side once it has made them. */
-  local: { engines: LocalEngines };
+  /** The engines this process runs, and its runner's door for runs taken here, set by the runner side. */
+  local: { engines: LocalEngines; runHere?: ExecutionLifecycleDeps['runHere'] };
   /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
   availableProfiles(): Promise<ReadonlySet<string>>;
 }
@@ -177,6 +181,7 @@ export async function composeCore(
     publishCancel: (id) => publishCancel(redis, prefix, id),
     resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
+    runHere: (job) => local.runHere?.(job),
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
       if (!q) throw new Error(`no queue for engine ${engine}`);

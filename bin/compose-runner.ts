@@ -9,6 +9,8 @@ import { buildActionWorker } from '../runner/tools/action-worker.ts';
 import type { Lookup } from '../runner/tools/egress/safe-fetch.ts';
 import { createToolBridge } from '../runner/tools/tool-bridge.ts';
 import { buildWorker, type RunnerHandle } from '../runner/worker.ts';
+import { redisKeys } from '../state/keys.ts';
+import { createLocalRuns } from '../state/local-runs.ts';
 import { createRecordEvents } from '../state/record-events.ts';
 import { registerRunner } from '../state/runners.ts';
 import type { Core } from './compose-core.ts';
@@ -72,7 +74,11 @@ export async function composeRunnerSide(
     stages: core.stages,
     logger: log.child({ part: 'runner' }),
     streams: core.streams,
+    store: core.store,
+    // On the command connection, as the store's start: a run is listed before it starts.
+    local: createLocalRuns(core.redis, redisKeys(config.SANDGATE_PREFIX), runners),
   });
+  if (config.SANDGATE_RUN_HERE) core.local.runHere = runner.runHere;
   const actionWorker = await buildActionWorker({
     config,
     connection: actionConnection,

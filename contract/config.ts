@@ -52,6 +52,14 @@ export const ConfigSchema = z.object({
   SANDGATE_STREAM_MAX_MS: positiveInt.default(30 * 60_000),
   /** Parallel runs per runner process and engine. */
   SANDGATE_ISOLATE_CONCURRENCY: positiveInt.default(8),
+  /**
+   * A process that is API and runner (`all`) runs a `?wait=true` request itself when its engine
+   * has a free slot there, instead of through the queue (`0` = always the queue).
+   */
+  SANDGATE_RUN_HERE: z
+    .enum(['0', '1'])
+    .default('1')
+    .transform((v) => v === '1'),
   SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),
   /** The Docker Engine the docker profiles run on. */
   SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),

@@ -7,18 +7,21 @@ import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Logger } from 'pino';
 import type { Config } from '../contract/config.ts';
 import { resultError } from '../contract/errors.ts';
-import { type EngineResult, ExecutionJob } from '../contract/execution.ts';
-import type { EngineName } from '../contract/profile.ts';
+import { type EngineResult, type Execution, ExecutionJob } from '../contract/execution.ts';
+import type { EngineName, Profile } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
-import type { ExecutionLifecycle } from '../guard/lifecycle/execution-lifecycle.ts';
+import type { ExecutionLifecycle, WorkOwner } from '../guard/lifecycle/execution-lifecycle.ts';
 import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
 import type { EventStreamWriter } from '../state/event-streams.ts';
+import type { ExecutionStore } from '../state/executions.ts';
 import { queuePrefix, redisKeys } from '../state/keys.ts';
+import type { LocalRuns } from '../state/local-runs.ts';
 import type { RedisClient } from '../state/redis-client.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
 import type { RunMetrics } from './run-metrics.ts';
+import { createSlots, type Slots } from './slots.ts';
 
 export interface WorkerDeps {
   config: Config;
@@ -34,6 +37,9 @@ export interface WorkerDeps {
   stages?: StageClock;
   /** Publishes each run's output into its event stream as it arrives. */
   streams?: EventStreamWriter;
+  store: ExecutionStore;
+  /** Where runs taken straight from this process's API side are listed (without it: none are). */
+  local?: LocalRuns;
 }
 
 export interface RunnerHandle {
@@ -41,13 +47,20 @@ export interface RunnerHandle {
   /** `closeBy` (ms since the epoch): when the engines must have let go (the shutdown's deadline). */
   close(graceMs?: number, closeBy?: number): Promise<void>;
   inFlight(): number;
+  /**
+   * Runs an admitted job here and now when its engine has a free slot in this process (no queue,
+   * no pick-up): the record once it has ended, `held` when its agent or task is held (it is still
+   * queued and must be put on the queue), undefined when the record could not be read. Returns
+   * undefined, and does nothing, when there is no free slot (the job goes through the queue).
+   */
+  runHere(job: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined;
 }
 
 /** How often work held by a paused task or a suspended agent is looked at again. */
 export const HELD_RETRY_MS = 1000;
 
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
-  const { config, executions, profiles, metrics, logger } = deps;
+  const { config, executions, profiles, metrics, logger, local } = deps;
   const stages = deps.stages ?? NO_STAGES;
   const inFlight = new Map<string, AbortController>();
   /** Runs that have ended here and whose result is being written: never "lost" by this process. */
@@ -59,29 +72,22 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     inFlight.get(id)?.abort(new Error('cancelled'));
   });
 
-  const process = async (job: Job, token?: string): Promise<void> => {
-    // BullMQ's timestamp is the add's (or the delay's end): wall clocks of one machine or NTP.
-    stages.observe('pickup', Math.max(0, Date.now() - job.timestamp - (job.delay ?? 0)));
-    const parsed = ExecutionJob.safeParse(job.data);
-    if (!parsed.success) {
-      logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed job');
-      await executions.malformed(String(job.id));
-      return;
-    }
-    const data = parsed.data;
-    const profile = profiles.get(data.profile);
-    const engine = profile && deps.engines[profile.engine];
-    if (!profile || !engine) {
-      await executions.unavailable(data, `this runner cannot run profile "${data.profile}"`);
-      return;
-    }
+  const concurrency: Record<EngineName, number> = {
+    isolate: config.SANDGATE_ISOLATE_CONCURRENCY,
+    docker: config.SANDGATE_DOCKER_CONCURRENCY,
+  };
+  const slots = Object.fromEntries(
+    (Object.keys(deps.engines) as EngineName[]).map((e) => [e, createSlots(concurrency[e])]),
+  ) as Partial<Record<EngineName, Slots>>;
+
+  /** start → the engine → finish, for a job of either door (queue or this process's API side). */
+  const runAdmitted = async (
+    data: ExecutionJob,
+    profile: Profile,
+    engine: Engine,
+  ): Promise<'held' | 'skip' | { record?: Execution }> => {
     const start = await executions.start(data, profile);
-    if (start === 'held') {
-      // Its agent is suspended or its task paused: it waits in the queue, looked at again later.
-      await job.moveToDelayed(Date.now() + HELD_RETRY_MS, token);
-      throw new DelayedError();
-    }
-    if (start === 'skip') return;
+    if (start !== 'run') return start;
 
     const controller = new AbortController();
     inFlight.set(data.id, controller);
@@ -97,7 +103,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       if (e instanceof EngineUnavailable) {
         inFlight.delete(data.id);
         await executions.unavailable(data, `the ${profile.engine} engine could not start the run: ${e.message}`);
-        return;
+        return {};
       }
       logger.error({ err: e, id: data.id }, 'engine fault');
       result = faultResult(resultError('engine_fault'));
@@ -115,17 +121,112 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     }
     holding.add(data.id);
     try {
-      await executions.finish(data, profile, result, stopRetrying.signal);
+      const record = await executions.finish(data, profile, result, stopRetrying.signal);
+      metrics.observe(profile.name, result.status, result.usage.wallMs, result.usage.cpuMs);
+      return record ? { record } : {};
     } finally {
       holding.delete(data.id);
     }
-    metrics.observe(profile.name, result.status, result.usage.wallMs, result.usage.cpuMs);
   };
 
-  const concurrency: Record<EngineName, number> = {
-    isolate: config.SANDGATE_ISOLATE_CONCURRENCY,
-    docker: config.SANDGATE_DOCKER_CONCURRENCY,
+  const process = async (job: Job, token?: string): Promise<void> => {
+    // BullMQ's timestamp is the add's (or the delay's end): wall clocks of one machine or NTP.
+    stages.observe('pickup', Math.max(0, Date.now() - job.timestamp - (job.delay ?? 0)));
+    const parsed = ExecutionJob.safeParse(job.data);
+    if (!parsed.success) {
+      logger.error({ jobId: job.id, issues: parsed.error.issues }, 'malformed job');
+      await executions.malformed(String(job.id));
+      return;
+    }
+    const data = parsed.data;
+    const profile = profiles.get(data.profile);
+    const engine = profile && deps.engines[profile.engine];
+    const engineSlots = profile && slots[profile.engine];
+    if (!profile || !engine || !engineSlots) {
+      await executions.unavailable(data, `this runner cannot run profile "${data.profile}"`);
+      return;
+    }
+    await engineSlots.take();
+    let ran: Awaited<ReturnType<typeof runAdmitted>>;
+    try {
+      ran = await runAdmitted(data, profile, engine);
+    } finally {
+      engineSlots.give();
+    }
+    if (ran === 'held') {
+      // Its agent is suspended or its task paused: it waits in the queue, looked at again later.
+      await job.moveToDelayed(Date.now() + HELD_RETRY_MS, token);
+      throw new DelayedError();
+    }
   };
+
+  /** Ends a run taken here whose runner side failed (Redis away): as a lost queue job would end. */
+  const unsettled = new Map<string, ExecutionJob>();
+  const settleLost = async (id: string, owner: WorkOwner | undefined) => {
+    await executions.lost(id, owner);
+    await local?.remove(id);
+  };
+  const here = new Set<Promise<unknown>>();
+  let closing = false;
+
+  const runHere = (data: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined => {
+    const profile = profiles.get(data.profile);
+    const engine = profile && deps.engines[profile.engine];
+    const engineSlots = profile && slots[profile.engine];
+    if (closing || !local || !profile || !engine || !engineSlots?.tryTake()) return undefined;
+    // Listed before it starts (same connection, sent first): if this process dies, a sweep ends it.
+    const listed = local.add(data.id).then(
+      () => true,
+      (e: Error) => {
+        logger.warn({ err: e.message, id: data.id }, 'a run taken here could not be listed under its runner');
+        return false;
+      },
+    );
+    const run = runAdmitted(data, profile, engine)
+      .then(async (ran) => {
+        if (await listed) void local.remove(data.id).catch(() => {});
+        return ran === 'held' ? 'held' : ran === 'skip' ? undefined : ran.record;
+      })
+      .catch((e: Error) => {
+        logger.error({ err: e.message, id: data.id }, 'a run taken here failed in its runner');
+        unsettled.set(data.id, data);
+        return undefined;
+      })
+      .finally(() => {
+        engineSlots.give();
+        here.delete(run);
+      });
+    here.add(run);
+    return run;
+  };
+
+  // Runs listed by runners that died, and this runner's own that could not be ended: ended now.
+  const sweepEvery = Math.max(250, Math.floor(config.SANDGATE_HEARTBEAT_TTL_MS / 3));
+  let lastSweepError = 0;
+  const sweep = async () => {
+    if (!local) return;
+    for (const [id, data] of [...unsettled]) {
+      await settleLost(id, data);
+      unsettled.delete(id);
+    }
+    for (const { runner, ids } of await local.orphans()) {
+      for (const id of ids) {
+        const record = await deps.store.get(id);
+        if (record) await executions.lost(id, record);
+      }
+      if (ids.length > 0) logger.warn({ runner, runs: ids.length }, 'ended the runs of a runner that is gone');
+      await local.forget(runner, ids);
+    }
+  };
+  const sweeper = setInterval(() => {
+    sweep().catch((e: Error) => {
+      if (Date.now() - lastSweepError < 10_000) return;
+      lastSweepError = Date.now();
+      logger.error({ err: e.message }, 'sweeping the runs of gone runners failed');
+    });
+  }, sweepEvery);
+  sweeper.unref();
+
   const workers = (Object.keys(deps.engines) as EngineName[]).map((engineName) => {
     const worker = new Worker(executionQueueName(engineName), process, {
       connection: deps.connection,
@@ -170,11 +271,14 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
 
   return {
     inFlight: () => inFlight.size,
+    runHere,
     async close(graceMs = config.SANDGATE_SHUTDOWN_GRACE_MS, closeBy?: number) {
-      const closing = Promise.all(workers.map((w) => w.close()));
+      closing = true;
+      clearInterval(sweeper);
+      const drained = Promise.all([...workers.map((w) => w.close()), ...here]);
       let timer: NodeJS.Timeout | undefined;
       const timedOut = await Promise.race([
-        closing.then(() => false),
+        drained.then(() => false),
         new Promise<boolean>((r) => {
           timer = setTimeout(() => r(true), graceMs);
         }),
@@ -183,7 +287,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       if (timedOut) {
         logger.warn({ inFlight: inFlight.size }, 'grace period over: cancelling in-flight runs');
         for (const c of inFlight.values()) c.abort(new Error('shutdown'));
-        await closing;
+        await drained;
       }
       stopRetrying.abort();
       deps.subscriber.disconnect();

@@ -49,6 +49,12 @@ export interface ExecutionStore {
     outcome: Partial<ExecutionOutcome>,
     from?: readonly ExecutionStatus[],
   ): Promise<TransitionResult>;
+  /** finish(), and the record as GET returns it right after the move (in the same round trip). */
+  finishAndRead(
+    id: string,
+    status: ExecutionStatus,
+    outcome: Partial<ExecutionOutcome>,
+  ): Promise<{ done: TransitionResult; record?: Execution }>;
   /** queued → cancelled, or with `queuedOnly: false` running → cancelled (awaiting its runner's outcome). */
   cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
   /** Adds the runner's outcome to a run cancelled while it ran; false when there is none to add. */
@@ -56,6 +62,37 @@ export interface ExecutionStore {
 }
 
 const EMPTY_USAGE = { cpuMs: 0, wallMs: 0, memoryBytes: 0, cost: 0 };
+
+/** A record's hash as the API shows it (with its start count, which the API leaves out). */
+function recordOf(h: Record<string, string>): (Execution & { starts: number }) | undefined {
+  if (!h.meta || !h.status) return undefined;
+  const meta = JSON.parse(h.meta) as ExecutionMeta;
+  // A run cancelled while it ran: the cancel's status and reason, with what its runner measured.
+  const own = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
+  const outcome = h.runnerOutcome
+    ? { ...(JSON.parse(h.runnerOutcome) as Partial<ExecutionOutcome>), error: own.error }
+    : own;
+  return {
+    ...meta,
+    status: h.status as ExecutionStatus,
+    exitCode: outcome.exitCode ?? null,
+    stdout: outcome.stdout ?? '',
+    stderr: outcome.stderr ?? '',
+    ...(outcome.result !== undefined && { result: outcome.result }),
+    ...(outcome.files !== undefined && { files: outcome.files }),
+    truncated: outcome.truncated ?? false,
+    usage: outcome.usage ?? EMPTY_USAGE,
+    ...(outcome.error !== undefined && { error: outcome.error }),
+    auditId: meta.auditId ?? null,
+    auditIds: [...(meta.auditId ? [meta.auditId] : []), ...(outcome.auditId ? [outcome.auditId] : [])],
+    startedAt: h.startedAt ?? null,
+    finishedAt: h.finishedAt ?? null,
+    starts: Number(h.starts ?? 0),
+  };
+}
+
+/** The record without its start count: what GET and the `final` event show. */
+const shown = ({ starts: _starts, ...execution }: Execution & { starts: number }): Execution => execution;
 
 /**
  * `streams`: every status change is also told to the execution's event stream, and its end with
@@ -76,18 +113,19 @@ export function createExecutionStore(
   const statusBody = (status: ExecutionStatus) => JSON.stringify({ status, at: new Date().toISOString() });
   const statusEvent = (id: string, status: ExecutionStatus) =>
     streams?.append(keys.execution.stream(id), 'status', { status, at: new Date().toISOString() });
-  /** The end as one read then two appends in order; never fails the caller. */
+  /** The end as two appends in order; never fails the caller. */
+  const appendFinal = (id: string, status: ExecutionStatus | undefined, record: Execution) => {
+    if (!streams) return;
+    if (status) void statusEvent(id, status);
+    void streams.append(keys.execution.stream(id), 'final', record);
+  };
+  /** The end, read first; a record that cannot be read now is served from the record itself. */
   const finalEvent = (id: string, status: ExecutionStatus | undefined) => {
     if (!streams) return;
     void store
       .get(id)
-      .then((record) => {
-        if (!record) return;
-        const { starts: _starts, ...execution } = record;
-        if (status) void statusEvent(id, status);
-        void streams.append(keys.execution.stream(id), 'final', execution);
-      })
-      .catch(() => {}); // a record that cannot be read now is served from the record itself
+      .then((record) => record && appendFinal(id, status, shown(record)))
+      .catch(() => {});
   };
 
   const transition = async (
@@ -133,31 +171,7 @@ export function createExecutionStore(
     },
 
     async get(id) {
-      const h = await redis.hgetall(key(id));
-      if (!h.meta || !h.status) return undefined;
-      const meta = JSON.parse(h.meta) as ExecutionMeta;
-      // A run cancelled while it ran: the cancel's status and reason, with what its runner measured.
-      const own = h.outcome ? (JSON.parse(h.outcome) as Partial<ExecutionOutcome>) : {};
-      const outcome = h.runnerOutcome
-        ? { ...(JSON.parse(h.runnerOutcome) as Partial<ExecutionOutcome>), error: own.error }
-        : own;
-      return {
-        ...meta,
-        status: h.status as ExecutionStatus,
-        exitCode: outcome.exitCode ?? null,
-        stdout: outcome.stdout ?? '',
-        stderr: outcome.stderr ?? '',
-        ...(outcome.result !== undefined && { result: outcome.result }),
-        ...(outcome.files !== undefined && { files: outcome.files }),
-        truncated: outcome.truncated ?? false,
-        usage: outcome.usage ?? EMPTY_USAGE,
-        ...(outcome.error !== undefined && { error: outcome.error }),
-        auditId: meta.auditId ?? null,
-        auditIds: [...(meta.auditId ? [meta.auditId] : []), ...(outcome.auditId ? [outcome.auditId] : [])],
-        startedAt: h.startedAt ?? null,
-        finishedAt: h.finishedAt ?? null,
-        starts: Number(h.starts ?? 0),
-      };
+      return recordOf(await redis.hgetall(key(id)));
     },
 
     async markRunning(id, owner) {
@@ -187,6 +201,25 @@ export function createExecutionStore(
       });
       if (done === 'done') finalEvent(id, status);
       return done;
+    },
+
+    async finishAndRead(id, status, outcome) {
+      if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
+      // Sent back to back on one connection (one key, one node on a cluster): the read sees the
+      // record right after the move, and costs no second round trip. Unless the script had to be
+      // loaded again (EVALSHA → NOSCRIPT → EVAL, after a Redis restart): then the read went first
+      // and shows the old status, and the record is read again.
+      const [done, h] = await Promise.all([
+        transition(id, status, finalFrom, { outcome: JSON.stringify(outcome), finishedAt: new Date().toISOString() }),
+        redis.hgetall(key(id)),
+      ]);
+      if (done !== 'done') return { done };
+      const first = recordOf(h);
+      const found = first?.status === status ? first : await store.get(id).catch(() => undefined);
+      if (!found) return { done };
+      const record = shown(found);
+      appendFinal(id, status, record);
+      return { done, record };
     },
 
     async cancel(id, reason, queuedOnly = false) {

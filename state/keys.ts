@@ -175,5 +175,9 @@ export function redisKeys(prefix: string) {
     },
     /** Heartbeat of a live runner process (TTL): the reaper spares its containers. Global. */
     runner: (runnerId: string) => k('runner', runnerId),
+    /** Executions a runner took straight from its own API side (no queue job): settled if it dies. */
+    runnerRuns: (runnerId: string) => k('runner-runs', runnerId),
+    /** The runners that have held such runs (swept once their heartbeat is gone). Global. */
+    runnersWithRuns: k('runners-with-runs'),
   };
 }

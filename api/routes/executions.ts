@@ -44,6 +44,19 @@ export const EventStreamBody = z
   );
 
 const IdParams = z.strictObject({ id: ExecutionId });
+
+/** The run's record, or undefined once `ms` have passed. */
+async function withinWait<T>(run: Promise<T | undefined>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), ms);
+  });
+  try {
+    return await Promise.race([run, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 const errors = {
   400: ErrorBody,
   401: ErrorBody,
@@ -118,9 +131,11 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         return reply.code(202).send({ id: execution.id, status: execution.status });
       }
       let waiter: ReturnType<RecordEvents['waitForFinal']> | undefined;
-      // With ?wait=true the waiter subscribes before the record exists, so no end is missed.
-      const { id } = await deps.executions
+      // With ?wait=true the waiter subscribes before the record exists, so no end is missed; and
+      // a runner of this process with a free slot may take the run at once (`ran`).
+      const admitted = await deps.executions
         .admit({ principal, agent: request.agent! }, request.body, {
+          here: request.query.wait,
           beforeRecord: (newId, limits) => {
             if (!request.query.wait) return () => {};
             waiter = events.waitForFinal(newId, limits.timeoutMs + deps.waitGraceMs);
@@ -131,11 +146,20 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
           await once.release();
           throw e;
         });
+      const { id } = admitted;
       await once.settle(id);
       if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
       const w = waiter;
       request.raw.once('close', () => w.cancel());
       const queuedAt = performance.now();
+      // Run here: its record comes back with its end (read in the same round trip as the move),
+      // within the same deadline as the waiter's (a result held through a Redis blip is not).
+      const ran = admitted.ran && (await withinWait(admitted.ran, admitted.limits.timeoutMs + deps.waitGraceMs));
+      if (ran && isFinal(ran.status)) {
+        w.cancel();
+        deps.stages?.observe('wait', performance.now() - queuedAt);
+        return reply.code(200).send(ran);
+      }
       await w.done;
       const endedAt = performance.now();
       deps.stages?.observe('wait', endedAt - queuedAt);

@@ -101,8 +101,13 @@ export interface AuditWriterStats {
 
 export interface AuditWriter {
   readonly writerId: string;
-  /** Resolves once the record is durable; rejects with SandgateError 'dependency_unavailable' (503) if it cannot be. */
-  append(input: AuditInput): Promise<AuditRecord>;
+  /**
+   * Resolves once the record is durable; rejects with SandgateError 'dependency_unavailable' (503) if it cannot be.
+   * `lazy` (a record nobody waits on before acting, such as a run's start): sequenced at once like
+   * any other, but it starts no write of its own; it joins the next record's batch, or is
+   * written after LAZY_FLUSH_MS, so a run's start and end cost one fdatasync, not two.
+   */
+  append(input: AuditInput, opts?: { lazy?: boolean }): Promise<AuditRecord>;
   /** Drains the queue, appends the signed closing checkpoint, seals the head file and closes the file. */
   close(): Promise<void>;
   /** The last durable record. */
@@ -123,6 +128,8 @@ interface Queued {
 
 export const DEFAULT_CHECKPOINT_EVERY_RECORDS = 1000;
 export const DEFAULT_CHECKPOINT_EVERY_MS = 1000;
+/** The longest a lazy record waits for a batch to join before it is written on its own. */
+export const LAZY_FLUSH_MS = 25;
 
 export function defaultWriterId(): string {
   return `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`.replace(/[^A-Za-z0-9_.-]/g, '_').slice(-128);
@@ -355,6 +362,8 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   }
 
   function schedule(): void {
+    if (lazyTimer) clearTimeout(lazyTimer);
+    lazyTimer = null;
     if (running || failure) return;
     running = (async () => {
       await null; // appends made in the same tick join the first batch
@@ -368,13 +377,24 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     })();
   }
 
+  /** A lazy record is written with the next batch, or at the latest LAZY_FLUSH_MS from now. */
+  let lazyTimer: NodeJS.Timeout | null = null;
+  function scheduleLazy(): void {
+    if (lazyTimer || running) return; // a running flush loop takes it with whatever it writes next
+    lazyTimer = setTimeout(() => {
+      lazyTimer = null;
+      schedule();
+    }, LAZY_FLUSH_MS);
+    lazyTimer.unref();
+  }
+
   async function drain(): Promise<void> {
     while (running) await running;
   }
 
   return {
     writerId,
-    append(input) {
+    append(input, opts) {
       if (failure) return Promise.reject(failure);
       if (closing) return Promise.reject(unavailable('audit writer is closed'));
       if (input.kind === CHECKPOINT_KIND)
@@ -407,7 +427,8 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       return new Promise<AuditRecord>((resolve, reject) => {
         queue.push({ record, line, segment: seg.index, resolve, reject });
         if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
-        schedule();
+        if (opts?.lazy) scheduleLazy();
+        else schedule();
         armTimer();
       });
     },
@@ -415,6 +436,8 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       closing ??= (async () => {
         if (timer) clearTimeout(timer);
         timer = null;
+        if (lazyTimer) clearTimeout(lazyTimer);
+        lazyTimer = null;
         if (ageTimer) clearInterval(ageTimer);
         try {
           if (!failure) {

@@ -15,8 +15,16 @@ export interface AuditContext {
 }
 
 export interface Auditor {
-  /** Appends one record of a kind of the vocabulary and resolves with its id once it is on disk. */
-  record<K extends AuditEventKind>(kind: K, ctx: AuditContext, data: AuditEventData[K]): Promise<string>;
+  /**
+   * Appends one record of a kind of the vocabulary and resolves with its id once it is on disk.
+   * `lazy`: nobody waits on it, so it rides with the next record's write (see AuditWriter.append).
+   */
+  record<K extends AuditEventKind>(
+    kind: K,
+    ctx: AuditContext,
+    data: AuditEventData[K],
+    opts?: { lazy?: boolean },
+  ): Promise<string>;
 }
 
 /** Output kept in a record: the first `cap` characters, and the SHA-256 of all of it. */
@@ -29,17 +37,20 @@ export const capped = (text: string, cap = 4096): Capped => ({
 
 export function createAuditor(writer: AuditWriter): Auditor {
   return {
-    async record(kind, ctx, data) {
+    async record(kind, ctx, data, opts) {
       let record: AuditRecord;
       try {
-        record = await writer.append({
-          kind,
-          ...(ctx.agentId && { agentId: ctx.agentId }),
-          ...(ctx.principalId && { principalId: ctx.principalId }),
-          ...(ctx.taskId && { taskId: ctx.taskId }),
-          ...(ctx.subject && { subject: ctx.subject }),
-          data: data as unknown as Record<string, unknown>,
-        });
+        record = await writer.append(
+          {
+            kind,
+            ...(ctx.agentId && { agentId: ctx.agentId }),
+            ...(ctx.principalId && { principalId: ctx.principalId }),
+            ...(ctx.taskId && { taskId: ctx.taskId }),
+            ...(ctx.subject && { subject: ctx.subject }),
+            data: data as unknown as Record<string, unknown>,
+          },
+          opts,
+        );
       } catch (e) {
         throw new SandgateError(
           'audit_unavailable',

@@ -20,7 +20,7 @@
 import type { Logger } from 'pino';
 import type { Agent } from '../../contract/agent.ts';
 import { resultError, SandgateError } from '../../contract/errors.ts';
-import type { EngineResult, ExecutionJob, ExecutionRequest, RunError } from '../../contract/execution.ts';
+import type { EngineResult, Execution, ExecutionJob, ExecutionRequest, RunError } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
 import type { EngineName, Profile } from '../../contract/profile.ts';
 import type { BudgetStore } from '../../state/budgets.ts';
@@ -54,11 +54,19 @@ export interface ExecutionLifecycleDeps {
   enqueue?(engine: EngineName, job: ExecutionJob): Promise<void>;
   dequeue?(id: string): Promise<void>;
   availableProfiles?(): Promise<ReadonlySet<string>>;
+  /**
+   * A runner in this process runs the job now when its engine has a free slot here (see
+   * runner/worker.ts runHere); undefined when it has none, and the job is queued.
+   */
+  runHere?(job: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined;
   /** How long a finished run's result is held and retried while Redis is away. */
   resultHoldMs?: number;
   /** Where the time of each step goes (sandgate_stage_seconds). */
   stages?: StageClock;
 }
+
+/** Whose work it is: enough to settle it. */
+export type WorkOwner = Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>;
 
 export interface Caller {
   principal: Principal;
@@ -69,15 +77,20 @@ export interface Admitted {
   id: string;
   limits: ExecutionJob['limits'];
   auditId: string;
+  /** Taken by this process's runner (`here`): its record once it has ended, if it could be read. */
+  ran?: Promise<Execution | undefined>;
+}
+
+export interface AdmitOptions {
+  /** Runs just before the record exists (subscribe a waiter there); returns its undo. */
+  beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void;
+  /** The caller waits for the end: a runner of this process with a free slot may take it at once. */
+  here?: boolean;
 }
 
 export interface ExecutionLifecycle {
-  /** Admits a run and queues it. `beforeRecord` runs just before the record exists (subscribe a waiter there). */
-  admit(
-    caller: Caller,
-    request: ExecutionRequest,
-    opts?: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void },
-  ): Promise<Admitted>;
+  /** Admits a run and queues it (or, with `here`, may hand it to this process's runner). */
+  admit(caller: Caller, request: ExecutionRequest, opts?: AdmitOptions): Promise<Admitted>;
   /** Cancels a queued run (refunded, off its queue) or tells the runner of a running one to stop. */
   cancel(id: string, reason: RunError): Promise<TransitionResult>;
   /** Cancels every queued and running execution of an agent (revocation); returns how many. */
@@ -90,12 +103,17 @@ export interface ExecutionLifecycle {
    * before); `held` while its agent is suspended or its task paused (it stays queued and waits).
    */
   start(job: ExecutionJob, profile: Profile): Promise<'run' | 'skip' | 'held'>;
-  /** The run has ended: price, audit, record and settle it. */
-  finish(job: ExecutionJob, profile: Profile, result: EngineResult, stopRetrying?: AbortSignal): Promise<void>;
+  /** The run has ended: price, audit, record and settle it; the record as GET shows it then, if it could be read. */
+  finish(
+    job: ExecutionJob,
+    profile: Profile,
+    result: EngineResult,
+    stopRetrying?: AbortSignal,
+  ): Promise<Execution | undefined>;
   /** No sandbox could be started: nothing ran, failed and refunded. */
   unavailable(job: ExecutionJob, message: string): Promise<void>;
   /** The queue gave up on the job (its runner died): a started run is charged its worst case. */
-  lost(id: string, job: ExecutionJob | undefined): Promise<void>;
+  lost(id: string, job: WorkOwner | undefined): Promise<void>;
   /** A job that does not match the contract. */
   malformed(id: string): Promise<void>;
 }
@@ -148,11 +166,27 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       context: { id },
     });
 
-  async function admit(
-    caller: Caller,
-    body: ExecutionRequest,
-    opts: { beforeRecord?: (id: string, limits: ExecutionJob['limits']) => () => void } = {},
-  ): Promise<Admitted> {
+  /** The queue gave up on it, or its runner is gone: a started run may have used its whole reservation. */
+  const lost = async (id: string, job: WorkOwner | undefined): Promise<void> => {
+    if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
+      if (job) await budget.settle(ref(job), { worstCase: true });
+    } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
+      if (job) await budget.settle(ref(job), { refund: true });
+    }
+  };
+
+  /** A run taken here found its agent or task held: it goes on the queue, where it waits. */
+  const queueHeld = async (engine: EngineName, job: ExecutionJob): Promise<undefined> => {
+    try {
+      await deps.enqueue!(engine, job);
+    } catch (e) {
+      logger.error({ err: (e as Error).message, id: job.id }, 'a held run could not be queued; it ends unrun');
+      await lost(job.id, job).catch(() => {});
+    }
+    return undefined;
+  };
+
+  async function admit(caller: Caller, body: ExecutionRequest, opts: AdmitOptions = {}): Promise<Admitted> {
     const { principal, agent } = caller;
     // 1. task: the refusal is filed under the task only once it is known to be the agent's.
     const owned: { taskId: string | null } = { taskId: null };
@@ -268,9 +302,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           limits,
           ...(scopes && { scopes }),
         };
-        await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
+        // With a free slot here the run starts now: no queue, no pick-up. Without one, the queue.
+        const here = opts.here ? deps.runHere?.(job) : undefined;
+        if (!here) await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
-        return { id, limits, auditId };
+        const ran = here?.then((r) => (r === 'held' ? queueHeld(profile.engine, job) : r));
+        return { id, limits, auditId, ...(ran && { ran }) };
       });
     } catch (e) {
       if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
@@ -329,9 +366,15 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
         return 'skip';
       }
-      // Appended in call order, so it lands before the run's end in this process's chain.
+      // Appended in call order, so it lands before the run's end in this process's chain; nothing
+      // waits on it, so it is written with the run's end (one fdatasync) or within LAZY_FLUSH_MS.
       audit
-        .record('run.started', { agentId: job.agentId, taskId: job.taskId, subject: job.id }, { profile: profile.name })
+        .record(
+          'run.started',
+          { agentId: job.agentId, taskId: job.taskId, subject: job.id },
+          { profile: profile.name },
+          { lazy: true },
+        )
         .catch((e: Error) => logger.error({ err: e.message, id: job.id }, 'run start not audited'));
       hooks.emit({
         type: 'started',
@@ -383,20 +426,24 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       };
       // Held through a Redis blip rather than lost (the job would end runner_lost at its worst
       // case). Cancelled while it ran (DELETE, revocation): the record is final; add what it used.
-      await hold(
+      // Settling does not depend on the record's move (a cancelled run is charged what it used
+      // too), so the two go to Redis together.
+      let record: Execution | undefined;
+      const recorded = hold(
         'the result of a run',
         job.id,
         async () => {
-          if ((await store.finish(job.id, status, outcome)) === 'refused') await store.amendCancelled(job.id, outcome);
+          const moved = await store.finishAndRead(job.id, status, outcome);
+          record = moved.record;
+          if (moved.done === 'refused') await store.amendCancelled(job.id, outcome);
         },
         stopRetrying,
-      );
+      ).then(() => stages.observe('result', performance.now() - resultStarted));
       const settleStarted = performance.now();
-      stages.observe('result', settleStarted - resultStarted);
-      await hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying).catch(
-        (e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'),
-      );
-      stages.observe('settle', performance.now() - settleStarted);
+      const settled = hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying)
+        .catch((e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'))
+        .then(() => stages.observe('settle', performance.now() - settleStarted));
+      await Promise.all([recorded, settled]);
       hooks.emit({
         type: 'finished',
         kind: 'run',
@@ -411,6 +458,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         usage,
         auditId,
       });
+      return record;
     },
 
     async unavailable(job, message) {
@@ -425,14 +473,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       if ((await store.finish(job.id, 'failed', { error })) === 'done') await budget.settle(ref(job), { refund: true });
     },
 
-    async lost(id, job) {
-      // A run that had started may have used its whole reservation; one that never did, none.
-      if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
-        if (job) await budget.settle(ref(job), { worstCase: true });
-      } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
-        if (job) await budget.settle(ref(job), { refund: true });
-      }
-    },
+    lost,
 
     async malformed(id) {
       await store.finish(id, 'failed', { error: resultError('malformed_job') });

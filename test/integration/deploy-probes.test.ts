@@ -65,7 +65,7 @@ describe('deployment probes and the autoscaling figure', { timeout: 120_000 }, (
     sg = undefined;
 
     // A run through the service: its job carries the bounds, and is gone-or-bounded once done.
-    const all = await startSandgate();
+    const all = await startSandgate({ SANDGATE_RUN_HERE: '0' }); // the queue's door, not run here
     cleanup.push(() => all.stop());
     const a = await all.agent();
     const res = await all.app!.inject({

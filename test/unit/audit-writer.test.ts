@@ -9,7 +9,7 @@ import { AUDIT_GENESIS, type AuditCheckpoint, AuditHeadFile, type AuditRecord } 
 import { SandgateError } from '../../contract/errors.ts';
 import { checkpointSignatureProblem, generateAuditSigner, pinKeys } from '../../guard/audit/audit-signer.ts';
 import { verifyAuditDir } from '../../guard/audit/audit-verify.ts';
-import { createAuditWriter } from '../../guard/audit/audit-writer.ts';
+import { createAuditWriter, LAZY_FLUSH_MS } from '../../guard/audit/audit-writer.ts';
 
 const signer = generateAuditSigner();
 const made: string[] = [];
@@ -28,6 +28,28 @@ const headFile = async (dir: string, writer: string) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('audit writer', () => {
+  it('writes a lazy record with the next one (one fdatasync), or alone within LAZY_FLUSH_MS', async () => {
+    const dir = await tmp();
+    const w = await createAuditWriter({ dir, writerId: 'lazy', signer });
+    const syncsBefore = w.stats().syncs;
+    const started = w.append({ kind: 'run.started', subject: 'ex_1', data: { profile: 'js' } }, { lazy: true });
+    await sleep(5);
+    expect(await records(dir, 'lazy')).toHaveLength(0); // not written on its own yet
+    const finished = await w.append({ kind: 'run.finished', subject: 'ex_1', data: { status: 'succeeded' } });
+    expect((await started).seq).toBe(finished.seq - 1); // sequenced in call order
+    expect(w.stats().syncs - syncsBefore).toBe(1);
+    expect((await records(dir, 'lazy')).map((r) => r.kind)).toEqual(['run.started', 'run.finished']);
+
+    // Alone: still durable, soon, by its own write.
+    const t0 = Date.now();
+    const alone = await w.append({ kind: 'run.started', subject: 'ex_2', data: { profile: 'js' } }, { lazy: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(LAZY_FLUSH_MS - 5);
+    expect((await records(dir, 'lazy')).at(-1)).toEqual(alone);
+    expect(w.stats().syncs - syncsBefore).toBe(2);
+    await w.close();
+    expect(await verifyAuditDir(dir, { publicKeys: [signer.publicKey] })).toMatchObject({ ok: true, records: 4 }); // and the closing checkpoint
+  });
+
   it('resolves an append only once its line is in the file, synced', async () => {
     const dir = await tmp();
     const w = await createAuditWriter({ dir, writerId: 'w1', signer });
