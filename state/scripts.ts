@@ -1,7 +1,8 @@
 // The Lua scripts (state/lua/*.lua, one per file, key count in the name, KEYS and ARGV named in
 // each header) and one typed wrapper per script, so callers pass named keys and arguments and
-// never count positions. `-- @include "name"` pulls in lua/includes/name.lua. Each script is
-// defined once per connection (EVALSHA after the first call).
+// never count positions. `-- @include "name"` pulls in lua/includes/name.lua. Each call is an
+// EVALSHA (an EVAL when Redis has not seen the script yet).
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,8 +40,8 @@ const NAMES = [
 ] as const;
 type ScriptName = (typeof NAMES)[number];
 
-type Raw = (...keysAndArgs: string[]) => Promise<unknown>;
-const commandName = (name: ScriptName) => `sg_${name.replace(/-/g, '_')}`;
+/** A script's name by its SHA-1 (tests that watch what is sent). */
+export const scriptNameOf = (sha: string): ScriptName | undefined => [...scripts()].find(([, s]) => s.sha === sha)?.[0];
 
 export interface Scripts {
   /** queued → running unless the agent is suspended or the task paused; `event` joins its stream. */
@@ -171,14 +172,40 @@ export interface Scripts {
   ): Promise<[string, string?]>;
 }
 
+interface Loaded {
+  sha: string;
+  lua: string;
+  keys: number;
+}
+let loaded: Map<ScriptName, Loaded> | undefined;
+/** Each script's source and SHA-1, read once, on first use. */
+function scripts(): Map<ScriptName, Loaded> {
+  loaded ??= new Map(
+    NAMES.map((name) => {
+      const lua = luaSource(name);
+      const sha = createHash('sha1').update(lua).digest('hex');
+      return [name, { sha, lua, keys: Number(name.slice(name.lastIndexOf('-') + 1)) }];
+    }),
+  );
+  return loaded;
+}
+
+const isNoScript = (e: unknown) => e instanceof Error && e.message.startsWith('NOSCRIPT');
+
+// EVALSHA, then EVAL once when Redis does not have it (after a restart, or on a new node): plain
+// commands rather than ioredis' defineCommand, whose scripts every auto-pipelined batch copies
+// (a cost on every round trip of a run).
 export function defineScripts(redis: RedisClient): Scripts {
-  for (const name of NAMES) {
-    const cmd = commandName(name);
-    if (!(cmd in redis))
-      redis.defineCommand(cmd, { numberOfKeys: Number(name.slice(name.lastIndexOf('-') + 1)), lua: luaSource(name) });
-  }
-  const call = (name: ScriptName, ...keysAndArgs: Array<string | number>) =>
-    ((redis as unknown as Record<string, Raw>)[commandName(name)] as Raw).call(redis, ...keysAndArgs.map(String));
+  const call = async (name: ScriptName, ...keysAndArgs: Array<string | number>): Promise<unknown> => {
+    const s = scripts().get(name)!;
+    const args = keysAndArgs.map(String);
+    try {
+      return await redis.evalsha(s.sha, s.keys, ...args);
+    } catch (e) {
+      if (!isNoScript(e)) throw e;
+      return redis.eval(s.lua, s.keys, ...args);
+    }
+  };
   const flag = (b: boolean) => (b ? '1' : '0');
 
   return {

@@ -16,6 +16,7 @@ import { createAuditIndex } from '../../state/audit-index.ts';
 import { createBudgetStore } from '../../state/budgets.ts';
 import { createExecutionStore } from '../../state/executions.ts';
 import { agentTag, hashedPart, newWorkId } from '../../state/keys.ts';
+import { scriptNameOf } from '../../state/scripts.ts';
 import { createWatchStore } from '../../state/watch.ts';
 import { dropPrefix, REDIS_URL, testEnv } from '../helpers/sandgate.ts';
 
@@ -55,11 +56,12 @@ const redis = new Proxy(real, {
   get(target, prop, receiver) {
     const value = Reflect.get(target, prop, receiver);
     if (typeof prop !== 'string' || typeof value !== 'function') return value;
-    if (prop.startsWith('sg_')) {
-      const name = prop.slice(3).replace(/_/g, '-');
-      const n = Number(name.slice(name.lastIndexOf('-') + 1));
+    if (prop === 'evalsha' || prop === 'eval') {
+      // (sha or source, number of keys, keys…, args…)
       return (...args: string[]) => {
-        sent.push({ what: `script ${name}`, keys: args.slice(0, n) });
+        const name = prop === 'evalsha' ? scriptNameOf(args[0]!) : `eval of ${args[0]!.slice(0, 40)}`;
+        const n = Number(args[1]);
+        sent.push({ what: `script ${name}`, keys: args.slice(2, 2 + n) });
         return value.apply(target, args);
       };
     }
