@@ -9,7 +9,8 @@
 //   5. reserve    rate limit, task caps, worst case against task and day (429/402)
 //   6. audit      "execution.requested" is durable, or 503 and nothing happens
 //   7. record     created only while the agent is not revoked
-//   8. enqueue    onto the engine's queue
+//   8. enqueue    onto the engine's queue; or, when the caller waits (`here`) and this process's
+//                 runner has a free slot of the engine, handed to it to start at once (runs here)
 // A failure after step 5 is undone in one place (undo.ts): the reservation refunded, a record
 // that was created marked `rejected`. Every refusal is audited as "execution.refused".
 //
