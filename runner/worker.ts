@@ -206,7 +206,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const sweep = async () => {
     if (!local) return;
     for (const [id, data] of [...unsettled]) {
-      await settleLost(id, data);
+      await settleLost(id, data); // still failing: kept, and this sweep ends (Redis is away)
       unsettled.delete(id);
     }
     for (const { runner, ids } of await local.orphans()) {
@@ -218,12 +218,19 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       await local.forget(runner, ids);
     }
   };
+  let sweeping = false; // one sweep at a time: a slow one is not overtaken by the next tick
   const sweeper = setInterval(() => {
-    sweep().catch((e: Error) => {
-      if (Date.now() - lastSweepError < 10_000) return;
-      lastSweepError = Date.now();
-      logger.error({ err: e.message }, 'sweeping the runs of gone runners failed');
-    });
+    if (sweeping) return;
+    sweeping = true;
+    sweep()
+      .catch((e: Error) => {
+        if (Date.now() - lastSweepError < 10_000) return;
+        lastSweepError = Date.now();
+        logger.error({ err: e.message }, 'sweeping the runs of gone runners failed');
+      })
+      .finally(() => {
+        sweeping = false;
+      });
   }, sweepEvery);
   sweeper.unref();
 

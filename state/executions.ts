@@ -138,6 +138,34 @@ export function createExecutionStore(
     return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
   };
 
+  /** A move to a final status, with the record as it is right after it when `read`. */
+  const finishMove = async (
+    id: string,
+    status: ExecutionStatus,
+    outcome: Partial<ExecutionOutcome>,
+    from: readonly ExecutionStatus[],
+    read: boolean,
+  ): Promise<{ done: TransitionResult; record?: Execution }> => {
+    if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
+    const moved = transition(id, status, from, {
+      outcome: JSON.stringify(outcome),
+      finishedAt: new Date().toISOString(),
+    });
+    if (!read) return { done: await moved };
+    // Sent back to back on one connection (one key, one node on a cluster): the read sees the
+    // record right after the move, and costs no second round trip. Unless the script had to be
+    // loaded again (EVALSHA → NOSCRIPT → EVAL, after a Redis restart): then the read went first
+    // and shows the old status, and the record is read again.
+    const [done, h] = await Promise.all([moved, redis.hgetall(key(id))]);
+    if (done !== 'done') return { done };
+    const first = recordOf(h);
+    const found = first?.status === status ? first : await store.get(id).catch(() => undefined);
+    if (!found) return { done };
+    const record = shown(found);
+    appendFinal(id, status, record);
+    return { done, record };
+  };
+
   const store: ExecutionStore = {
     doneChannel,
 
@@ -194,33 +222,11 @@ export function createExecutionStore(
     },
 
     async finish(id, status, outcome, from = finalFrom) {
-      if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-      const done = await transition(id, status, from, {
-        outcome: JSON.stringify(outcome),
-        finishedAt: new Date().toISOString(),
-      });
-      if (done === 'done') finalEvent(id, status);
-      return done;
+      // The `final` event needs the record: read with the move, only when there is a stream.
+      return (await finishMove(id, status, outcome, from, streams !== undefined)).done;
     },
 
-    async finishAndRead(id, status, outcome) {
-      if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-      // Sent back to back on one connection (one key, one node on a cluster): the read sees the
-      // record right after the move, and costs no second round trip. Unless the script had to be
-      // loaded again (EVALSHA → NOSCRIPT → EVAL, after a Redis restart): then the read went first
-      // and shows the old status, and the record is read again.
-      const [done, h] = await Promise.all([
-        transition(id, status, finalFrom, { outcome: JSON.stringify(outcome), finishedAt: new Date().toISOString() }),
-        redis.hgetall(key(id)),
-      ]);
-      if (done !== 'done') return { done };
-      const first = recordOf(h);
-      const found = first?.status === status ? first : await store.get(id).catch(() => undefined);
-      if (!found) return { done };
-      const record = shown(found);
-      appendFinal(id, status, record);
-      return { done, record };
-    },
+    finishAndRead: (id, status, outcome) => finishMove(id, status, outcome, finalFrom, true),
 
     async cancel(id, reason, queuedOnly = false) {
       const done = await transition(id, 'cancelled', queuedOnly ? ['queued'] : ['running'], {

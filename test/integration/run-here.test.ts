@@ -11,6 +11,7 @@ import { loadConfig } from '../../contract/config.ts';
 import { executionQueueName } from '../../contract/queues.ts';
 import { createExecutionStore } from '../../state/executions.ts';
 import { queuePrefix, redisKeys } from '../../state/keys.ts';
+import { serviceClient } from '../helpers/http-client.ts';
 import { freePort, spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { eventually, REDIS_URL, startSandgate, type TestSandgate, testEnv } from '../helpers/sandgate.ts';
 
@@ -118,23 +119,12 @@ describe('runs taken by the runner of the same process', { timeout: 60_000 }, ()
     const child = spawnSandgate('all', { ...env, PORT: String(port) });
     cleanup.push(async () => child.proc.kill('SIGKILL'));
     await waitForOutput(child, /sandgate started/);
-    const base = `http://127.0.0.1:${port}`;
-    const admin = { authorization: `Bearer ${env.SANDGATE_ADMIN_TOKEN}`, 'content-type': 'application/json' };
-    const agent = (await (
-      await fetch(`${base}/v1/agents`, {
-        method: 'POST',
-        headers: admin,
-        body: JSON.stringify({ name: 'doomed', grants: { profiles: ['js'] } }),
-      })
-    ).json()) as { id: string };
-    const { token } = (await (
-      await fetch(`${base}/v1/agents/${agent.id}/tokens`, { method: 'POST', headers: admin, body: '{}' })
-    ).json()) as { token: string };
-    const request = fetch(`${base}/v1/executions?wait=true`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ profile: 'js', code: 'while (true) {}', timeoutMs: 5000 }),
-    }).catch((e: Error) => e); // its process dies under it
+    const client = serviceClient(port, env.SANDGATE_ADMIN_TOKEN!);
+    const agent = await client.agent({ profiles: ['js'] });
+    // Its process dies under it: no answer.
+    const request = client
+      .execute(agent.token, { profile: 'js', code: 'while (true) {}', timeoutMs: 5000 }, true)
+      .catch((e: Error) => e);
 
     const redis = new Redis(REDIS_URL);
     cleanup.push(async () => redis.disconnect());
