@@ -32,6 +32,8 @@ export interface ExecutionStore {
   readonly doneChannel: string;
   /** False when the agent is revoked: then nothing was written. */
   create(meta: ExecutionMeta): Promise<boolean>;
+  /** Takes back a record that never started, as if never made (its request's audit failed); false when it had moved on. */
+  discard(meta: Pick<ExecutionMeta, 'id' | 'agentId' | 'taskId'>): Promise<boolean>;
   /** Ids of an agent's executions still within the record TTL. */
   idsOfAgent(agentId: string): Promise<string[]>;
   /** Ids of a task's executions still within the record TTL. */
@@ -128,6 +130,16 @@ export function createExecutionStore(
       .catch(() => {});
   };
 
+  type Owned = Pick<ExecutionMeta, 'id' | 'agentId' | 'taskId'>;
+  /** A record's own key and the keys that list it (all in its agent's slot). */
+  const recordKeys = (meta: Owned) => ({
+    record: key(meta.id),
+    agentIndex: keys.agent.executions(meta.agentId),
+    taskIndex: keys.agent.task(meta.agentId, meta.taskId, keys.task.executions),
+    stream: keys.execution.stream(meta.id),
+  });
+  const hasTask = (meta: Owned) => meta.taskId !== null && isOfAgent(meta.taskId, meta.agentId);
+
   const transition = async (
     id: string,
     to: ExecutionStatus,
@@ -171,23 +183,21 @@ export function createExecutionStore(
 
     async create(meta) {
       const created = await scripts.executionCreate(
-        {
-          record: key(meta.id),
-          revoked: keys.agent.revoked(meta.agentId),
-          agentIndex: keys.agent.executions(meta.agentId),
-          taskIndex: keys.agent.task(meta.agentId, meta.taskId, keys.task.executions),
-          stream: keys.execution.stream(meta.id),
-        },
+        { ...recordKeys(meta), revoked: keys.agent.revoked(meta.agentId) },
         {
           id: meta.id,
           meta: JSON.stringify(meta),
           ttlS: ttlSeconds,
-          hasTask: meta.taskId !== null && isOfAgent(meta.taskId, meta.agentId),
+          hasTask: hasTask(meta),
           // `queued` joins the stream with the record: first, whatever a runner does next.
           event: streams && statusBody('queued'),
         },
       );
       return created;
+    },
+
+    discard(meta) {
+      return scripts.executionDiscard(recordKeys(meta), { id: meta.id, hasTask: hasTask(meta) });
     },
 
     idsOfAgent(agentId) {

@@ -23,6 +23,7 @@ const NAMES = [
   'start-4',
   'execution-create-5',
   'execution-amend-cancelled-1',
+  'execution-discard-4',
   'budget-admit-4',
   'budget-settle-3',
   'budget-report-usage-2',
@@ -58,6 +59,10 @@ export interface Scripts {
     a: { id: string; meta: string; ttlS: number; hasTask: boolean; event?: string | undefined },
   ): Promise<boolean>;
   executionAmendCancelled(k: { record: string }, a: { outcome: string }): Promise<boolean>;
+  executionDiscard(
+    k: { record: string; agentIndex: string; taskIndex: string; stream: string },
+    a: { id: string; hasTask: boolean },
+  ): Promise<boolean>;
   budgetAdmit(
     k: { rate: string; task: string; daySpend: string; reservation: string },
     a: {
@@ -254,6 +259,11 @@ export function defineScripts(redis: RedisClient): Scripts {
           a.event ?? '',
           STREAM_MAX_LEN,
         )) === 1
+      );
+    },
+    async executionDiscard(k, a) {
+      return (
+        (await call('execution-discard-4', k.record, k.agentIndex, k.taskIndex, k.stream, a.id, flag(a.hasTask))) === 1
       );
     },
     async executionAmendCancelled(k, a) {

@@ -108,6 +108,12 @@ export interface AuditWriter {
    * written after LAZY_FLUSH_MS, so a run's start and end cost one fdatasync, not two.
    */
   append(input: AuditInput, opts?: { lazy?: boolean }): Promise<AuditRecord>;
+  /**
+   * append(), with the record's id at once: it is sequenced now (its id and place in the chain are
+   * final), durable once `durable` resolves. For work that writes the id next to the record while
+   * the record is being made durable, and acts only once both are done (never before `durable`).
+   */
+  begin(input: AuditInput, opts?: { lazy?: boolean }): { id: string | undefined; durable: Promise<AuditRecord> };
   /** Drains the queue, appends the signed closing checkpoint, seals the head file and closes the file. */
   close(): Promise<void>;
   /** The last durable record. */
@@ -392,46 +398,52 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     while (running) await running;
   }
 
+  const refused = (e: unknown) => ({ id: undefined, durable: Promise.reject(e) });
+
+  function begin(input: AuditInput, opts?: { lazy?: boolean }): ReturnType<AuditWriter['begin']> {
+    if (failure) return refused(failure);
+    if (closing) return refused(unavailable('audit writer is closed'));
+    if (input.kind === CHECKPOINT_KIND)
+      return refused(new TypeError(`${CHECKPOINT_KIND} records are the writer's own`));
+    const now = new Date();
+    let sealed: ReturnType<typeof appendRecord>;
+    try {
+      sealed = appendRecord(assigned, input, now); // validates before anything is cut
+      if (rotationDue(now.getTime())) {
+        rotate(now.getTime());
+        sealed = appendRecord(assigned, input, now);
+      }
+      // The time rule, by the record's own timestamp: it may not join a run begun everyMs before it.
+      if (run && now.getTime() - run.startMs >= everyMs) {
+        cut(false);
+        sealed = appendRecord(assigned, input, now);
+      }
+    } catch (e) {
+      return refused(e);
+    }
+    if (Buffer.byteLength(sealed.line) > maxRecordBytes) {
+      return refused(new RangeError(`audit record over ${maxRecordBytes} bytes`));
+    }
+    const { record, line, head } = sealed;
+    assigned = head;
+    seg.bytes += Buffer.byteLength(line) + 1;
+    seg.records++;
+    run ??= { count: 0, startMs: now.getTime() };
+    run.count++;
+    const durable = new Promise<AuditRecord>((resolve, reject) => {
+      queue.push({ record, line, segment: seg.index, resolve, reject });
+      if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
+      if (opts?.lazy) scheduleLazy();
+      else schedule();
+      armTimer();
+    });
+    return { id: record.id, durable };
+  }
+
   return {
     writerId,
-    append(input, opts) {
-      if (failure) return Promise.reject(failure);
-      if (closing) return Promise.reject(unavailable('audit writer is closed'));
-      if (input.kind === CHECKPOINT_KIND)
-        return Promise.reject(new TypeError(`${CHECKPOINT_KIND} records are the writer's own`));
-      const now = new Date();
-      let sealed: ReturnType<typeof appendRecord>;
-      try {
-        sealed = appendRecord(assigned, input, now); // validates before anything is cut
-        if (rotationDue(now.getTime())) {
-          rotate(now.getTime());
-          sealed = appendRecord(assigned, input, now);
-        }
-        // The time rule, by the record's own timestamp: it may not join a run begun everyMs before it.
-        if (run && now.getTime() - run.startMs >= everyMs) {
-          cut(false);
-          sealed = appendRecord(assigned, input, now);
-        }
-      } catch (e) {
-        return Promise.reject(e);
-      }
-      if (Buffer.byteLength(sealed.line) > maxRecordBytes) {
-        return Promise.reject(new RangeError(`audit record over ${maxRecordBytes} bytes`));
-      }
-      const { record, line, head } = sealed;
-      assigned = head;
-      seg.bytes += Buffer.byteLength(line) + 1;
-      seg.records++;
-      run ??= { count: 0, startMs: now.getTime() };
-      run.count++;
-      return new Promise<AuditRecord>((resolve, reject) => {
-        queue.push({ record, line, segment: seg.index, resolve, reject });
-        if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
-        if (opts?.lazy) scheduleLazy();
-        else schedule();
-        armTimer();
-      });
-    },
+    append: (input, opts) => begin(input, opts).durable,
+    begin,
     close() {
       closing ??= (async () => {
         if (timer) clearTimeout(timer);

@@ -1,6 +1,5 @@
 // What the rest of Sandgate calls to audit something: one record, durable before the promise
 // resolves (audit before effect), or a 503 `audit_unavailable` so the caller does nothing.
-import type { AuditRecord } from '../../contract/audit.ts';
 import type { AuditEventData, AuditEventKind, Capped } from '../../contract/audit-events.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import type { AuditWriter } from './audit-writer.ts';
@@ -25,6 +24,16 @@ export interface Auditor {
     data: AuditEventData[K],
     opts?: { lazy?: boolean },
   ): Promise<string>;
+  /**
+   * record(), with the id at once (sequenced now, durable once `durable` resolves; undefined when
+   * it was refused outright). Whoever acts on it waits for `durable` first: audit before effect.
+   */
+  begin<K extends AuditEventKind>(
+    kind: K,
+    ctx: AuditContext,
+    data: AuditEventData[K],
+    opts?: { lazy?: boolean },
+  ): { id: string | undefined; durable: Promise<string> };
 }
 
 /** Output kept in a record: the first `cap` characters, and the SHA-256 of all of it. */
@@ -35,29 +44,33 @@ export const capped = (text: string, cap = 4096): Capped => ({
   cut: text.length > cap,
 });
 
+const inputOf = (kind: AuditEventKind, ctx: AuditContext, data: unknown) => ({
+  kind,
+  ...(ctx.agentId && { agentId: ctx.agentId }),
+  ...(ctx.principalId && { principalId: ctx.principalId }),
+  ...(ctx.taskId && { taskId: ctx.taskId }),
+  ...(ctx.subject && { subject: ctx.subject }),
+  data: data as Record<string, unknown>,
+});
+
+const unavailable = (e: unknown) =>
+  new SandgateError(
+    'audit_unavailable',
+    `the audit record could not be written, so nothing was done: ${(e as Error).message}`,
+  );
+
 export function createAuditor(writer: AuditWriter): Auditor {
-  return {
-    async record(kind, ctx, data, opts) {
-      let record: AuditRecord;
-      try {
-        record = await writer.append(
-          {
-            kind,
-            ...(ctx.agentId && { agentId: ctx.agentId }),
-            ...(ctx.principalId && { principalId: ctx.principalId }),
-            ...(ctx.taskId && { taskId: ctx.taskId }),
-            ...(ctx.subject && { subject: ctx.subject }),
-            data: data as unknown as Record<string, unknown>,
-          },
-          opts,
-        );
-      } catch (e) {
-        throw new SandgateError(
-          'audit_unavailable',
-          `the audit record could not be written, so nothing was done: ${(e as Error).message}`,
-        );
-      }
-      return record.id;
-    },
+  const begin: Auditor['begin'] = (kind, ctx, data, opts) => {
+    const started = writer.begin(inputOf(kind, ctx, data), opts);
+    return {
+      id: started.id,
+      durable: started.durable.then(
+        (r) => r.id,
+        (e: unknown) => {
+          throw unavailable(e);
+        },
+      ),
+    };
   };
+  return { begin, record: (kind, ctx, data, opts) => begin(kind, ctx, data, opts).durable };
 }

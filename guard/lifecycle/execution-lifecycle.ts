@@ -6,9 +6,10 @@
 //   2. authorize  Cedar on the profile before anything about it is checked (403)
 //   3. inputs     language, stdin/files, ceilings, code size (400/413); engine available (503)
 //   4. checks     admission hooks (a paused task or suspended agent refuses here)
-//   5. reserve    rate limit, task caps, worst case against task and day (429/402)
+//   5. reserve    rate limit, task caps, worst case against task and day (429/402); sent with 4
 //   6. audit      "execution.requested" is durable, or 503 and nothing happens
-//   7. record     created only while the agent is not revoked
+//   7. record     created only while the agent is not revoked; made beside 6 (it names 6's id)
+//                 and taken back if 6 fails; nothing starts before both are done
 //   8. enqueue    onto the engine's queue; or, when the caller waits (`here`) and this process's
 //                 runner has a free slot of the engine, handed to it to start at once (runs here)
 // A failure after step 5 is undone in one place (undo.ts): the reservation refunded, a record
@@ -200,7 +201,6 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       if (untrusted && taskId)
         await deps.budgets.taint(taskId, `inputs of an execution on ${body.profile} marked untrusted`);
 
-      // 2. authorize, before anything about the profile is looked at.
       const policyStarted = performance.now();
       const scopes = principal.role === 'agent' ? principal.scopes : undefined;
       const { found: profile, decision } = authorizeProfile(
@@ -226,7 +226,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       const id = newId('ex', agent.id);
       const worstCase = worstCaseCost(profile, limits);
       const codeSha256 = sha256Hex(body.code);
-      // 4. checks.
+      // What the checks see.
       const attempt = {
         kind: 'run' as const,
         id,
@@ -241,17 +241,27 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         taskScope: task?.scope ?? null,
         worstCase,
       };
-      await timed(stages, 'checks', () => hooks.runChecks(attempt));
-
       return await withUndo(async (undo) => {
-        // 5. reserve.
+        // 4. checks and 5. reserve, sent together (one round trip, not two). A check's refusal
+        // wins and the reservation made beside it is given back (undo), so a refused run costs
+        // nothing but the rate limiter's tick, which a refused request is fair to spend.
         const work = ref({ id, agentId: agent.id, taskId });
-        await timed(stages, 'budget', () => budget.reserve(work, agent, worstCase));
-        undo.push(() => budget.settle(work, { refund: true }));
+        const [checked, reserved] = await Promise.allSettled([
+          timed(stages, 'checks', () => hooks.runChecks(attempt)),
+          timed(stages, 'budget', () => budget.reserve(work, agent, worstCase)),
+        ]);
+        if (reserved.status === 'fulfilled') undo.push(() => budget.settle(work, { refund: true }));
+        if (checked.status === 'rejected') throw checked.reason;
+        if (reserved.status === 'rejected') throw reserved.reason;
 
-        // 6. audit before effect.
+        // 6. audit before effect, and 7. the record beside it. The record is no effect (the run's
+        // start is, and it waits for both); it names the audit record, sequenced at once. If the
+        // audit record cannot be made durable, the record is taken back as if never made (503).
+        // A waiter subscribes before the record exists, so a run that ends at once is not missed.
+        const unsubscribe = opts.beforeRecord?.(id, limits);
+        if (unsubscribe) undo.push(unsubscribe);
         const auditStarted = performance.now();
-        const auditId = await audit.record(
+        const requested = audit.begin(
           'execution.requested',
           { agentId: agent.id, principalId: principal.id, taskId, subject: id },
           {
@@ -270,11 +280,8 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             budget: { reserved: worstCase },
           },
         );
-        stages.observe('audit', performance.now() - auditStarted);
-
-        // 7. record (a waiter subscribes first, so a run that ends at once is not missed).
-        const unsubscribe = opts.beforeRecord?.(id, limits);
-        if (unsubscribe) undo.push(unsubscribe);
+        if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
+        const auditId = requested.id!;
         const meta = {
           id,
           profile: profile.name,
@@ -284,11 +291,22 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           createdAt: new Date().toISOString(),
           auditId,
         };
-        if (!(await timed(stages, 'record', () => store.create(meta))))
-          throw new SandgateError('agent_revoked', 'this agent has been revoked');
-        undo.push(() =>
-          store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') }),
-        );
+        const [audited, created] = await Promise.allSettled([
+          requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted)),
+          timed(stages, 'record', () => store.create(meta)),
+        ]);
+        if (created.status === 'fulfilled' && created.value) {
+          undo.push(() =>
+            audited.status === 'rejected'
+              ? store.discard(meta)
+              : store.finish(id, 'rejected', {
+                  error: resultError('dependency_unavailable', 'the job could not be queued'),
+                }),
+          );
+        }
+        if (audited.status === 'rejected') throw audited.reason;
+        if (created.status === 'rejected') throw created.reason;
+        if (!created.value) throw new SandgateError('agent_revoked', 'this agent has been revoked');
 
         // 8. enqueue.
         const job: ExecutionJob = {
@@ -397,25 +415,28 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       const { status, exitCode, stdout, stderr, truncated } = result;
       const resultStarted = performance.now();
       const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
-      const auditId = await audit
-        .record('run.finished', ctx, {
-          status,
-          exitCode,
-          usage,
-          stdout: capped(stdout),
-          stderr: capped(stderr),
-          result: result.result === undefined ? null : capped(JSON.stringify(result.result)),
-          files: (result.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content) })),
-          truncated,
-          error: result.error ?? null,
-        })
-        .catch((e: Error) => {
-          // The code has run: its result is still returned; the missing record is logged loudly.
-          logger.error({ err: e.message, id: job.id }, 'the end of a run could not be audited');
-          return undefined;
-        });
+      // Sequenced now (its id goes into the record) and made durable beside the record's move and
+      // the settle: an end is no action (DESIGN: audit before effect is about actions), and its
+      // audit never held the record back (a failed one is logged, the result still kept). finish
+      // returns once all three are done, so a run taken here is answered after its end is durable.
+      const ended = audit.begin('run.finished', ctx, {
+        status,
+        exitCode,
+        usage,
+        stdout: capped(stdout),
+        stderr: capped(stderr),
+        result: result.result === undefined ? null : capped(JSON.stringify(result.result)),
+        files: (result.files ?? []).map((f) => ({ path: f.path, sha256: sha256Hex(f.content) })),
+        truncated,
+        error: result.error ?? null,
+      });
+      const audited = ended.durable.catch((e: Error) => {
+        // The code has run: its result is still returned; the missing record is logged loudly.
+        logger.error({ err: e.message, id: job.id }, 'the end of a run could not be audited');
+        return undefined;
+      });
       const outcome = {
-        ...(auditId && { auditId }),
+        ...(ended.id && { auditId: ended.id }),
         exitCode,
         stdout,
         stderr,
@@ -439,12 +460,15 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           if (moved.done === 'refused') await store.amendCancelled(job.id, outcome);
         },
         stopRetrying,
-      ).then(() => stages.observe('result', performance.now() - resultStarted));
+      );
+      const resulted = Promise.all([audited, recorded]).then(() =>
+        stages.observe('result', performance.now() - resultStarted),
+      );
       const settleStarted = performance.now();
       const settled = hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying)
         .catch((e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'))
         .then(() => stages.observe('settle', performance.now() - settleStarted));
-      await Promise.all([recorded, settled]);
+      const [auditId] = await Promise.all([audited, recorded, settled, resulted]);
       hooks.emit({
         type: 'finished',
         kind: 'run',

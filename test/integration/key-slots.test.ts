@@ -123,6 +123,10 @@ describe('one slot per script and transaction', () => {
       await watch.refusal({ member: id, agentId: agent.id }, settings);
       await watch.cost({ member: id, agentId: agent.id, taskId, cost: 0.5 }, settings);
       await activity.add({ agentId: agent.id, taskId, metric: 'runs', amount: 1 });
+      // A record taken back (its request's audit failed): the same keys as its creation.
+      const untold = { ...meta, id: newWorkId('ex', agent.id) };
+      expect(await executions.create(untold)).toBe(true);
+      expect(await executions.discard(untold)).toBe(true);
     }
     await budgets.reportUsage(task.id, agent.id, limits, 10, 0.001);
     const done = newWorkId('ex', agent.id);
