@@ -22,8 +22,7 @@ const SPIN: Record<Engine, string> = {
  * The last CPU time the python spinner printed in full (ms), 0 for js. The kill may cut the last
  * line short ("cpu 1.4" or "cp"): only a figure with its three decimals counts.
  */
-const selfReportedMs = (stdout: string) =>
-  1000 * Number([...stdout.matchAll(/cpu (\d+\.\d{3})/g)].at(-1)?.[1] ?? 0);
+const selfReportedMs = (stdout: string) => 1000 * Number([...stdout.matchAll(/cpu (\d+\.\d{3})/g)].at(-1)?.[1] ?? 0);
 const HOG: Record<Engine, string> = {
   js: 'const a = []; while (true) a.push(new Array(1e6).fill(1.5));',
   python: 'a = []\nwhile True:\n    a.append(bytearray(16 * 1024 * 1024))',

@@ -51,7 +51,7 @@ export function createEngineHealth(opts: EngineHealthOptions): EngineHealth {
   let state: HealthState = { healthy: false, runtimes: new Set(), reason: 'not probed yet', checkedAt: 0 };
   const listeners: Array<(s: HealthState) => void> = [];
   let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> | undefined;
+  let probing = false; // one probe at a time
   let stopped = false;
   let firstDone: () => void = () => {};
   const first = new Promise<void>((resolve) => {
@@ -95,8 +95,10 @@ export function createEngineHealth(opts: EngineHealthOptions): EngineHealth {
     timer.unref();
   };
   const run = () => {
-    running ??= probeOnce().finally(() => {
-      running = undefined;
+    if (probing) return;
+    probing = true;
+    void probeOnce().finally(() => {
+      probing = false;
       schedule();
     });
   };
