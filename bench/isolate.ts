@@ -3,7 +3,8 @@
 // floor: a fresh isolate, a context, one eval, dispose. (bench/ may import isolated-vm for that.)
 // The two are measured one after the other, never at once, so they do not share the 2 cores.
 import ivm from 'isolated-vm';
-import { fmt, latencies, percentile, postAndWait, startService, sustained } from './lib.ts';
+import { REDIS_URL } from '../test/helpers/sandgate.ts';
+import { cpuSeconds, fmt, latencies, percentile, postAndWait, redisPid, startService, sustained } from './lib.ts';
 import { printStageTable, stageSnapshot } from './stages.ts';
 
 const LATENCY_RUNS = Number(process.env.BENCH_LATENCY_RUNS ?? 500);
@@ -15,6 +16,16 @@ interface Figures {
   lat: number[];
   perSecond: number;
   failed: number;
+}
+
+/** CPU ms per run of the service (its processes) and of Redis over `runs` runs done by `phase`. */
+async function cpuPerRun(pids: number[], phase: () => Promise<number>): Promise<{ service: number; redis: number }> {
+  const redis = await redisPid(process.env.REDIS_URL ?? REDIS_URL);
+  const sum = async (ps: number[]) => (await Promise.all(ps.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  const [svcBefore, redisBefore] = [await sum(pids), await cpuSeconds(redis)];
+  const runs = await phase();
+  const [svcAfter, redisAfter] = [await sum(pids), await cpuSeconds(redis)];
+  return { service: ((svcAfter - svcBefore) * 1000) / runs, redis: ((redisAfter - redisBefore) * 1000) / runs };
 }
 
 async function rawOnce(): Promise<void> {
@@ -50,8 +61,13 @@ async function measureService(): Promise<Figures & { plain: number[] }> {
     const post = () => postAndWait(svc, auth, JSON.stringify({ profile: 'js', code: `${CODE} // ${++n}` }));
     for (let i = 0; i < 50; i++) await post();
     const before = await stageSnapshot(svc.metricsBases);
-    const lat = await latencies(LATENCY_RUNS, async () => {
-      if (!(await post())) throw new Error('a run did not succeed');
+    const pids = [svc.child.proc.pid!, ...(svc.runner ? [svc.runner.proc.pid!] : [])];
+    let lat: number[] = [];
+    const seqCpu = await cpuPerRun(pids, async () => {
+      lat = await latencies(LATENCY_RUNS, async () => {
+        if (!(await post())) throw new Error('a run did not succeed');
+      });
+      return LATENCY_RUNS;
     });
     printStageTable(
       before,
@@ -70,7 +86,14 @@ async function measureService(): Promise<Figures & { plain: number[] }> {
       const json = (await res.json()) as { status?: string };
       if (res.status !== 200 || json.status !== 'succeeded') throw new Error('a run did not succeed');
     });
-    const par = await sustained(THROUGHPUT_MS, CONCURRENCY, post);
+    let par = { perSecond: 0, ok: 0, failed: 0 };
+    const parCpu = await cpuPerRun(pids, async () => {
+      par = await sustained(THROUGHPUT_MS, CONCURRENCY, post);
+      return par.ok;
+    });
+    console.log(
+      `CPU per run: service ${fmt(seqCpu.service)} ms, Redis ${fmt(seqCpu.redis)} ms (sequential); service ${fmt(parCpu.service)} ms, Redis ${fmt(parCpu.redis)} ms (concurrency ${CONCURRENCY})`,
+    );
     return { lat, plain, perSecond: par.perSecond, failed: par.failed };
   } finally {
     await svc.stop();

@@ -1,5 +1,7 @@
 // Shared benchmark plumbing: percentiles, a service in a child process, an HTTP client pool.
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { Redis } from 'ioredis';
 import { Pool } from 'undici';
 import { type Child, freePort, spawnSandgate } from '../test/helpers/processes.ts';
 import { dropPrefix, REDIS_URL } from '../test/helpers/sandgate.ts';
@@ -130,6 +132,25 @@ export async function sustained(
   );
   const elapsed = (performance.now() - start) / 1000;
   return { perSecond: ok / elapsed, ok, failed };
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux clock ticks, 100 per s). */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** The redis-server's pid (the benchmark's Redis is on this machine). */
+export async function redisPid(url: string): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true });
+  try {
+    await redis.connect();
+    const info = await redis.info('server');
+    return Number(/process_id:(\d+)/.exec(info)?.[1]);
+  } finally {
+    redis.disconnect();
+  }
 }
 
 export async function latencies(n: number, op: () => Promise<void>): Promise<number[]> {

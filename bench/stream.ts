@@ -5,10 +5,9 @@
 // following those, then with READERS clients following them (READERS / 4 each). Readers run in
 // this process: on a 2-core machine they compete with the service for the same cores, so the
 // cost printed is an upper bound.
-import { readFile } from 'node:fs/promises';
 import { Pool } from 'undici';
 import { profilesDir } from '../test/helpers/sandgate.ts';
-import { fmt, percentile, postAndWait, startService, sustained } from './lib.ts';
+import { cpuSeconds, fmt, percentile, postAndWait, startService, sustained } from './lib.ts';
 
 const ISOLATE_RUNS = Number(process.env.BENCH_ISOLATE_RUNS ?? 40);
 const DOCKER_RUNS = Number(process.env.BENCH_DOCKER_RUNS ?? 15);
@@ -29,13 +28,6 @@ const THROUGHPUT_CODE = 'for (let i = 0; i < 10; i++) console.log("line " + i); 
 const BACKGROUND = 4;
 const tickerCode = (ms: number) =>
   `import time\nfor i in range(${Math.ceil(ms / 100)}):\n    print(f"tick {i}")\n    time.sleep(0.1)\n`;
-
-/** CPU seconds (user + system) a process has used, from /proc (Linux clock ticks, 100 per s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 interface Sse {
   /** Resolves when `final` arrived; calls `onData` with each piece of text as it arrives. */

@@ -51,6 +51,8 @@ export interface Core {
   config: Config;
   log: Logger;
   redis: RedisClient;
+  /** The queues' connection (BullMQ's scripts live on it, not on `redis`). */
+  queueRedis: RedisClient;
   profiles: ProfileSet;
   tools: ToolSet;
   policy: PolicyDecisionPoint;
@@ -78,7 +80,7 @@ export interface Core {
   renotify(alertId: string): Promise<void>;
   stages: StageClock;
   /** The engines this process runs, and its runner's door for runs taken here, set by the runner side. */
-  local: { engines: LocalEngines; runHere?: ExecutionLifecycleDeps['runHere'] };
+  local: { engines: LocalEngines; claimHere?: ExecutionLifecycleDeps['claimHere'] };
   /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
   availableProfiles(): Promise<ReadonlySet<string>>;
 }
@@ -100,6 +102,14 @@ export async function composeCore(
     // Commands issued in one tick leave in one write: socket writes are the main thread's
     // largest cost under load.
     enableAutoPipelining: true,
+  });
+  // BullMQ's queues get a connection of their own: BullMQ defines its ~60 scripts on the client it
+  // is given, and ioredis copies every defined script onto each pipeline it builds (each
+  // auto-pipelined batch): on the command connection that was the largest cost of a run.
+  const queueRedis = await connect(config.REDIS_URL, 'sandgate-queue', {
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: config.SANDGATE_REDIS_TIMEOUT_MS,
   });
   const prefix = config.SANDGATE_PREFIX;
   const ttl = config.SANDGATE_RECORD_TTL_S;
@@ -137,7 +147,7 @@ export async function composeCore(
   // audit log are what lasts, the job is only how the work travelled.
   const queue = (name: string) => {
     const q = new Queue(name, {
-      connection: redis,
+      connection: queueRedis,
       prefix: queuePrefix(prefix, name),
       defaultJobOptions: { removeOnComplete: FINISHED_JOBS_KEPT, removeOnFail: FAILED_JOBS_KEPT },
     });
@@ -181,7 +191,7 @@ export async function composeCore(
     publishCancel: (id) => publishCancel(redis, prefix, id),
     resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
-    runHere: (job) => local.runHere?.(job),
+    claimHere: (job) => local.claimHere?.(job),
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
       if (!q) throw new Error(`no queue for engine ${engine}`);
@@ -266,6 +276,7 @@ export async function composeCore(
     config,
     log,
     redis,
+    queueRedis,
     profiles,
     tools,
     policy,

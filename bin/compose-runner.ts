@@ -78,7 +78,7 @@ export async function composeRunnerSide(
     // On the command connection, as the store's start: a run is listed before it starts.
     local: createLocalRuns(core.redis, redisKeys(config.SANDGATE_PREFIX), runners),
   });
-  if (config.SANDGATE_RUN_HERE) core.local.runHere = runner.runHere;
+  if (config.SANDGATE_RUN_HERE) core.local.claimHere = runner.claimHere;
   const actionWorker = await buildActionWorker({
     config,
     connection: actionConnection,

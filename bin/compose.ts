@@ -87,16 +87,19 @@ export async function composeSandgate({
         name: `queue ${q.name}`,
         close: () => q.close(),
       }));
-      for (const c of [...(runnerSide?.closers ?? []), ...(apiSide?.closers ?? []), ...queues]) await closer(c);
+      const activity: Closer = { name: 'activity counts', close: () => core.activity.flush() };
+      for (const c of [...(runnerSide?.closers ?? []), ...(apiSide?.closers ?? []), ...queues, activity])
+        await closer(c);
       // 4. The audit trail, last before Redis: everything above may still write records.
       await step('audit', () => core.auditTrail.close(), Math.max(500, left()));
       // 5. Redis.
+      const connections = [core.redis, core.queueRedis];
       await step(
         'redis',
-        () => core.redis.quit().catch(() => core.redis.disconnect()),
+        () => Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect()))),
         Math.max(200, Math.min(1000, left())),
       );
-      core.redis.disconnect();
+      for (const c of connections) c.disconnect();
     },
   };
 }

@@ -10,7 +10,7 @@ import { resultError } from '../contract/errors.ts';
 import { type EngineResult, type Execution, ExecutionJob } from '../contract/execution.ts';
 import type { EngineName, Profile } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
-import type { ExecutionLifecycle, WorkOwner } from '../guard/lifecycle/execution-lifecycle.ts';
+import type { ExecutionLifecycle, HereClaim, WorkOwner } from '../guard/lifecycle/execution-lifecycle.ts';
 import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
@@ -48,12 +48,12 @@ export interface RunnerHandle {
   close(graceMs?: number, closeBy?: number): Promise<void>;
   inFlight(): number;
   /**
-   * Runs an admitted job here and now when its engine has a free slot in this process (no queue,
-   * no pick-up): the record once it has ended, `held` when its agent or task is held (it is still
-   * queued and must be put on the queue), undefined when the record could not be read. Returns
-   * undefined, and does nothing, when there is no free slot (the job goes through the queue).
+   * A free slot of the job's engine in this process, taken now for a run admission creates
+   * running and this runner runs at once (no queue, no pick-up, no start of its own); the run is
+   * listed under this runner as of now. Undefined, and nothing taken, when there is no free slot
+   * (the job goes through the queue).
    */
-  runHere(job: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined;
+  claimHere(job: ExecutionJob): HereClaim | undefined;
 }
 
 /** How often work held by a paused task or a suspended agent is looked at again. */
@@ -85,8 +85,9 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     data: ExecutionJob,
     profile: Profile,
     engine: Engine,
+    createdRunning = false,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
-    const start = await executions.start(data, profile);
+    const start = await executions.start(data, profile, createdRunning);
     if (start !== 'run') return start;
 
     const controller = new AbortController();
@@ -169,12 +170,13 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const here = new Set<Promise<unknown>>();
   let closing = false;
 
-  const runHere = (data: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined => {
+  const claimHere = (data: ExecutionJob): HereClaim | undefined => {
     const profile = profiles.get(data.profile);
     const engine = profile && deps.engines[profile.engine];
     const engineSlots = profile && slots[profile.engine];
     if (closing || !local || !profile || !engine || !engineSlots?.tryTake()) return undefined;
-    // Listed before it starts (same connection, sent first): if this process dies, a sweep ends it.
+    // Listed before its record is made running (same connection, sent first): if this process
+    // dies from then on, a sweep ends it.
     const listed = local.add(data.id).then(
       () => true,
       (e: Error) => {
@@ -182,22 +184,36 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
         return false;
       },
     );
-    const run = runAdmitted(data, profile, engine)
-      .then(async (ran) => {
-        if (await listed) void local.remove(data.id).catch(() => {});
-        return ran === 'held' ? 'held' : ran === 'skip' ? undefined : ran.record;
-      })
-      .catch((e: Error) => {
-        logger.error({ err: e.message, id: data.id }, 'a run taken here failed in its runner');
-        unsettled.set(data.id, data);
-        return undefined;
-      })
-      .finally(() => {
+    const unlist = () => void listed.then((ok) => (ok ? local.remove(data.id) : undefined)).catch(() => {});
+    let claimed = true;
+    return {
+      release() {
+        if (!claimed) return;
+        claimed = false;
         engineSlots.give();
-        here.delete(run);
-      });
-    here.add(run);
-    return run;
+        unlist();
+      },
+      run() {
+        if (!claimed) throw new Error(`the slot of ${data.id} was given back`);
+        claimed = false;
+        const run = runAdmitted(data, profile, engine, true)
+          .then((ran) => {
+            unlist();
+            return typeof ran === 'object' ? ran.record : undefined;
+          })
+          .catch((e: Error) => {
+            logger.error({ err: e.message, id: data.id }, 'a run taken here failed in its runner');
+            unsettled.set(data.id, data);
+            return undefined;
+          })
+          .finally(() => {
+            engineSlots.give();
+            here.delete(run);
+          });
+        here.add(run);
+        return run;
+      },
+    };
   };
 
   // Runs listed by runners that died, and this runner's own that could not be ended: ended now.
@@ -278,7 +294,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
 
   return {
     inFlight: () => inFlight.size,
-    runHere,
+    claimHere,
     async close(graceMs = config.SANDGATE_SHUTDOWN_GRACE_MS, closeBy?: number) {
       closing = true;
       clearInterval(sweeper);

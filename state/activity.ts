@@ -1,7 +1,8 @@
 // Activity of each agent and task per minute: admitted runs and tool calls, refusals, and spend
 // (settled work and reported model cost), for the console's "last hour" figures and its charts.
-// One hash per hour (`<minute>|<metric>` fields, at most 240), written with one MULTI per event
-// off the request path, kept 8 days; reading any window touches one key per hour of it.
+// One hash per hour (`<minute>|<metric>` fields, at most 240), kept 8 days; reading any window
+// touches one key per hour of it. Off the request path, the events of COALESCE_MS are summed in
+// memory and written together (one round trip for many runs, not one MULTI per event).
 
 import type { ActivityFigures } from '../contract/console.ts';
 import { fromNanos, toNanos } from '../contract/money.ts';
@@ -22,9 +23,17 @@ export interface ActivityBucket extends ActivityFigures {
   startMs: number;
 }
 
+/** How long counts wait in memory to be written with the others of that time. */
+export const COALESCE_MS = 100;
+
 export interface ActivityStore {
-  /** Adds `amount` (a count, or money for spend) to the minute of `atMs`, for the agent and its task. */
+  /**
+   * Adds `amount` (a count, or money for spend) to the minute of `atMs`, for the agent and its
+   * task; resolves once written (within COALESCE_MS, with the others of that time).
+   */
   add(event: { agentId: string; taskId: string | null; metric: Metric; amount: number; atMs?: number }): Promise<void>;
+  /** Writes what is waiting now (shutdown). */
+  flush(): Promise<void>;
   /** Buckets of `bucketMs` (a multiple of a minute) covering [fromMs, toMs), oldest first. */
   buckets(scope: Scope, id: string, fromMs: number, toMs: number, bucketMs: number): Promise<ActivityBucket[]>;
 }
@@ -33,24 +42,53 @@ const empty = (startMs: number): ActivityBucket => ({ startMs, runs: 0, toolCall
 
 export function createActivityStore(redis: RedisClient, prefix: string): ActivityStore {
   const keys = redisKeys(prefix);
+  // key → field → amount, and who waits for them to be written.
+  let pending = new Map<string, Map<string, number>>();
+  let written: PromiseWithResolvers<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+
+  const write = async (batch: Map<string, Map<string, number>>): Promise<void> => {
+    // Single-key commands sent in one tick: the auto-pipelining client sends them in one write
+    // (one per node on a cluster), with no MULTI of their own.
+    await Promise.all(
+      [...batch].flatMap(([key, fields]) => [
+        ...[...fields].map(([field, n]) => redis.hincrby(key, field, n)),
+        redis.expire(key, KEEP_S),
+      ]),
+    );
+  };
+  const flush = (): Promise<void> => {
+    clearTimeout(timer);
+    timer = undefined;
+    const [batch, waiting] = [pending, written];
+    pending = new Map();
+    written = undefined;
+    const done = batch.size ? write(batch) : Promise.resolve();
+    if (waiting) done.then(waiting.resolve, waiting.reject);
+    return done;
+  };
+
   return {
-    async add({ agentId, taskId, metric, amount, atMs = Date.now() }) {
+    add({ agentId, taskId, metric, amount, atMs = Date.now() }) {
       const hour = Math.floor(atMs / HOUR);
       const field = `${Math.floor(atMs / MINUTE)}|${metric}`;
       const n = metric === 'spend' ? toNanos(amount) : Math.round(amount);
-      if (n === 0) return;
-      const scopes: Array<[Scope, string]> = [
-        ['agent', agentId],
-        ...(taskId ? [['task', taskId] as [Scope, string]] : []),
-      ];
-      // One MULTI per key: an agent's and its task's keys share a slot, but this needs no more.
-      await Promise.all(
-        scopes.map(([scope, id]) => {
-          const key = keys.activity(scope, id, hour);
-          return execAll(redis.multi().hincrby(key, field, n).expire(key, KEEP_S));
-        }),
-      );
+      if (n === 0) return Promise.resolve();
+      for (const [scope, id] of [['agent', agentId], ...(taskId ? [['task', taskId]] : [])] as Array<[Scope, string]>) {
+        const key = keys.activity(scope, id, hour);
+        const fields = pending.get(key) ?? new Map<string, number>();
+        fields.set(field, (fields.get(field) ?? 0) + n);
+        pending.set(key, fields);
+      }
+      if (!written) {
+        written = Promise.withResolvers<void>();
+        timer = setTimeout(() => void flush().catch(() => {}), COALESCE_MS);
+        timer.unref();
+      }
+      return written.promise;
     },
+
+    flush,
 
     async buckets(scope, id, fromMs, toMs, bucketMs) {
       if (bucketMs < MINUTE || bucketMs % MINUTE !== 0) throw new Error('bucketMs must be whole minutes');

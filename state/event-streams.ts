@@ -4,7 +4,6 @@
 // cursor (SSE `id:`, Last-Event-ID). Writing never waits on the work it describes and never
 // fails it: every write is pipelined, bounded by a deadline, and a failure is only reported.
 import { StringDecoder } from 'node:string_decoder';
-import { execAll } from './exec-all.ts';
 import type { RedisClient } from './redis-client.ts';
 
 export type StreamEventType = 'status' | 'chunk' | 'truncated' | 'final';
@@ -80,13 +79,16 @@ export function createEventStreamWriter(
   onError: (e: Error, key: string) => void = () => {},
 ): EventStreamWriter {
   const send = async (key: string, events: ReadonlyArray<[StreamEventType, string]>): Promise<void> => {
-    const p = redis.pipeline();
-    for (const [e, d] of events) p.xadd(key, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'e', e, 'd', d);
-    p.expire(key, ttlSeconds);
+    // Plain commands, not a pipeline of their own: the auto-pipelining connection sends them with
+    // whatever else this tick writes (one socket write), in the order they were issued.
+    const written = Promise.all([
+      ...events.map(([e, d]) => redis.xadd(key, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'e', e, 'd', d)),
+      redis.expire(key, ttlSeconds),
+    ]);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        execAll(p),
+        written,
         new Promise<never>((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`stream write took over ${WRITE_DEADLINE_MS} ms`)),

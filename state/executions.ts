@@ -32,6 +32,12 @@ export interface ExecutionStore {
   readonly doneChannel: string;
   /** False when the agent is revoked: then nothing was written. */
   create(meta: ExecutionMeta): Promise<boolean>;
+  /**
+   * create() and markRunning() in one step, for a run this process starts at once: `started`,
+   * `held` (created queued: its agent is suspended or its task paused), or `revoked` (nothing
+   * was written).
+   */
+  createRunning(meta: ExecutionMeta): Promise<'started' | 'held' | 'revoked'>;
   /** Takes back a record that never started, as if never made (its request's audit failed); false when it had moved on. */
   discard(meta: Pick<ExecutionMeta, 'id' | 'agentId' | 'taskId'>): Promise<boolean>;
   /** Ids of an agent's executions still within the record TTL. */
@@ -178,22 +184,38 @@ export function createExecutionStore(
     return { done, record };
   };
 
+  /** The record made, and with `start` started in the same call (see execution-create-7.lua). */
+  const createRecord = (meta: ExecutionMeta, start: boolean) =>
+    scripts.executionCreate(
+      {
+        ...recordKeys(meta),
+        revoked: keys.agent.revoked(meta.agentId),
+        suspended: keys.watch.suspended(meta.agentId),
+        paused: keys.agent.task(meta.agentId, meta.taskId, keys.watch.paused),
+      },
+      {
+        id: meta.id,
+        meta: JSON.stringify(meta),
+        ttlS: ttlSeconds,
+        hasTask: hasTask(meta),
+        // `queued` joins the stream with the record: first, whatever a runner does next.
+        event: streams && statusBody('queued'),
+        ...(start && {
+          start: { event: streams && statusBody('running'), fields: { startedAt: new Date().toISOString() } },
+        }),
+      },
+    );
+
   const store: ExecutionStore = {
     doneChannel,
 
     async create(meta) {
-      const created = await scripts.executionCreate(
-        { ...recordKeys(meta), revoked: keys.agent.revoked(meta.agentId) },
-        {
-          id: meta.id,
-          meta: JSON.stringify(meta),
-          ttlS: ttlSeconds,
-          hasTask: hasTask(meta),
-          // `queued` joins the stream with the record: first, whatever a runner does next.
-          event: streams && statusBody('queued'),
-        },
-      );
-      return created;
+      return (await createRecord(meta, false)) === 1;
+    },
+
+    async createRunning(meta) {
+      const r = await createRecord(meta, true);
+      return r === 2 ? 'started' : r === 3 ? 'held' : 'revoked';
     },
 
     discard(meta) {

@@ -15,8 +15,20 @@ export type Keys = ReturnType<typeof redisKeys>;
 
 export type WorkKind = 'ex' | 'act' | 'apr' | 'alr' | 'task';
 
-/** An agent's hash tag: 8 hex digits of SHA-256 of its id (stable, spread evenly over the slots). */
-export const agentTag = (agentId: string): string => createHash('sha256').update(agentId).digest('hex').slice(0, 8);
+const tags = new Map<string, string>();
+/**
+ * An agent's hash tag: 8 hex digits of SHA-256 of its id (stable, spread evenly over the slots).
+ * Every key of a run names it, so the tags of recent agents are kept (a bounded map).
+ */
+export const agentTag = (agentId: string): string => {
+  let tag = tags.get(agentId);
+  if (tag === undefined) {
+    tag = createHash('sha256').update(agentId).digest('hex').slice(0, 8);
+    if (tags.size >= 10_000) tags.clear();
+    tags.set(agentId, tag);
+  }
+  return tag;
+};
 
 /** A new id of work of an agent: kind, the agent's tag, 120 random bits (unguessable, url-safe). */
 export const newWorkId = (kind: WorkKind, agentId: string): string =>

@@ -21,7 +21,7 @@ export function luaSource(name: string): string {
 const NAMES = [
   'transition-1',
   'start-4',
-  'execution-create-5',
+  'execution-create-7',
   'execution-amend-cancelled-1',
   'execution-discard-4',
   'budget-admit-4',
@@ -54,10 +54,26 @@ export interface Scripts {
     k: { record: string },
     a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
   ): Promise<1 | 0 | -1>;
+  /** 0 revoked, 1 created queued, 2 created running (`start`), 3 created queued because held. */
   executionCreate(
-    k: { record: string; revoked: string; agentIndex: string; taskIndex: string; stream: string },
-    a: { id: string; meta: string; ttlS: number; hasTask: boolean; event?: string | undefined },
-  ): Promise<boolean>;
+    k: {
+      record: string;
+      revoked: string;
+      agentIndex: string;
+      taskIndex: string;
+      stream: string;
+      suspended: string;
+      paused: string;
+    },
+    a: {
+      id: string;
+      meta: string;
+      ttlS: number;
+      hasTask: boolean;
+      event?: string | undefined;
+      start?: { event?: string | undefined; fields: Record<string, string> } | undefined;
+    },
+  ): Promise<0 | 1 | 2 | 3>;
   executionAmendCancelled(k: { record: string }, a: { outcome: string }): Promise<boolean>;
   executionDiscard(
     k: { record: string; agentIndex: string; taskIndex: string; stream: string },
@@ -244,22 +260,27 @@ export function defineScripts(redis: RedisClient): Scripts {
       )) as 1 | 0 | -1;
     },
     async executionCreate(k, a) {
-      return (
-        (await call(
-          'execution-create-5',
+      return Number(
+        await call(
+          'execution-create-7',
           k.record,
           k.revoked,
           k.agentIndex,
           k.taskIndex,
           k.stream,
+          k.suspended,
+          k.paused,
           a.id,
           a.meta,
           a.ttlS,
           flag(a.hasTask),
           a.event ?? '',
           STREAM_MAX_LEN,
-        )) === 1
-      );
+          flag(a.start !== undefined),
+          a.start?.event ?? '',
+          ...Object.entries(a.start?.fields ?? {}).flat(),
+        ),
+      ) as 0 | 1 | 2 | 3;
     },
     async executionDiscard(k, a) {
       return (

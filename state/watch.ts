@@ -203,13 +203,9 @@ export function createWatchStore(redis: RedisClient, prefix: string): WatchStore
     },
 
     async remember(agentId, auditId) {
-      await execAll(
-        redis
-          .multi()
-          .lpush(w.recent(agentId), auditId)
-          .ltrim(w.recent(agentId), 0, 19)
-          .expire(w.recent(agentId), 86_400),
-      );
+      // Plain commands (no MULTI of their own): sent in order with the rest of this tick's writes.
+      const key = w.recent(agentId);
+      await Promise.all([redis.lpush(key, auditId), redis.ltrim(key, 0, 19), redis.expire(key, 86_400)]);
     },
 
     recent(agentId) {

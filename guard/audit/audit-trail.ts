@@ -71,7 +71,19 @@ export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrai
   const dirs = [dir, ...(segments?.archiveDir ? [segments.archiveDir] : [])];
   return {
     audit: createAuditor(writer),
-    index,
+    // Reads first copy what this process has made durable and not yet copied (the copy waits a
+    // few ms to batch): a caller reads what its own requests just recorded.
+    index: {
+      add: (records) => index.add(records),
+      query: async (q) => {
+        await copier.now();
+        return index.query(q);
+      },
+      get: async (id) => {
+        await copier.now();
+        return index.get(id);
+      },
+    },
     dirs,
     verify: () => verifyAuditDirs(dirs, { publicKeys: [signer.publicKeyPem] }),
     async close() {

@@ -9,9 +9,11 @@
 //   5. reserve    rate limit, task caps, worst case against task and day (429/402); sent with 4
 //   6. audit      "execution.requested" is durable, or 503 and nothing happens
 //   7. record     created only while the agent is not revoked; made beside 6 (it names 6's id)
-//                 and taken back if 6 fails; nothing starts before both are done
-//   8. enqueue    onto the engine's queue; or, when the caller waits (`here`) and this process's
-//                 runner has a free slot of the engine, handed to it to start at once (runs here)
+//                 and taken back if 6 fails; nothing starts before both are done. When the
+//                 caller waits (`here`) and this process's runner has a free slot of the engine
+//                 (claimed before the record), the record is created running, the start's own
+//                 step in the same call (runs here: no queue, no pick-up, no start round trip)
+//   8. enqueue    onto the engine's queue; or, created running, handed to that runner
 // A failure after step 5 is undone in one place (undo.ts): the reservation refunded, a record
 // that was created marked `rejected`. Every refusal is audited as "execution.refused".
 //
@@ -57,14 +59,22 @@ export interface ExecutionLifecycleDeps {
   dequeue?(id: string): Promise<void>;
   availableProfiles?(): Promise<ReadonlySet<string>>;
   /**
-   * A runner in this process runs the job now when its engine has a free slot here (see
-   * runner/worker.ts runHere); undefined when it has none, and the job is queued.
+   * A free slot of this process's runner for the job's engine, taken now for a run that starts at
+   * once (see runner/worker.ts claimHere); undefined when there is none, and the job is queued.
    */
-  runHere?(job: ExecutionJob): Promise<Execution | 'held' | undefined> | undefined;
+  claimHere?(job: ExecutionJob): HereClaim | undefined;
   /** How long a finished run's result is held and retried while Redis is away. */
   resultHoldMs?: number;
   /** Where the time of each step goes (sandgate_stage_seconds). */
   stages?: StageClock;
+}
+
+/** A slot of this process's runner, held for one admitted run (runs here). */
+export interface HereClaim {
+  /** Its record was created running: runs it now; the record once it has ended, if it could be read. */
+  run(): Promise<Execution | undefined>;
+  /** It will not run here (refused, revoked, held, failed): the slot and its listing go back. Idempotent. */
+  release(): void;
 }
 
 /** Whose work it is: enough to settle it. */
@@ -103,8 +113,9 @@ export interface ExecutionLifecycle {
   /**
    * queued → running: `run`; `skip` when it must not run (cancelled while queued, or started
    * before); `held` while its agent is suspended or its task paused (it stays queued and waits).
+   * `createdRunning`: admission made the move already (runs here); only the start is told.
    */
-  start(job: ExecutionJob, profile: Profile): Promise<'run' | 'skip' | 'held'>;
+  start(job: ExecutionJob, profile: Profile, createdRunning?: boolean): Promise<'run' | 'skip' | 'held'>;
   /** The run has ended: price, audit, record and settle it; the record as GET shows it then, if it could be read. */
   finish(
     job: ExecutionJob,
@@ -175,17 +186,6 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
     } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
       if (job) await budget.settle(ref(job), { refund: true });
     }
-  };
-
-  /** A run taken here found its agent or task held: it goes on the queue, where it waits. */
-  const queueHeld = async (engine: EngineName, job: ExecutionJob): Promise<undefined> => {
-    try {
-      await deps.enqueue!(engine, job);
-    } catch (e) {
-      logger.error({ err: (e as Error).message, id: job.id }, 'a held run could not be queued; it ends unrun');
-      await lost(job.id, job).catch(() => {});
-    }
-    return undefined;
   };
 
   async function admit(caller: Caller, body: ExecutionRequest, opts: AdmitOptions = {}): Promise<Admitted> {
@@ -282,33 +282,6 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         );
         if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
         const auditId = requested.id!;
-        const meta = {
-          id,
-          profile: profile.name,
-          language: profile.language,
-          agentId: agent.id,
-          taskId,
-          createdAt: new Date().toISOString(),
-          auditId,
-        };
-        const [audited, created] = await Promise.allSettled([
-          requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted)),
-          timed(stages, 'record', () => store.create(meta)),
-        ]);
-        if (created.status === 'fulfilled' && created.value) {
-          undo.push(() =>
-            audited.status === 'rejected'
-              ? store.discard(meta)
-              : store.finish(id, 'rejected', {
-                  error: resultError('dependency_unavailable', 'the job could not be queued'),
-                }),
-          );
-        }
-        if (audited.status === 'rejected') throw audited.reason;
-        if (created.status === 'rejected') throw created.reason;
-        if (!created.value) throw new SandgateError('agent_revoked', 'this agent has been revoked');
-
-        // 8. enqueue.
         const job: ExecutionJob = {
           id,
           agentId: agent.id,
@@ -321,11 +294,46 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           limits,
           ...(scopes && { scopes }),
         };
-        // With a free slot here the run starts now: no queue, no pick-up. Without one, the queue.
-        const here = opts.here ? deps.runHere?.(job) : undefined;
-        if (!here) await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
+        // A free slot here is claimed before the record exists, so the record is made running
+        // (and this run listed under its runner) in the same round trip.
+        const claim = opts.here ? deps.claimHere?.(job) : undefined;
+        if (claim) undo.push(() => claim.release());
+        const meta = {
+          id,
+          profile: profile.name,
+          language: profile.language,
+          agentId: agent.id,
+          taskId,
+          createdAt: new Date().toISOString(),
+          auditId,
+        };
+        const [audited, created] = await Promise.allSettled([
+          requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted)),
+          timed(stages, 'record', () =>
+            claim ? store.createRunning(meta) : store.create(meta).then((ok) => (ok ? 'queued' : 'revoked')),
+          ),
+        ]);
+        if (created.status === 'fulfilled' && created.value !== 'revoked') {
+          undo.push(() =>
+            audited.status === 'rejected'
+              ? store.discard(meta)
+              : store.finish(id, 'rejected', {
+                  error: resultError('dependency_unavailable', 'the job could not be queued'),
+                }),
+          );
+        }
+        if (audited.status === 'rejected') throw audited.reason;
+        if (created.status === 'rejected') throw created.reason;
+        if (created.value === 'revoked') throw new SandgateError('agent_revoked', 'this agent has been revoked');
+
+        // 8. Created running: this process's runner runs it now. Otherwise (no free slot here, or
+        // held: its agent suspended or its task paused) onto the queue, where it waits.
+        if (created.value !== 'started') {
+          claim?.release();
+          await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
+        }
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
-        const ran = here?.then((r) => (r === 'held' ? queueHeld(profile.engine, job) : r));
+        const ran = created.value === 'started' ? claim?.run() : undefined;
         return { id, limits, auditId, ...(ran && { ran }) };
       });
     } catch (e) {
@@ -372,11 +380,11 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
     stopTask,
 
-    async start(job, profile) {
+    async start(job, profile, createdRunning = false) {
       const started = performance.now();
       // Held (suspended agent, paused task) is decided in the same call that starts it.
-      const running = await store.markRunning(job.id, job);
-      stages.observe('start', performance.now() - started);
+      const running = createdRunning ? 'started' : await store.markRunning(job.id, job);
+      if (!createdRunning) stages.observe('start', performance.now() - started);
       if (running === 'held') return 'held';
       if (running !== 'started') {
         // Cancelled while queued (refunded already; nothing to run), or started before by a

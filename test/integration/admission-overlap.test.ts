@@ -7,6 +7,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createEventStreamWriter } from '../../state/event-streams.ts';
 import { createExecutionStore } from '../../state/executions.ts';
 import { newWorkId, redisKeys } from '../../state/keys.ts';
 import { REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
@@ -127,5 +128,64 @@ describe('admission with its round trips overlapped', { timeout: 60_000 }, () =>
     expect(await store.discard(started)).toBe(false);
     expect((await store.get(started.id))?.status).toBe('running');
     expect(await store.idsOfAgent(agentId)).toContain(started.id);
+  });
+
+  it('a run created running (runs here): started in the same call, held when its agent or task is, none when revoked', async () => {
+    const { id: agentId } = await sg.agent();
+    const store = createExecutionStore(redis, sg.config.SANDGATE_PREFIX, 3600, createEventStreamWriter(redis, 3600));
+    const keys = redisKeys(sg.config.SANDGATE_PREFIX);
+    const meta = (id: string, taskId: string | null = null) => ({
+      id,
+      profile: 'js',
+      language: 'javascript' as const,
+      agentId,
+      taskId,
+      createdAt: new Date().toISOString(),
+    });
+    const events = async (id: string) =>
+      ((await redis.xrange(keys.execution.stream(id), '-', '+')) as Array<[string, string[]]>).map(
+        ([, f]) => JSON.parse(f[3]!).status as string,
+      );
+
+    const born = meta(newWorkId('ex', agentId));
+    expect(await store.createRunning(born)).toBe('started');
+    const record = await store.get(born.id);
+    expect(record).toMatchObject({ status: 'running', starts: 1 });
+    expect(record?.startedAt).toBeTruthy();
+    expect(await events(born.id)).toEqual(['queued', 'running']);
+    // It cannot be started a second time (a queue job of it would be skipped).
+    expect(await store.markRunning(born.id, { agentId, taskId: null })).toBe('refused');
+    // Its request's audit record failed: taken back whole, although it is running (nothing ran).
+    expect(await store.discard(born)).toBe(true);
+    expect(await store.get(born.id)).toBeUndefined();
+    expect(await redis.exists(keys.execution.stream(born.id))).toBe(0);
+
+    // Moved on since (it ended): never taken back.
+    const ended = meta(newWorkId('ex', agentId));
+    expect(await store.createRunning(ended)).toBe('started');
+    expect(await store.finish(ended.id, 'succeeded', {})).toBe('done');
+    expect(await store.discard(ended)).toBe(false);
+
+    // A paused task: created queued (it waits on the queue), with no running event.
+    const taskId = newWorkId('task', agentId);
+    await redis.set(keys.agent.task(agentId, taskId, keys.watch.paused), '{}');
+    const paused = meta(newWorkId('ex', agentId), taskId);
+    expect(await store.createRunning(paused)).toBe('held');
+    expect((await store.get(paused.id))?.status).toBe('queued');
+    expect(await events(paused.id)).toEqual(['queued']);
+
+    // A suspended agent: the same.
+    await redis.set(keys.watch.suspended(agentId), '{}');
+    const suspended = meta(newWorkId('ex', agentId));
+    expect(await store.createRunning(suspended)).toBe('held');
+    expect((await store.get(suspended.id))?.status).toBe('queued');
+    await redis.del(keys.watch.suspended(agentId));
+
+    // Revoked: nothing written at all.
+    await redis.set(keys.agent.revoked(agentId), new Date().toISOString());
+    const revoked = meta(newWorkId('ex', agentId));
+    expect(await store.createRunning(revoked)).toBe('revoked');
+    expect(await redis.exists(keys.execution.record(revoked.id), keys.execution.stream(revoked.id))).toBe(0);
+    expect(await store.idsOfAgent(agentId)).not.toContain(revoked.id);
   });
 });

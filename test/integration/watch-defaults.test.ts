@@ -11,7 +11,15 @@ let page: FakeEndpoint;
 let operator: Record<string, string>;
 
 beforeAll(async () => {
-  [webhook, page] = await Promise.all([startFakeEndpoint(), startFakeEndpoint()]);
+  // The pages differ as pages of a real site do (a constant body would be the same result every
+  // time, which the loop detector rightly counts, however varied the URLs).
+  [webhook, page] = await Promise.all([
+    startFakeEndpoint(),
+    startFakeEndpoint((req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end(`<h1>${req.url}</h1>`);
+    }),
+  ]);
   sg = await startSandgate({ SANDGATE_WATCH: '{}', SANDGATE_ALERT_WEBHOOK: `${webhook.url}/hook` });
   const res = await sg.app!.inject({
     method: 'POST',
