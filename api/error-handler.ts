@@ -12,9 +12,13 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_VALIDATION: 'validation_failed',
 };
 
-/** ioredis and BullMQ errors that mean Redis (a node, or a Redis Cluster's slots) cannot be reached. */
+/**
+ * ioredis and BullMQ errors that mean Redis (a node, or a Redis Cluster's slots) cannot be reached.
+ * "same slots allocation group": an auto-pipelined batch grouped by node before the cluster's slot
+ * map changed under it (a master failed); the keys of each command are one slot (key-slots test).
+ */
 const REDIS_DOWN =
-  /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request|Command timed out|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Cluster isn't ready|Failed to refresh slots cache|None of startup nodes is available/i;
+  /ECONNREFUSED|ETIMEDOUT|Connection is closed|Stream isn't writeable|max retries per request|Command timed out|CLUSTERDOWN|TRYAGAIN|Too many Cluster redirections|Cluster isn't ready|Failed to refresh slots cache|None of startup nodes is available|belong to the same slots allocation group/i;
 function isRedisDown(e: FastifyError): boolean {
   return REDIS_DOWN.test(e.message) || e.name === 'MaxRetriesPerRequestError' || e.name === 'ClusterAllFailedError';
 }

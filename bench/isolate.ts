@@ -55,10 +55,11 @@ async function measureService(): Promise<Figures & { plain: number[] }> {
   const svc = await startService({ SANDGATE_PROFILES_DIR: 'test/fixtures/profiles-js' }, 'warn');
   try {
     const auth = await svc.agentAuth(['js']);
-    // Each run's code differs by a comment: an agent does not send one call 500 times, and if it
-    // did, the loop detector would (rightly) alert on it and that is not what is measured here.
+    // Each run's code and result differ: an agent does not send one call 500 times, nor get the
+    // same result back 500 times, and if it did, the loop detector would (rightly) alert on it on
+    // every run, and that is not what is measured here.
     let n = 0;
-    const post = () => postAndWait(svc, auth, JSON.stringify({ profile: 'js', code: `${CODE} // ${++n}` }));
+    const post = () => postAndWait(svc, auth, JSON.stringify({ profile: 'js', code: `${++n} + 1` }));
     for (let i = 0; i < 50; i++) await post();
     const before = await stageSnapshot(svc.metricsBases);
     const pids = [svc.child.proc.pid!, ...(svc.runner ? [svc.runner.proc.pid!] : [])];
@@ -80,7 +81,7 @@ async function measureService(): Promise<Figures & { plain: number[] }> {
       const res = await fetch(`${svc.base}/v1/executions?wait=true`, {
         method: 'POST',
         headers: { authorization: auth, 'content-type': 'application/json' },
-        body: JSON.stringify({ profile: 'js', code: `${CODE} // ${++n}` }),
+        body: JSON.stringify({ profile: 'js', code: `${++n} + 1` }),
         signal: AbortSignal.timeout(10_000),
       });
       const json = (await res.json()) as { status?: string };

@@ -87,7 +87,10 @@ export async function composeSandgate({
         name: `queue ${q.name}`,
         close: () => q.close(),
       }));
-      const activity: Closer = { name: 'activity counts', close: () => core.activity.flush() };
+      const activity: Closer = {
+        name: 'activity counts and evidence',
+        close: () => Promise.all([core.activity.flush(), core.watchStore.flush()]),
+      };
       for (const c of [...(runnerSide?.closers ?? []), ...(apiSide?.closers ?? []), ...queues, activity])
         await closer(c);
       // 4. The audit trail, last before Redis: everything above may still write records.

@@ -9,6 +9,7 @@ import { fromNanos, toNanos } from '../contract/money.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
 import type { RedisClient } from './redis-client.ts';
+import { createWriteBatch } from './write-batch.ts';
 
 export type Metric = 'runs' | 'toolCalls' | 'refused' | 'spend';
 export type Scope = 'agent' | 'task';
@@ -42,31 +43,20 @@ const empty = (startMs: number): ActivityBucket => ({ startMs, runs: 0, toolCall
 
 export function createActivityStore(redis: RedisClient, prefix: string): ActivityStore {
   const keys = redisKeys(prefix);
-  // key → field → amount, and who waits for them to be written.
-  let pending = new Map<string, Map<string, number>>();
-  let written: PromiseWithResolvers<void> | undefined;
-  let timer: NodeJS.Timeout | undefined;
-
-  const write = async (batch: Map<string, Map<string, number>>): Promise<void> => {
-    // Single-key commands sent in one tick: the auto-pipelining client sends them in one write
-    // (one per node on a cluster), with no MULTI of their own.
-    await Promise.all(
-      [...batch].flatMap(([key, fields]) => [
-        ...[...fields].map(([field, n]) => redis.hincrby(key, field, n)),
-        redis.expire(key, KEEP_S),
-      ]),
-    );
-  };
-  const flush = (): Promise<void> => {
-    clearTimeout(timer);
-    timer = undefined;
-    const [batch, waiting] = [pending, written];
-    pending = new Map();
-    written = undefined;
-    const done = batch.size ? write(batch) : Promise.resolve();
-    if (waiting) done.then(waiting.resolve, waiting.reject);
-    return done;
-  };
+  // key → field → amount: the events of COALESCE_MS, summed, in one round trip. Single-key
+  // commands sent in one tick: the auto-pipelining client sends them in one write (one per node
+  // on a cluster), with no MULTI of their own.
+  const pending = createWriteBatch(
+    COALESCE_MS,
+    () => new Map<string, Map<string, number>>(),
+    (batch) =>
+      Promise.all(
+        [...batch].flatMap(([key, fields]) => [
+          ...[...fields].map(([field, n]) => redis.hincrby(key, field, n)),
+          redis.expire(key, KEEP_S),
+        ]),
+      ),
+  );
 
   return {
     add({ agentId, taskId, metric, amount, atMs = Date.now() }) {
@@ -74,21 +64,18 @@ export function createActivityStore(redis: RedisClient, prefix: string): Activit
       const field = `${Math.floor(atMs / MINUTE)}|${metric}`;
       const n = metric === 'spend' ? toNanos(amount) : Math.round(amount);
       if (n === 0) return Promise.resolve();
-      for (const [scope, id] of [['agent', agentId], ...(taskId ? [['task', taskId]] : [])] as Array<[Scope, string]>) {
-        const key = keys.activity(scope, id, hour);
-        const fields = pending.get(key) ?? new Map<string, number>();
-        fields.set(field, (fields.get(field) ?? 0) + n);
-        pending.set(key, fields);
-      }
-      if (!written) {
-        written = Promise.withResolvers<void>();
-        timer = setTimeout(() => void flush().catch(() => {}), COALESCE_MS);
-        timer.unref();
-      }
-      return written.promise;
+      const scopes = [['agent', agentId], ...(taskId ? [['task', taskId]] : [])] as Array<[Scope, string]>;
+      return pending.add((batch) => {
+        for (const [scope, id] of scopes) {
+          const key = keys.activity(scope, id, hour);
+          const fields = batch.get(key) ?? new Map<string, number>();
+          fields.set(field, (fields.get(field) ?? 0) + n);
+          batch.set(key, fields);
+        }
+      });
     },
 
-    flush,
+    flush: () => pending.flush(),
 
     async buckets(scope, id, fromMs, toMs, bucketMs) {
       if (bucketMs < MINUTE || bucketMs % MINUTE !== 0) throw new Error('bucketMs must be whole minutes');

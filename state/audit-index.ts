@@ -40,7 +40,10 @@ export function createAuditIndex(redis: RedisClient, prefix: string, ttlSeconds:
       // The keys of one batch lie in many cluster slots: single-key commands (the client
       // pipelines them), records first, then the indexes (one ZADD per index, then its TTL), so
       // an entry names a record already written (until the record's TTL: readers skip what is gone).
-      await Promise.all(records.map((r) => redis.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds)));
+      // On one node the order holds within one write (one connection, executed as sent); across a
+      // cluster's nodes only by waiting for each step.
+      const written = Promise.all(records.map((r) => redis.set(recKey(r.id), JSON.stringify(r), 'EX', ttlSeconds)));
+      if (redis.isCluster) await written;
       const indexes = new Map<string, string[]>();
       const expiring = new Set<string>();
       const index = (key: string, m: string) => indexes.set(key, [...(indexes.get(key) ?? []), m]);
@@ -53,8 +56,9 @@ export function createAuditIndex(redis: RedisClient, prefix: string, ttlSeconds:
             expiring.add(key);
           }
       }
-      await Promise.all([...indexes].map(([key, ms]) => redis.zadd(key, ...ms.flatMap((m) => [0, m]))));
-      await Promise.all([...expiring].map((key) => redis.expire(key, ttlSeconds)));
+      const indexed = Promise.all([...indexes].map(([key, ms]) => redis.zadd(key, ...ms.flatMap((m) => [0, m]))));
+      if (redis.isCluster) await indexed;
+      await Promise.all([written, indexed, ...[...expiring].map((key) => redis.expire(key, ttlSeconds))]);
     },
 
     async query(q) {

@@ -7,6 +7,7 @@ import { execAll } from './exec-all.ts';
 import { isOfAgent, redisKeys } from './keys.ts';
 import type { RedisClient } from './redis-client.ts';
 import { defineScripts } from './scripts.ts';
+import { createWriteBatch } from './write-batch.ts';
 
 /** A detector that fired, with its figures (counts, baseline, the target). */
 export interface Trigger {
@@ -58,6 +59,8 @@ export interface WatchStore {
   /** The agent's latest audit ids (newest first), kept as an alert's evidence. */
   remember(agentId: string, auditId: string): Promise<void>;
   recent(agentId: string): Promise<string[]>;
+  /** Writes the evidence ids waiting now (shutdown). */
+  flush(): Promise<void>;
 }
 
 const parse = (raw: string[]): Trigger[] =>
@@ -80,6 +83,8 @@ export function createWatchStore(redis: RedisClient, prefix: string): WatchStore
         .pexpire(key, 30 * 86_400_000),
     );
   };
+
+  const recent = createRecentIds(redis);
 
   return {
     async admit(i, s) {
@@ -202,14 +207,38 @@ export function createWatchStore(redis: RedisClient, prefix: string): WatchStore
       return raw ? JSON.parse(raw) : undefined;
     },
 
-    async remember(agentId, auditId) {
-      // Plain commands (no MULTI of their own): sent in order with the rest of this tick's writes.
-      const key = w.recent(agentId);
-      await Promise.all([redis.lpush(key, auditId), redis.ltrim(key, 0, 19), redis.expire(key, 86_400)]);
-    },
+    remember: (agentId, auditId) =>
+      recent.add((batch) => {
+        const key = w.recent(agentId);
+        batch.set(key, [...(batch.get(key) ?? []), auditId]);
+      }),
 
-    recent(agentId) {
+    flush: () => recent.flush(),
+
+    async recent(agentId) {
+      await recent.flush(); // an alert's evidence names what was remembered up to now
       return redis.lrange(w.recent(agentId), 0, 9);
     },
   };
 }
+
+/** How long evidence ids wait in memory to be written with the others of that time. */
+export const RECENT_COALESCE_MS = 50;
+
+/**
+ * The agents' latest audit ids (evidence for alerts), written in batches: two per run, and each
+ * batch is one round trip for every agent of that time (plain commands, in the order issued).
+ */
+const createRecentIds = (redis: RedisClient) =>
+  createWriteBatch(
+    RECENT_COALESCE_MS,
+    () => new Map<string, string[]>(),
+    (batch) =>
+      Promise.all(
+        [...batch].flatMap(([key, ids]) => [
+          redis.lpush(key, ...ids),
+          redis.ltrim(key, 0, 19),
+          redis.expire(key, 86_400),
+        ]),
+      ),
+  );

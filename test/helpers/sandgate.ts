@@ -67,7 +67,7 @@ export async function startSandgate(
   const sg = await composeSandgate({
     config,
     mode,
-    logger: pino({ level: 'silent' }),
+    logger: pino({ level: process.env.TEST_LOG ?? 'silent' }),
     env: { ...process.env, ...env },
   });
   const admin = { authorization: `Bearer ${config.SANDGATE_ADMIN_TOKEN}` };

@@ -33,6 +33,12 @@ function counting(): { client: Redis; sent: Map<string, number> } {
   return { client, sent };
 }
 
+/** One bucket of two minutes that holds `at`. */
+const window = (at: number): [number, number, number] => {
+  const from = at - (at % 120_000);
+  return [from, from + 120_000, 120_000];
+};
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('activity counts', () => {
@@ -50,8 +56,8 @@ describe('activity counts', () => {
     await Promise.all(adds);
     // agent: runs + spend; task: runs + spend. Four fields, not 41 events × scopes.
     expect(sent.get('hincrby')).toBe(4);
-    const [agent] = await store.buckets('agent', agentId, at - 60_000, at + 60_000, 120_000);
-    const [task] = await store.buckets('task', taskId, at - 60_000, at + 60_000, 120_000);
+    const [agent] = await store.buckets('agent', agentId, ...window(at));
+    const [task] = await store.buckets('task', taskId, ...window(at));
     expect(agent).toMatchObject({ runs: 40, spend: 0.25 });
     expect(task).toMatchObject({ runs: 20, spend: 0.25 });
   });
@@ -66,7 +72,7 @@ describe('activity counts', () => {
     await waiting;
     expect(performance.now() - t).toBeLessThan(COALESCE_MS * 5);
     await store.add({ agentId, taskId: null, metric: 'refused', amount: 2, atMs: at });
-    const [b] = await store.buckets('agent', agentId, at - 60_000, at + 60_000, 120_000);
+    const [b] = await store.buckets('agent', agentId, ...window(at));
     expect(b?.refused).toBe(5);
   });
 });
