@@ -123,17 +123,24 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       if (closed) throw new Error('the isolate engine is closed');
       const thread = leastBusy();
       const id = `${job.id}#${++seq}`;
-      const onAbort = () => thread.worker.postMessage({ type: 'cancel', id } satisfies ToThread);
+      // Tool calls of this run end with it: its deadline or cancel aborts a call still waiting. A
+      // timer cleared at the end, not AbortSignal.timeout: that one outlives the run by its whole
+      // timeout, and every run's would reach the old generation of the heap.
+      const runEnded = new AbortController();
+      const deadline = setTimeout(() => runEnded.abort(new Error('timed out')), job.limits.timeoutMs);
+      const onAbort = () => {
+        runEnded.abort(signal.reason);
+        thread.worker.postMessage({ type: 'cancel', id } satisfies ToThread);
+      };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      // Tool calls of this run end with it: its deadline or cancel aborts a call still waiting.
-      const runSignal = AbortSignal.any([signal, AbortSignal.timeout(job.limits.timeoutMs)]);
-      thread.runs.set(id, { job, signal: runSignal, output });
+      thread.runs.set(id, { job, signal: runEnded.signal, output });
       try {
         const warm = job.limits.memoryMb === profile.limits.memoryMb;
         const msg = { type: 'run' as const, id, job, warm, streamed: output !== undefined };
         return await call(thread, msg, job.limits.timeoutMs + BACKSTOP_MS);
       } finally {
+        clearTimeout(deadline);
         thread.runs.delete(id);
         signal.removeEventListener('abort', onAbort);
       }
