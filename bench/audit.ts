@@ -1,5 +1,5 @@
 // Audit log: durable appends per second from many concurrent callers (group commit: one write +
-// fdatasync per batch), append latency, and offline verification speed over the chain written.
+// durable write per batch), append latency, and offline verification speed over the chain written.
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,7 +63,7 @@ export async function main(): Promise<void> {
       `append: ${fmt(RECORDS / seconds, 0)} records/s (target >= 20000), latency p50 ${fmt(percentile(ms, 50))} ms, p99 ${fmt(percentile(ms, 99))} ms`,
     );
     console.log(
-      `group commit: ${syncs} fdatasyncs for ${RECORDS} records (${fmt(RECORDS / syncs, 1)} per sync), ${after.checkpoints} checkpoints`,
+      `group commit: ${syncs} durable writes (O_DSYNC) for ${RECORDS} records (${fmt(RECORDS / syncs, 1)} per write), ${after.checkpoints} checkpoints`,
     );
 
     let best = Number.POSITIVE_INFINITY;

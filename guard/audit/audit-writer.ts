@@ -3,7 +3,7 @@
 // a file, so processes and machines need no lock between them.
 //
 // Group commit: append() hashes the record at once (seq order = call order) and queues it; one
-// flush loop writes everything queued (up to a second checkpoint) in one write + fdatasync,
+// flush loop writes everything queued (up to a second checkpoint) in one durable write (O_DSYNC),
 // resolves that batch, and takes whatever arrived meanwhile as the next batch. An append resolves only once its line is on
 // disk; if a write or sync fails, every queued append rejects and the writer stays failed.
 //
@@ -22,7 +22,7 @@
 //   The head file holds {checkpoint, next}: `checkpoint` is durable in the chain (or the opening
 //   one), `next` is the one being published. Publishing checkpoint C_k goes
 //     1. head file := {checkpoint: C_k-1, next: C_k}   (temp file, fsync, rename, fsync dir)
-//     2. chain += batch holding C_k                    (write, fdatasync)
+//     2. chain += batch holding C_k                    (write, O_DSYNC)
 //   A batch holds at most one checkpoint (it ends before a second), so a crash, even one that
 //   tears the write, leaves C_k-1 or C_k as the chain's last checkpoint: either way it is named
 //   by the head file, and the verifier's rule "the chain's last checkpoint is the head file's
@@ -39,6 +39,7 @@
 // directory, sealed segments beyond `liveSegments` (or older than liveMaxAgeMs) move there in
 // the background, and close() moves the rest and the head file after them.
 import { randomBytes } from 'node:crypto';
+import { constants as fs } from 'node:fs';
 import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -92,7 +93,7 @@ export interface AuditWriterStats {
   records: number;
   checkpoints: number;
   batches: number;
-  /** fdatasync calls on the chain file (head-file fsyncs not counted). */
+  /** Durable writes of a batch to the chain file (O_DSYNC; head-file fsyncs not counted). */
   syncs: number;
   /** Segments sealed, and sealed segments moved to the archive. */
   rotations: number;
@@ -105,7 +106,7 @@ export interface AuditWriter {
    * Resolves once the record is durable; rejects with SandgateError 'dependency_unavailable' (503) if it cannot be.
    * `lazy` (a record nobody waits on before acting, such as a run's start): sequenced at once like
    * any other, but it starts no write of its own; it joins the next record's batch, or is
-   * written after LAZY_FLUSH_MS, so a run's start and end cost one fdatasync, not two.
+   * written after LAZY_FLUSH_MS, so a run's start and end cost one durable write, not two.
    */
   append(input: AuditInput, opts?: { lazy?: boolean }): Promise<AuditRecord>;
   /**
@@ -153,6 +154,12 @@ const positiveInt = (name: string, v: number): number => {
 };
 const nonNegativeInt = (name: string, v: number): number => (v === 0 ? 0 : positiveInt(name, v));
 
+/**
+ * A chain file: O_APPEND | O_CREAT | O_EXCL claims the writer id (a chain is never appended to
+ * twice); O_DSYNC makes every write durable before it returns (a batch is one write).
+ */
+const CHAIN_FILE_FLAGS = fs.O_WRONLY | fs.O_APPEND | fs.O_CREAT | fs.O_EXCL | fs.O_DSYNC;
+
 async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
   for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
@@ -192,8 +199,7 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   const opening = makeCheckpoint(startChain(writerId), signer, { closed: false, ...terms }).checkpoint;
   if (await mkdir(dir, { recursive: true, mode: 0o700 })) await syncDir(dirname(dir)); // newly made: its entry too
   if (archiveDir) await mkdir(archiveDir, { recursive: true, mode: 0o700 });
-  // 'ax' = O_APPEND | O_CREAT | O_EXCL: claims the writer id; a chain is never appended to twice.
-  let file = await open(join(dir, segmentName(writerId, 0)), 'ax', 0o600);
+  let file = await open(join(dir, segmentName(writerId, 0)), CHAIN_FILE_FLAGS, 0o600);
   let fileSegment = 0;
   try {
     await publishHead(opening, null); // its directory sync also makes the new chain file's entry durable
@@ -334,15 +340,16 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
         // The previous segment ends with its durable seal; the new one's entry is made durable
         // by publishHead's directory sync below (its batch opens with a checkpoint).
         await file.close();
-        file = await open(join(dir, segmentName(writerId, segment)), 'ax', 0o600);
+        file = await open(join(dir, segmentName(writerId, segment)), CHAIN_FILE_FLAGS, 0o600);
         sealedLive.push({ index: fileSegment, sealedAtMs: Date.now() });
         fileSegment = segment;
         stats.rotations++;
         void archive(false);
       }
       if (checkpoint) await publishHead(lastCheckpoint, checkpoint); // step 1 of the ordering note
+      // O_DSYNC: each write returns once its data is durable, as write + fdatasync would, in one
+      // call (one trip to the thread pool, not two).
       await writeFully(file, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`));
-      await file.datasync();
     } catch (e) {
       fail(e, batch);
       return;

@@ -394,7 +394,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         return 'skip';
       }
       // Appended in call order, so it lands before the run's end in this process's chain; nothing
-      // waits on it, so it is written with the run's end (one fdatasync) or within LAZY_FLUSH_MS.
+      // waits on it, so it is written with the run's end (one durable write) or within LAZY_FLUSH_MS.
       audit
         .record(
           'run.started',

@@ -28,7 +28,7 @@ const headFile = async (dir: string, writer: string) =>
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('audit writer', () => {
-  it('writes a lazy record with the next one (one fdatasync), or alone within LAZY_FLUSH_MS', async () => {
+  it('writes a lazy record with the next one (one durable write), or alone within LAZY_FLUSH_MS', async () => {
     const dir = await tmp();
     const w = await createAuditWriter({ dir, writerId: 'lazy', signer });
     const syncsBefore = w.stats().syncs;
