@@ -70,7 +70,9 @@ export async function runInIsolate(
   try {
     let script: ivm.Script;
     try {
-      script = await isolate.compileScript(job.code, { filename: 'main.js' });
+      // Sync: compiling runs no user code and this is the isolate's own thread (isolate-thread.ts);
+      // an async call would cross to isolated-vm's thread pool and back for nothing.
+      script = isolate.compileScriptSync(job.code, { filename: 'main.js' });
     } catch (e) {
       if (ending || isolate.isDisposed) throw e;
       const message = errorMessage(e);
@@ -81,10 +83,11 @@ export async function runInIsolate(
     const remaining = () => Math.max(1, Math.floor(deadline - performance.now()));
     // `reference` keeps the completion value inside the isolate; `promise` awaits an async one.
     const value = await script.run(context, { timeout: remaining(), promise: true, reference: true });
-    const json = (await context.evalClosure(RESULT_TO_JSON, [value.derefInto()], {
+    // Sync as well: the completion value's getters may run, bounded by the same deadline.
+    const json = context.evalClosureSync(RESULT_TO_JSON, [value.derefInto()], {
       timeout: remaining(),
       result: { copy: true },
-    })) as string | undefined | null;
+    }) as string | undefined | null;
     sampleCpu();
     sampleHeap();
 
