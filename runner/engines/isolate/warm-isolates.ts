@@ -24,7 +24,9 @@ export async function prepareIsolate(
 ): Promise<PreparedIsolate> {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError });
   try {
-    const context = await isolate.createContext();
+    // Sync: no user code runs here, and this is the isolate's own thread; async calls would each
+    // cross to isolated-vm's thread pool and back.
+    const context = isolate.createContextSync();
     const sink: PreparedIsolate['sink'] = { out: undefined, tool: undefined };
     const write = new ivm.Callback((fd: 1 | 2, line: string) => sink.out?.write(fd, line) ?? false);
     const tool = new ivm.Reference((name: string, argsJson: string) =>
@@ -32,7 +34,7 @@ export async function prepareIsolate(
         ? sink.tool(name, argsJson)
         : Promise.resolve(JSON.stringify({ ok: false, ...resultError('tools_unavailable') })),
     );
-    await context.evalClosure(PRELUDE, [write, tool], { timeout: 1000 });
+    context.evalClosureSync(PRELUDE, [write, tool], { timeout: 1000 });
     return { isolate, context, sink };
   } catch (e) {
     isolate.dispose();
