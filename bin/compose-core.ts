@@ -191,7 +191,7 @@ export async function composeCore(
     publishCancel: (id) => publishCancel(redis, prefix, id),
     resultHoldMs: config.SANDGATE_RESULT_HOLD_MS,
     availableProfiles,
-    claimHere: (job) => local.claimHere?.(job),
+    claimHere: async (job) => local.claimHere?.(job),
     enqueue: async (engine, job) => {
       const q = executionQueues.get(engine);
       if (!q) throw new Error(`no queue for engine ${engine}`);

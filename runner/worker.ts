@@ -48,13 +48,20 @@ export interface RunnerHandle {
   close(graceMs?: number, closeBy?: number): Promise<void>;
   inFlight(): number;
   /**
-   * A free slot of the job's engine in this process, taken now for a run admission creates
-   * running and this runner runs at once (no queue, no pick-up, no start of its own); the run is
-   * listed under this runner as of now. Undefined, and nothing taken, when there is no free slot
-   * (the job goes through the queue).
+   * A free slot of the job's engine in this process, for a run admission creates running and
+   * this runner runs at once (no queue, no pick-up, no start of its own); the run is listed under
+   * this runner as of then. A slot busy now may be waited for briefly (HERE_WAIT_MS, behind a
+   * short line). Undefined, and nothing taken, when there is none (the job goes through the queue).
    */
-  claimHere(job: ExecutionJob): HereClaim | undefined;
+  claimHere(job: ExecutionJob): Promise<HereClaim | undefined>;
 }
+
+/**
+ * How long a run to be taken here waits for a busy slot of its engine before it goes through the
+ * queue: an isolate run frees its slot within a few ms, and waiting costs less than the queue's
+ * round trips; a container run takes longer, and goes to the queue where any runner may take it.
+ */
+export const HERE_WAIT_MS = 20;
 
 /** How often work held by a paused task or a suspended agent is looked at again. */
 export const HELD_RETRY_MS = 1000;
@@ -170,11 +177,16 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const here = new Set<Promise<unknown>>();
   let closing = false;
 
-  const claimHere = (data: ExecutionJob): HereClaim | undefined => {
+  const claimHere = async (data: ExecutionJob): Promise<HereClaim | undefined> => {
     const profile = profiles.get(data.profile);
     const engine = profile && deps.engines[profile.engine];
     const engineSlots = profile && slots[profile.engine];
-    if (closing || !local || !profile || !engine || !engineSlots?.tryTake()) return undefined;
+    if (closing || !local || !profile || !engine || !engineSlots) return undefined;
+    if (!(await engineSlots.takeWithin(HERE_WAIT_MS))) return undefined;
+    if (closing) {
+      engineSlots.give();
+      return undefined;
+    }
     // Listed before its record is made running (same connection, sent first): if this process
     // dies from then on, a sweep ends it.
     const listed = local.add(data.id).then(

@@ -59,10 +59,11 @@ export interface ExecutionLifecycleDeps {
   dequeue?(id: string): Promise<void>;
   availableProfiles?(): Promise<ReadonlySet<string>>;
   /**
-   * A free slot of this process's runner for the job's engine, taken now for a run that starts at
-   * once (see runner/worker.ts claimHere); undefined when there is none, and the job is queued.
+   * A free slot of this process's runner for the job's engine, for a run that starts at once
+   * (see runner/worker.ts claimHere; a busy one waited for briefly); undefined when there is
+   * none, and the job is queued.
    */
-  claimHere?(job: ExecutionJob): HereClaim | undefined;
+  claimHere?(job: ExecutionJob): Promise<HereClaim | undefined>;
   /** How long a finished run's result is held and retried while Redis is away. */
   resultHoldMs?: number;
   /** Where the time of each step goes (sandgate_stage_seconds). */
@@ -296,7 +297,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         };
         // A free slot here is claimed before the record exists, so the record is made running
         // (and this run listed under its runner) in the same round trip.
-        const claim = opts.here ? deps.claimHere?.(job) : undefined;
+        const claim = opts.here ? await deps.claimHere?.(job) : undefined;
         if (claim) undo.push(() => claim.release());
         const meta = {
           id,

@@ -1,4 +1,5 @@
-// An engine's run slots, shared by the queue worker (waits) and runs taken here (only a free slot).
+// An engine's run slots, shared by the queue worker (waits) and runs taken here (a free slot, or a
+// short wait behind a short line).
 import { describe, expect, it } from 'vitest';
 import { createSlots } from '../../runner/slots.ts';
 
@@ -22,5 +23,32 @@ describe('run slots', () => {
     expect(slots.inUse()).toBe(0);
     slots.give(); // one give too many never makes room beyond `size`
     expect([slots.tryTake(), slots.tryTake(), slots.tryTake()]).toEqual([true, true, false]);
+  });
+
+  it('a run taken here waits briefly behind a short line, first come first served, and takes nothing when it gives up', async () => {
+    const slots = createSlots(2);
+    expect(await slots.takeWithin(10)).toBe(true);
+    expect(await slots.takeWithin(10)).toBe(true);
+    // Busy, and nobody frees one in time: false, and no slot is held by the one that gave up.
+    expect(await slots.takeWithin(20)).toBe(false);
+    expect(slots.inUse()).toBe(2);
+    // Busy, freed while it waits: it gets that slot, in the order the waiters came.
+    const order: string[] = [];
+    const first = slots.takeWithin(1000).then((ok) => order.push(`here:${ok}`));
+    const queued = slots.take().then(() => order.push('queue'));
+    slots.give();
+    slots.give();
+    await Promise.all([first, queued]);
+    expect(order).toEqual(['here:true', 'queue']);
+    expect(slots.inUse()).toBe(2);
+    // A line as long as the slots: the run goes through the queue at once, without waiting.
+    const line = [slots.take(), slots.take()];
+    const t = performance.now();
+    expect(await slots.takeWithin(1000)).toBe(false);
+    expect(performance.now() - t).toBeLessThan(100);
+    slots.give();
+    slots.give();
+    await Promise.all(line);
+    expect(await slots.takeWithin(0)).toBe(false);
   });
 });
