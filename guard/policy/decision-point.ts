@@ -135,11 +135,12 @@ export async function createPolicyDecisionPoint({
   const decide = (
     call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
   ): Decision => {
+    if (cacheSize === 0) return Object.freeze(evaluate(call));
     const key = `${active}\u0000${JSON.stringify(call)}`;
     const hit = cache.get(key);
     if (hit) return hit;
     const decision = Object.freeze(evaluate(call));
-    if (decision.errors.length === 0 && cacheSize > 0) {
+    if (decision.errors.length === 0) {
       if (cache.size >= cacheSize) cache.clear();
       cache.set(key, decision);
     }
