@@ -15,6 +15,11 @@ export interface AgentStore {
     watch?: WatchOverrides | undefined;
   }): Promise<Agent>;
   get(id: string): Promise<Agent | undefined>;
+  /**
+   * The agent as this process read it last (no Redis call): a start, never a verdict. A caller
+   * that starts on it reads the agent again beside its first step (see api/auth.ts).
+   */
+  known(id: string): Agent | undefined;
   /** The newest agents first (the index holds agents created since it exists). */
   list(limit: number): Promise<Agent[]>;
   /** Marks the agent revoked (the admission marker and the record, in one transaction). */
@@ -26,6 +31,8 @@ export interface AgentStore {
 export function createAgentStore(redis: RedisClient, prefix: string): AgentStore {
   const keys = redisKeys(prefix);
   const key = keys.agent.record;
+  /** The agents last read, as read and parsed: the same text gives the same (frozen) object. */
+  const parsed = new Map<string, { raw: string; agent: Agent }>();
   /**
    * An agent made before the cluster layout, carried over on its first read: the revoked marker
    * first (a revoked agent is never admissible in between), then the record, both only where the
@@ -59,8 +66,17 @@ export function createAgentStore(redis: RedisClient, prefix: string): AgentStore
     },
     async get(id) {
       const raw = (await redis.get(key(id))) ?? (await carryOver(id));
-      return raw ? Agent.parse(JSON.parse(raw)) : undefined;
+      if (!raw) return undefined;
+      // Read on every request (revocation is never cached); parsed only when it changed.
+      const known = parsed.get(id);
+      if (known?.raw === raw) return known.agent;
+      const agent = deepFreeze(Agent.parse(JSON.parse(raw)));
+      if (parsed.size >= 10_000) parsed.clear();
+      parsed.set(id, { raw, agent });
+      return agent;
     },
+    known: (id) => parsed.get(id)?.agent,
+
     async list(limit) {
       const ids = await redis.zrevrange(keys.agent.all, 0, limit - 1);
       if (ids.length === 0) return [];
@@ -83,4 +99,13 @@ export function createAgentStore(redis: RedisClient, prefix: string): AgentStore
       return enabled;
     },
   };
+}
+
+/** Frozen all the way down: one parsed agent is shared by the requests that read the same text. */
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const v of Object.values(value)) deepFreeze(v);
+  }
+  return value;
 }

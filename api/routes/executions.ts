@@ -87,7 +87,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
   app.post(
     '/v1/executions',
     {
-      config: { roles: ['agent'] },
+      config: { roles: ['agent'], agentReadBeside: true },
       schema: {
         summary: 'Run code in a sandbox profile',
         tags: ['executions'],
@@ -100,6 +100,12 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const principal = request.principal!;
       if (request.query.wait && request.query.stream)
         throw new SandgateError('validation_failed', 'querystring: ask for ?wait=true or ?stream=true, not both');
+      // Started on the agent this process read last (config.agentReadBeside): admission waits for
+      // the agent read again beside its first step. A retry under an Idempotency-Key and a stream
+      // wait for it first (a replay takes no admission step, and a stream is no onSend reply).
+      const caller = { principal, agent: request.agent!, ...(request.agentRead && { verify: request.agentRead }) };
+      if (request.agentRead && (request.query.stream || request.headers['idempotency-key'] !== undefined))
+        await request.agentRead;
       const once = await idempotency(deps.idempotency, request, 'run', request.body);
       if (request.query.stream) {
         // 201 (the execution is created; Location names it), the body is its event stream from
@@ -108,12 +114,10 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
         const id =
           once.replayId ??
           (
-            await deps.executions
-              .admit({ principal, agent: request.agent! }, request.body)
-              .catch(async (e: unknown) => {
-                await once.release();
-                throw e;
-              })
+            await deps.executions.admit(caller, request.body).catch(async (e: unknown) => {
+              await once.release();
+              throw e;
+            })
           ).id;
         if (!once.replayId) await once.settle(id);
         return deps.eventStreams.serve(request, reply, {
@@ -134,7 +138,7 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       // With ?wait=true the waiter subscribes before the record exists, so no end is missed; and
       // a runner of this process with a free slot may take the run at once (`ran`).
       const admitted = await deps.executions
-        .admit({ principal, agent: request.agent! }, request.body, {
+        .admit(caller, request.body, {
           here: request.query.wait,
           beforeRecord: (newId, limits) => {
             if (!request.query.wait) return () => {};

@@ -84,6 +84,22 @@ export type WorkOwner = Pick<ExecutionJob, 'id' | 'agentId' | 'taskId'>;
 export interface Caller {
   principal: Principal;
   agent: Agent;
+  /**
+   * The agent being read again while admission starts on `agent`, the copy this process read
+   * last (api/auth.ts, agentReadBeside). It is awaited beside the checks and the reservation:
+   * nothing is recorded, audited or refused before it is back; a refusal it brings (revoked)
+   * wins, and an agent that changed since is admitted again on what was read.
+   */
+  verify?: Promise<Agent>;
+}
+
+/** The agent read beside admission is not the copy it started on: admit again on the new one. */
+class AgentChanged extends Error {
+  readonly fresh: Agent;
+  constructor(fresh: Agent) {
+    super('the agent changed since this process read it');
+    this.fresh = fresh;
+  }
 }
 
 export interface Admitted {
@@ -190,6 +206,15 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
   };
 
   async function admit(caller: Caller, body: ExecutionRequest, opts: AdmitOptions = {}): Promise<Admitted> {
+    try {
+      return await admitAs(caller, body, opts);
+    } catch (e) {
+      if (!(e instanceof AgentChanged)) throw e;
+      return admitAs({ principal: caller.principal, agent: e.fresh }, body, opts);
+    }
+  }
+
+  async function admitAs(caller: Caller, body: ExecutionRequest, opts: AdmitOptions): Promise<Admitted> {
     const { principal, agent } = caller;
     // 1. task: the refusal is filed under the task only once it is known to be the agent's.
     const owned: { taskId: string | null } = { taskId: null };
@@ -247,11 +272,14 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         // wins and the reservation made beside it is given back (undo), so a refused run costs
         // nothing but the rate limiter's tick, which a refused request is fair to spend.
         const work = ref({ id, agentId: agent.id, taskId });
-        const [checked, reserved] = await Promise.allSettled([
+        const [checked, reserved, read] = await Promise.allSettled([
           timed(stages, 'checks', () => hooks.runChecks(attempt)),
           timed(stages, 'budget', () => budget.reserve(work, agent, worstCase)),
+          caller.verify ?? agent,
         ]);
         if (reserved.status === 'fulfilled') undo.push(() => budget.settle(work, { refund: true }));
+        if (read.status === 'rejected') throw read.reason;
+        if (read.value !== agent) throw new AgentChanged(read.value);
         if (checked.status === 'rejected') throw checked.reason;
         if (reserved.status === 'rejected') throw reserved.reason;
 
@@ -338,6 +366,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         return { id, limits, auditId, ...(ran && { ran }) };
       });
     } catch (e) {
+      // A refusal made on the copy read last waits for the agent read again: its own refusal
+      // (revoked) wins, and a changed agent is admitted again; neither is this run's refusal.
+      if (caller.verify && !(e instanceof AgentChanged)) {
+        const fresh = await caller.verify;
+        if (fresh !== agent) throw new AgentChanged(fresh);
+      }
       if (e instanceof SandgateError && e.code !== 'audit_unavailable') {
         const ctx = { agentId: agent.id, principalId: principal.id, taskId: owned.taskId };
         const data = {
