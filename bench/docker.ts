@@ -1,4 +1,4 @@
-// `print(1)` on the python profile through the whole service (warm pool, one container per run),
+// `print(n)` on the python profile through the whole service (warm pool, one container per run),
 // side by side with the plain dockerode path on the same image: create → start → wait → remove.
 // Measured one after the other. Ends by counting the containers the service left behind.
 import Dockerode from 'dockerode';
@@ -40,8 +40,18 @@ export async function main(): Promise<void> {
   let svcRate: Awaited<ReturnType<typeof sustained>>;
   try {
     const auth = await svc.agentAuth(['python']);
-    const body = JSON.stringify({ profile: 'python', code: 'print(1)' });
-    const post = () => postAndWait(svc, auth, body, (j) => j.stdout === '1\n');
+    // print(n): each run's code and output differ, as an agent's do; the same call and result
+    // 200 times is the loop detector's case (an alert raised on every run), not the path measured.
+    let n = 0;
+    const post = () => {
+      const i = ++n;
+      return postAndWait(
+        svc,
+        auth,
+        JSON.stringify({ profile: 'python', code: `print(${i})` }),
+        (j) => j.stdout === `${i}\n`,
+      );
+    };
     await new Promise((r) => setTimeout(r, Number(process.env.BENCH_SETTLE_MS ?? 15_000))); // pools fill at start-up
     for (let i = 0; i < 10; i++) await post();
     svcLat = [];
@@ -67,7 +77,7 @@ export async function main(): Promise<void> {
   console.log(
     `| plain dockerode create → start → wait → remove | ${fmt(percentile(plainLat, 50))} | ${fmt(percentile(plainLat, 99))} |`,
   );
-  console.log(`| POST /v1/executions?wait=true (python, print(1)) | ${fmt(p50)} | ${fmt(percentile(svcLat, 99))} |`);
+  console.log(`| POST /v1/executions?wait=true (python, print(n)) | ${fmt(p50)} | ${fmt(percentile(svcLat, 99))} |`);
   console.log(
     `\nservice p50 is ${fmt(percentile(plainLat, 50) / p50, 1)}x faster than the plain path (target >= 4x); p50 target <= 50 ms`,
   );

@@ -2,7 +2,7 @@
 // sleeps after the program ends until the engine has read this). Local cgroup files first (cheap,
 // and they know about OOM kills), Docker's stats API when Docker runs elsewhere.
 
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Container } from 'dockerode';
 import { bounded, DOCKER_DEADLINES as D } from './engine-health.ts';
 
@@ -16,9 +16,14 @@ interface CgroupLayout {
   read(id: string): Promise<ContainerUsage>;
 }
 
-const num = async (path: string): Promise<number> => Number((await readFile(path, 'utf8')).trim());
+// Read synchronously: cgroup files are the kernel's counters (no disk behind them), read in a few
+// µs, where an async read costs four trips to the thread pool (~0.2 ms of CPU each file here).
+const read = (path: string): string => readFileSync(path, 'utf8');
+const num = async (path: string): Promise<number> => Number(read(path).trim());
 const keyed = async (path: string, key: string): Promise<number> => {
-  const line = (await readFile(path, 'utf8')).split('\n').find((l) => l.startsWith(`${key} `));
+  const line = read(path)
+    .split('\n')
+    .find((l) => l.startsWith(`${key} `));
   return line ? Number(line.split(' ')[1]) : 0;
 };
 
