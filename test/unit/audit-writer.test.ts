@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,6 +48,26 @@ describe('audit writer', () => {
     expect(w.stats().syncs - syncsBefore).toBe(2);
     await w.close();
     expect(await verifyAuditDir(dir, { publicKeys: [signer.publicKey] })).toMatchObject({ ok: true, records: 4 }); // and the closing checkpoint
+  });
+
+  it('opens every chain segment O_DSYNC, so a write that returned is on the disk (no separate sync)', async () => {
+    const dir = await tmp();
+    const w = await createAuditWriter({ dir, writerId: 'dsync', signer, segmentMaxBytes: 2048 });
+    // Enough records to rotate: the new segment must be opened the same way.
+    for (let i = 0; i < 20; i++)
+      await w.append({ kind: 'run.finished', subject: `ex_${i}`, data: { pad: 'x'.repeat(200) } });
+    const O_DSYNC = 0o10000; // Linux, asm-generic/fcntl.h: a kernel that honours it writes data and size before returning
+    const chainFds = [];
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+      if (!target.startsWith(dir) || !target.endsWith('.jsonl')) continue;
+      const flags = /flags:\s+(\d+)/.exec(await readFile(`/proc/self/fdinfo/${fd}`, 'utf8'))?.[1];
+      chainFds.push({ target, dsync: (Number.parseInt(flags ?? '0', 8) & O_DSYNC) !== 0 });
+    }
+    expect(chainFds.length).toBe(1); // the open segment (the sealed ones are closed)
+    expect(chainFds[0]!.target).toMatch(/dsync~\d+\.jsonl$/);
+    expect(chainFds.every((f) => f.dsync)).toBe(true);
+    await w.close();
   });
 
   it('resolves an append only once its line is in the file, synced', async () => {
