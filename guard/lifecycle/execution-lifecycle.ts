@@ -283,6 +283,23 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         if (checked.status === 'rejected') throw checked.reason;
         if (reserved.status === 'rejected') throw reserved.reason;
 
+        const job: ExecutionJob = {
+          id,
+          agentId: agent.id,
+          taskId,
+          profile: profile.name,
+          language: profile.language,
+          code: body.code,
+          stdin: body.stdin ?? '',
+          files: body.files ?? [],
+          limits,
+          ...(scopes && { scopes }),
+        };
+        // A free slot here is claimed before the record exists, so the record is made running
+        // (and this run listed under its runner) in the same round trip. Claimed before the audit
+        // record is begun: a wait for a slot must not leave that record's write unawaited.
+        const claim = opts.here ? await deps.claimHere?.(job) : undefined;
+        if (claim) undo.push(() => claim.release());
         // 6. audit before effect, and 7. the record beside it. The record is no effect (the run's
         // start is, and it waits for both); it names the audit record, sequenced at once. If the
         // audit record cannot be made durable, the record is taken back as if never made (503).
@@ -311,22 +328,6 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         );
         if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
         const auditId = requested.id!;
-        const job: ExecutionJob = {
-          id,
-          agentId: agent.id,
-          taskId,
-          profile: profile.name,
-          language: profile.language,
-          code: body.code,
-          stdin: body.stdin ?? '',
-          files: body.files ?? [],
-          limits,
-          ...(scopes && { scopes }),
-        };
-        // A free slot here is claimed before the record exists, so the record is made running
-        // (and this run listed under its runner) in the same round trip.
-        const claim = opts.here ? await deps.claimHere?.(job) : undefined;
-        if (claim) undo.push(() => claim.release());
         const meta = {
           id,
           profile: profile.name,
