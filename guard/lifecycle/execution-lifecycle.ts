@@ -459,10 +459,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       const { status, exitCode, stdout, stderr, truncated } = result;
       const resultStarted = performance.now();
       const ctx = { agentId: job.agentId, taskId: job.taskId, subject: job.id };
-      // Sequenced now (its id goes into the record) and made durable beside the record's move and
-      // the settle: an end is no action (DESIGN: audit before effect is about actions), and its
-      // audit never held the record back (a failed one is logged, the result still kept). finish
-      // returns once all three are done, so a run taken here is answered after its end is durable.
+      // Sequenced now (its id goes into the record), made durable beside the settle, and before
+      // the record's move: a result is in the log before anyone can read it (a runner killed in
+      // between leaves a record still running, ended runner_lost, never a final record whose end
+      // the log lacks; faults/runner-kill.ts). A failed audit is logged and the result still kept.
+      // finish returns once all three are done, so a run taken here is answered after its end is
+      // durable.
       const ended = audit.begin('run.finished', ctx, {
         status,
         exitCode,
@@ -492,18 +494,20 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       };
       // Held through a Redis blip rather than lost (the job would end runner_lost at its worst
       // case). Cancelled while it ran (DELETE, revocation): the record is final; add what it used.
-      // Settling does not depend on the record's move (a cancelled run is charged what it used
-      // too), so the two go to Redis together.
+      // Settling depends on neither the audit record nor the record's move (a cancelled run is
+      // charged what it used too), so it goes to Redis at once.
       let record: Execution | undefined;
-      const recorded = hold(
-        'the result of a run',
-        job.id,
-        async () => {
-          const moved = await store.finishAndRead(job.id, status, outcome);
-          record = moved.record;
-          if (moved.done === 'refused') await store.amendCancelled(job.id, outcome);
-        },
-        stopRetrying,
+      const recorded = audited.then(() =>
+        hold(
+          'the result of a run',
+          job.id,
+          async () => {
+            const moved = await store.finishAndRead(job.id, status, outcome);
+            record = moved.record;
+            if (moved.done === 'refused') await store.amendCancelled(job.id, outcome);
+          },
+          stopRetrying,
+        ),
       );
       const resulted = Promise.all([audited, recorded]).then(() =>
         stages.observe('result', performance.now() - resultStarted),
