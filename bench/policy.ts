@@ -4,6 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from '../contract/agent.ts';
+import { deepFreeze } from '../contract/deep-freeze.ts';
 import { createPolicyDecisionPoint } from '../guard/policy/decision-point.ts';
 import { loadProfiles } from '../guard/profiles.ts';
 import { fmt, percentile } from './lib.ts';
@@ -22,15 +23,18 @@ export async function main(): Promise<void> {
   const cold = await createPolicyDecisionPoint({ policyDir: dir, cacheSize: 0 });
   const profiles = [...(await loadProfiles('sandbox-profiles')).values()];
   const names = profiles.map((p) => p.name);
-  const agents: Agent[] = Array.from({ length: 100 }, (_, i) => ({
-    id: `ag_bench${String(i).padStart(8, '0')}`,
-    name: `agent-${i}`,
-    grants: { profiles: names.filter((_, j) => (i + j) % 2 === 0), tools: [], destinations: [] },
-    limits: { runsPerMinute: 60, toolCallsPerMinute: 60, spendPerDay: 10 },
-    createdAt: new Date().toISOString(),
-    revokedAt: null,
-    tokenGeneration: 0,
-  }));
+  // Deep-frozen, as the service's parsed agents are (state/agents.ts).
+  const agents: Agent[] = Array.from({ length: 100 }, (_, i) =>
+    deepFreeze({
+      id: `ag_bench${String(i).padStart(8, '0')}`,
+      name: `agent-${i}`,
+      grants: { profiles: names.filter((_, j) => (i + j) % 2 === 0), tools: [], destinations: [] },
+      limits: { runsPerMinute: 60, toolCallsPerMinute: 60, spendPerDay: 10 },
+      createdAt: new Date().toISOString(),
+      revokedAt: null,
+      tokenGeneration: 0,
+    }),
+  );
   const measure = (pdp: typeof cached) => {
     const decide = (i: number) =>
       pdp.runProfile(agents[i % agents.length]!, undefined, profiles[i % profiles.length]!, {

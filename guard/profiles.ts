@@ -1,5 +1,6 @@
 // Sandbox profiles: read from YAML once at start-up and validated against the contract. A bad
 // file stops the start with a message naming the file and the field.
+import { deepFreeze } from '../contract/deep-freeze.ts';
 import { Profile } from '../contract/profile.ts';
 import { readDeclarations } from './declaration-files.ts';
 
@@ -15,7 +16,7 @@ export async function loadProfiles(dir: string): Promise<ProfileSet> {
     required: true,
     what: 'profiles',
   })) {
-    profiles.set(value.name, Object.freeze(value));
+    profiles.set(value.name, deepFreeze(value));
   }
   return profiles;
 }

@@ -2,6 +2,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { Agent, AgentLimits, type Grants } from '../contract/agent.ts';
+import { deepFreeze } from '../contract/deep-freeze.ts';
 import type { WatchOverrides } from '../contract/watch.ts';
 import { execAll } from './exec-all.ts';
 import { redisKeys } from './keys.ts';
@@ -99,13 +100,4 @@ export function createAgentStore(redis: RedisClient, prefix: string): AgentStore
       return enabled;
     },
   };
-}
-
-/** Frozen all the way down: one parsed agent is shared by the requests that read the same text. */
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

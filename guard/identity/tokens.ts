@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { errors, type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import { MAX_TOKEN_TTL_S, Scopes } from '../../contract/agent.ts';
+import { deepFreeze } from '../../contract/deep-freeze.ts';
 import { SandgateError } from '../../contract/errors.ts';
 import type { KeyRing } from './signing-keys.ts';
 
@@ -118,7 +119,7 @@ export function createTokenService(keys: KeyRing, now: () => number = Date.now):
       const claims: TokenClaims = {
         agentId: payload.sub as string,
         tokenId: payload.jti as string,
-        scopes: scopes?.data,
+        scopes: scopes?.data && deepFreeze(scopes.data), // shared by the cached claims; Cedar's agent entity is kept per scopes object
         taskId: payload.task as string | undefined,
         generation: typeof payload.gen === 'number' ? payload.gen : 0,
         expiresAt: new Date((payload.exp as number) * 1000),

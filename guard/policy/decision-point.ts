@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Agent, Scopes } from '../../contract/agent.ts';
-import { normaliseName } from './names.ts';
-import { allowedProfiles, allowedTools } from './profile-grants.ts';
+import { schemaIsFlat } from './flat-schema.ts';
+import { createEntityCache } from './policy-entities.ts';
+import { type RequestKind, sliceFor } from './policy-slices.ts';
 
 export interface Decision {
   allowed: boolean;
@@ -88,25 +89,35 @@ async function loadPolicySet(policyDir: string): Promise<Record<string, string>>
   return all;
 }
 
-/** The agent entity: its grants narrowed by the token's scopes, names normalised. */
-const agentAttrs = (agent: Agent, scopes: Scopes | undefined) => ({
-  name: agent.name,
-  profiles: [...allowedProfiles(agent, scopes)].map(normaliseName),
-  tools: [...allowedTools(agent, scopes)].map(normaliseName),
-});
+const KINDS = {
+  route: { action: 'call_route', principalType: 'Sandgate::Caller', resourceType: 'Sandgate::Route' },
+  tool: { action: 'call_tool', principalType: 'Sandgate::Agent', resourceType: 'Sandgate::Tool' },
+  profile: { action: 'run_profile', principalType: 'Sandgate::Agent', resourceType: 'Sandgate::Profile' },
+} as const satisfies Record<string, RequestKind>;
+type Kind = keyof typeof KINDS;
+const KNOWN_ACTIONS: ReadonlySet<string> = new Set(Object.values(KINDS).map((k) => k.action));
 
 export async function createPolicyDecisionPoint({
   policyDir,
   cacheSize = 10_000,
+  checkRequests = false,
 }: {
   policyDir: string;
   /** Decisions remembered (0: none, every call goes to Cedar). */
   cacheSize?: number;
+  /**
+   * Cedar checks each request and its entities against the schema too (about 30 µs a decision).
+   * Off in service: the three request shapes and their entities are built here from typed values,
+   * never from input, and the tests turn it on to prove they match the schema (policies are
+   * always validated against it). Kept on anyway when the schema is not flat (schemaIsFlat).
+   */
+  checkRequests?: boolean;
 }): Promise<PolicyDecisionPoint> {
   const schema = await readFile(join(here, 'schema.cedarschema'), 'utf8');
   const parsedSchema = cedar.preparseSchema(SCHEMA_NAME, schema);
   if (parsedSchema.type === 'failure') throw new PolicyError(`schema: ${message(parsedSchema.errors)}`);
-  let active = '';
+  const withSchema = checkRequests || !schemaIsFlat(schema);
+  let active: Record<Kind, string> | undefined;
 
   const install = async () => {
     const policies = await loadPolicySet(policyDir);
@@ -121,40 +132,43 @@ export async function createPolicyDecisionPoint({
       throw new PolicyError(`policy "${first.policyId}" does not validate: ${first.error.message}`);
     }
     const id = `set-${++generation}`;
-    const parsed = cedar.preparsePolicySet(id, { staticPolicies: policies });
-    if (parsed.type === 'failure') throw new PolicyError(`policies: ${message(parsed.errors)}`);
-    active = id;
+    const next = {} as Record<Kind, string>;
+    for (const kind of Object.keys(KINDS) as Kind[]) {
+      const slice = sliceFor(policies, KINDS[kind], KNOWN_ACTIONS);
+      const parsed = cedar.preparsePolicySet(`${id}/${kind}`, { staticPolicies: slice });
+      if (parsed.type === 'failure') throw new PolicyError(`policies: ${message(parsed.errors)}`);
+      next[kind] = `${id}/${kind}`;
+    }
+    active = next;
   };
   await install();
+
+  const { agentEntity, toolEntity, profileEntity } = createEntityCache();
 
   // A decision depends only on the request (principal and resource with their attributes,
   // action, context) and the active policy set, so identical requests are answered from memory:
   // the cache is keyed by all of it and emptied when the set changes. Revocation and budgets are
   // not policy inputs (checked elsewhere, never cached).
   const cache = new Map<string, Decision>();
-  const decide = (
-    call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
-  ): Decision => {
-    if (cacheSize === 0) return Object.freeze(evaluate(call));
-    const key = `${active}\u0000${JSON.stringify(call)}`;
+  type Call = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
+  const decide = (kind: Kind, call: Call): Decision => {
+    if (cacheSize === 0) return Object.freeze(evaluate(kind, call));
+    const key = `${active?.[kind]}\u0000${JSON.stringify(call)}`;
     const hit = cache.get(key);
     if (hit) return hit;
-    const decision = Object.freeze(evaluate(call));
+    const decision = Object.freeze(evaluate(kind, call));
     if (decision.errors.length === 0) {
       if (cache.size >= cacheSize) cache.clear();
       cache.set(key, decision);
     }
     return decision;
   };
-  const evaluate = (
-    call: Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>,
-  ): Decision => {
+  const evaluate = (kind: Kind, call: Call): Decision => {
     try {
       const answer = cedar.statefulIsAuthorized({
         ...call,
-        preparsedPolicySetId: active,
-        preparsedSchemaName: SCHEMA_NAME,
-        validateRequest: true,
+        preparsedPolicySetId: active![kind],
+        ...(withSchema && { preparsedSchemaName: SCHEMA_NAME, validateRequest: true }),
       });
       if (answer.type !== 'success')
         return { allowed: false, policies: [], errors: answer.errors.map((e) => e.message) };
@@ -175,7 +189,7 @@ export async function createPolicyDecisionPoint({
     callRoute(caller, route, roles) {
       const principal = { type: 'Sandgate::Caller', id: caller.id };
       const resource = { type: 'Sandgate::Route', id: route };
-      return decide({
+      return decide('route', {
         principal,
         action: { type: 'Sandgate::Action', id: 'call_route' },
         resource,
@@ -187,38 +201,23 @@ export async function createPolicyDecisionPoint({
       });
     },
     callTool(agent, scopes, tool, context) {
-      const name = normaliseName(tool.name);
-      const uid = { type: 'Sandgate::Tool', id: name };
-      return decide({
+      const entity = toolEntity(tool);
+      return decide('tool', {
         principal: { type: 'Sandgate::Agent', id: agent.id },
         action: { type: 'Sandgate::Action', id: 'call_tool' },
-        resource: uid,
+        resource: entity.uid,
         context: { task_tainted: context.taskTainted, untrusted_args: context.untrustedArgs },
-        entities: [
-          { uid: { type: 'Sandgate::Agent', id: agent.id }, attrs: agentAttrs(agent, scopes), parents: [] },
-          { uid, attrs: { name, irreversible: tool.irreversible, handler: tool.handler.type }, parents: [] },
-        ],
+        entities: [agentEntity(agent, scopes), entity],
       });
     },
     runProfile(agent, scopes, profile, context) {
-      const name = normaliseName(profile.name);
-      return decide({
+      const entity = profileEntity(profile);
+      return decide('profile', {
         principal: { type: 'Sandgate::Agent', id: agent.id },
         action: { type: 'Sandgate::Action', id: 'run_profile' },
-        resource: { type: 'Sandgate::Profile', id: name },
+        resource: entity.uid,
         context: { task_tainted: context.taskTainted },
-        entities: [
-          {
-            uid: { type: 'Sandgate::Agent', id: agent.id },
-            attrs: agentAttrs(agent, scopes),
-            parents: [],
-          },
-          {
-            uid: { type: 'Sandgate::Profile', id: name },
-            attrs: { name, engine: profile.engine, runtime: profile.runtime ?? profile.engine },
-            parents: [],
-          },
-        ],
+        entities: [agentEntity(agent, scopes), entity],
       });
     },
   };

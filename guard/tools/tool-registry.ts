@@ -3,6 +3,7 @@
 // naming the file and the field. A tool whose endpoint names a missing environment variable is
 // listed as unavailable, and calling it is refused (fail closed).
 import { Ajv, type ValidateFunction } from 'ajv';
+import { deepFreeze } from '../../contract/deep-freeze.ts';
 import { ToolDefinition } from '../../contract/tool.ts';
 import { readDeclarations } from '../declaration-files.ts';
 
@@ -54,7 +55,7 @@ export async function loadTools(dir: string, env: Record<string, string | undefi
     tools.set(
       definition.name,
       Object.freeze({
-        definition,
+        definition: deepFreeze(definition),
         url,
         available,
         checkArgs(args: unknown) {

@@ -34,7 +34,7 @@ function refusal(fn: () => unknown): { code: string; message: string } {
 }
 
 beforeAll(async () => {
-  pdp = await createPolicyDecisionPoint({ policyDir: 'policies' });
+  pdp = await createPolicyDecisionPoint({ policyDir: 'policies', checkRequests: true });
   profiles = await loadProfiles('sandbox-profiles');
 });
 

@@ -30,7 +30,7 @@ async function dirWith(files: Record<string, string>): Promise<string> {
 
 beforeAll(async () => {
   profiles = await loadProfiles('sandbox-profiles');
-  pdp = await createPolicyDecisionPoint({ policyDir: 'policies' });
+  pdp = await createPolicyDecisionPoint({ policyDir: 'policies', checkRequests: true });
 });
 
 describe('the policy decision point', () => {
@@ -65,7 +65,7 @@ describe('the policy decision point', () => {
       'no-shell.cedar':
         '@id("ops:no-shell")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "shell" };',
     });
-    const own = await createPolicyDecisionPoint({ policyDir: dir });
+    const own = await createPolicyDecisionPoint({ policyDir: dir, checkRequests: true });
     expect(own.runProfile(agent(['shell']), undefined, p('shell'), calm)).toMatchObject({
       allowed: false,
       policies: ['ops:no-shell'],
@@ -74,7 +74,9 @@ describe('the policy decision point', () => {
 
   it('refuses a broken policy set at start-up, naming the file', async () => {
     const dir = await dirWith({ 'bad.cedar': 'permit (principal, action, resource' });
-    await expect(createPolicyDecisionPoint({ policyDir: dir })).rejects.toThrow(/bad\.cedar: does not parse/);
+    await expect(createPolicyDecisionPoint({ policyDir: dir, checkRequests: true })).rejects.toThrow(
+      /bad\.cedar: does not parse/,
+    );
   });
 
   it('refuses a set that parses but does not validate', async () => {
@@ -82,7 +84,9 @@ describe('the policy decision point', () => {
       'typo.cedar':
         '@id("ops:typo")\npermit (principal, action == Sandgate::Action::"run_profile", resource) when { principal.isAdmin };',
     });
-    await expect(createPolicyDecisionPoint({ policyDir: dir })).rejects.toThrow(/ops:typo.*does not validate/);
+    await expect(createPolicyDecisionPoint({ policyDir: dir, checkRequests: true })).rejects.toThrow(
+      /ops:typo.*does not validate/,
+    );
   });
 
   it('keeps the last good set when a reload fails: a broken file opens nothing', async () => {
@@ -90,7 +94,7 @@ describe('the policy decision point', () => {
       'ok.cedar':
         '@id("ops:no-node")\nforbid (principal, action == Sandgate::Action::"run_profile", resource) when { resource.name == "node" };',
     });
-    const own = await createPolicyDecisionPoint({ policyDir: dir });
+    const own = await createPolicyDecisionPoint({ policyDir: dir, checkRequests: true });
     await writeFile(
       join(dir, 'ok.cedar'),
       '@id("ops:open-all")\npermit (principal, action, resource);\nforbid (principal, action',
@@ -137,7 +141,7 @@ describe('role checks as policy decisions', () => {
       'freeze.cedar':
         '@id("ops:freeze-agent-creation")\nforbid (principal, action == Sandgate::Action::"call_route", resource == Sandgate::Route::"POST /v1/agents");',
     });
-    const own = await createPolicyDecisionPoint({ policyDir: dir });
+    const own = await createPolicyDecisionPoint({ policyDir: dir, checkRequests: true });
     expect(own.callRoute({ id: 'admin', role: 'admin' }, 'POST /v1/agents', ['admin'])).toMatchObject({
       allowed: false,
       policies: ['ops:freeze-agent-creation'],
