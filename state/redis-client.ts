@@ -4,6 +4,7 @@
 // included, gets what the URL names. On a cluster, the key layout (state/keys.ts) keeps each
 // agent's scripts and transactions in one slot; pub/sub is the cluster's (published everywhere).
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { installPipelineLengthFix } from './pipeline-length-fix.ts';
 
 export type RedisClient = Redis | Cluster;
 
@@ -45,6 +46,7 @@ export function parseClusterUrl(url: string): ClusterAddress {
  * (lazyConnect, the offline queue, auto-pipelining) go to the cluster and the rest to each node.
  */
 export function createRedisClient(url: string, options: RedisOptions = {}): RedisClient {
+  installPipelineLengthFix();
   if (!isClusterUrl(url)) return new Redis(url, options);
   const { nodes, username, password, tls } = parseClusterUrl(url);
   const { lazyConnect, enableOfflineQueue, enableAutoPipelining, ...node } = options;
