@@ -9,6 +9,7 @@
 // autoPipelining.js make pipelines with `new Pipeline_1.default(redis)`, read at each call, so
 // replacing the module's export is enough. It is applied only to the constructor it was written
 // against (the source is compared); another ioredis version keeps its own (and a test says so).
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -16,40 +17,19 @@ const require = createRequire(import.meta.url);
 // biome-ignore lint/suspicious/noExplicitAny: ioredis's internals are untyped
 type Any = any;
 
-/** The constructor this fix reproduces, as ioredis 5.11's built Pipeline.js has it. */
-const EXPECTED = `constructor(redis) {
-        super();
-        this.redis = redis;
-        this.isPipeline = true;
-        this.replyPending = 0;
-        this._queue = [];
-        this._result = [];
-        this._transactions = 0;
-        this._shaToScript = {};
-        this.isCluster =
-            this.redis.constructor.name === "Cluster" || this.redis.isCluster;
-        this.options = redis.options;
-        Object.keys(redis.scriptsSet).forEach((name) => {
-            const script = redis.scriptsSet[name];
-            this._shaToScript[script.sha] = script;
-            this[name] = redis[name];
-            this[name + "Buffer"] = redis[name + "Buffer"];
-        });
-        redis.addedBuiltinSet.forEach((name) => {
-            this[name] = redis[name];
-            this[name + "Buffer"] = redis[name + "Buffer"];
-        });
-        this.promise = new Promise((resolve, reject) => {
-            this.resolve = resolve;
-            this.reject = reject;
-        });
-        const _this = this;
-        Object.defineProperty(this, "length", {
-            get: function () {
-                return _this._queue.length;
-            },
-        });
-    }`;
+/**
+ * sha256 of the constructor this fix reproduces (ioredis 5.11's built/Pipeline.js, from
+ * `constructor(redis)` to its closing brace): Commander's fields, Pipeline's, the client's
+ * scripts and added built-ins copied on, the promise, then the getter.
+ */
+const EXPECTED_SHA256 = 'b8a01a00aa1c6726eeffe8f3216ff18e1037519a63668b91f4d3544447f0dcae';
+
+const constructorSource = (cls: { toString(): string }): string => {
+  const text = cls.toString();
+  const start = text.indexOf('constructor(redis)');
+  const end = text.indexOf('\n    }', start);
+  return start === -1 || end === -1 ? '' : text.slice(start, end + 6);
+};
 
 const FIXED = Symbol.for('sandgate.pipelineLengthFix');
 
@@ -58,7 +38,8 @@ export function installPipelineLengthFix(): boolean {
   const mod = require('ioredis/built/Pipeline.js') as { default: Any };
   const Original = mod.default;
   if (Original[FIXED]) return true;
-  if (typeof Original !== 'function' || !Original.toString().includes(EXPECTED)) return false;
+  if (typeof Original !== 'function') return false;
+  if (createHash('sha256').update(constructorSource(Original)).digest('hex') !== EXPECTED_SHA256) return false;
 
   // Commander's constructor, then Pipeline's, minus the getter.
   function Pipeline(this: Any, redis: Any) {
