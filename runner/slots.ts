@@ -1,8 +1,10 @@
 // An engine's run slots, shared by its queue worker and runs taken straight from this process's
-// API side, so together they never run more at once than the engine's concurrency. Waiters are
-// served first come, first served, queue jobs and runs taken here alike; a run taken here waits
-// only briefly and only behind a short line (else it goes through the queue, where any runner
-// may take it), so the queue is never starved.
+// API side, so together they never run more at once than the engine's concurrency. A slot is
+// held while the run is in the engine (sandbox set-up, the code, usage read) and given back as
+// the engine lets go: writing the run's end holds no sandbox, and the next run need not wait.
+// Waiters are served first come, first served, queue jobs and runs taken here alike; a run taken
+// here waits only briefly and only behind a short line (else it goes through the queue, where
+// any runner may take it), so the queue is never starved.
 export interface Slots {
   /** A slot now, or false (then the run goes through the queue). */
   tryTake(): boolean;

@@ -66,6 +66,16 @@ export const HERE_WAIT_MS = 20;
 /** How often work held by a paused task or a suspended agent is looked at again. */
 export const HELD_RETRY_MS = 1000;
 
+/** `fn` at most once, however often the result is called. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
 export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
   const { config, executions, profiles, metrics, logger, local } = deps;
   const stages = deps.stages ?? NO_STAGES;
@@ -87,12 +97,17 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     (Object.keys(deps.engines) as EngineName[]).map((e) => [e, createSlots(concurrency[e])]),
   ) as Partial<Record<EngineName, Slots>>;
 
-  /** start → the engine → finish, for a job of either door (queue or this process's API side). */
+  /**
+   * start → the engine → finish, for a job of either door (queue or this process's API side).
+   * `engineDone` is called once the engine has let go of the run (its slot may serve the next run
+   * while this one's end is written), or not at all when it never reached the engine.
+   */
   const runAdmitted = async (
     data: ExecutionJob,
     profile: Profile,
     engine: Engine,
-    createdRunning = false,
+    createdRunning: boolean,
+    engineDone: () => void,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
     const start = await executions.start(data, profile, createdRunning);
     if (start !== 'run') return start;
@@ -101,6 +116,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     inFlight.set(data.id, controller);
     const output = deps.streams?.output(keys.execution.stream(data.id));
     let result: EngineResult;
+    let endedAt = new Date();
     const engineStarted = performance.now();
     try {
       result = await engine.run(data, profile, controller.signal, output);
@@ -119,6 +135,10 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       inFlight.delete(data.id);
       // Before the record's end: the last chunks land ahead of the final event.
       output?.close();
+      // The record's finishedAt is the engine's end, before its slot serves another run: a
+      // record's running span is its time in the sandbox, and spans of one slot never overlap.
+      endedAt = new Date();
+      engineDone();
     }
     if (
       result.status === 'cancelled' &&
@@ -129,7 +149,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     }
     holding.add(data.id);
     try {
-      const record = await executions.finish(data, profile, result, stopRetrying.signal);
+      const record = await executions.finish(data, profile, result, stopRetrying.signal, endedAt);
       metrics.observe(profile.name, result.status, result.usage.wallMs, result.usage.cpuMs);
       return record ? { record } : {};
     } finally {
@@ -155,11 +175,12 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       return;
     }
     await engineSlots.take();
+    const give = once(() => engineSlots.give());
     let ran: Awaited<ReturnType<typeof runAdmitted>>;
     try {
-      ran = await runAdmitted(data, profile, engine);
+      ran = await runAdmitted(data, profile, engine, false, give);
     } finally {
-      engineSlots.give();
+      give();
     }
     if (ran === 'held') {
       // Its agent is suspended or its task paused: it waits in the queue, looked at again later.
@@ -208,7 +229,8 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       run() {
         if (!claimed) throw new Error(`the slot of ${data.id} was given back`);
         claimed = false;
-        const run = runAdmitted(data, profile, engine, true)
+        const give = once(() => engineSlots.give());
+        const run = runAdmitted(data, profile, engine, true, give)
           .then((ran) => {
             unlist();
             return typeof ran === 'object' ? ran.record : undefined;
@@ -219,7 +241,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
             return undefined;
           })
           .finally(() => {
-            engineSlots.give();
+            give();
             here.delete(run);
           });
         here.add(run);

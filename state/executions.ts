@@ -57,11 +57,15 @@ export interface ExecutionStore {
     outcome: Partial<ExecutionOutcome>,
     from?: readonly ExecutionStatus[],
   ): Promise<TransitionResult>;
-  /** finish(), and the record as GET returns it right after the move (in the same round trip). */
+  /**
+   * finish(), and the record as GET returns it right after the move (in the same round trip).
+   * `endedAt`: when the run ended (its `finishedAt`), if before this write.
+   */
   finishAndRead(
     id: string,
     status: ExecutionStatus,
     outcome: Partial<ExecutionOutcome>,
+    endedAt?: Date,
   ): Promise<{ done: TransitionResult; record?: Execution }>;
   /** queued → cancelled, or with `queuedOnly: false` running → cancelled (awaiting its runner's outcome). */
   cancel(id: string, reason: RunError, queuedOnly?: boolean): Promise<TransitionResult>;
@@ -163,11 +167,12 @@ export function createExecutionStore(
     outcome: Partial<ExecutionOutcome>,
     from: readonly ExecutionStatus[],
     read: boolean,
+    endedAt = new Date(),
   ): Promise<{ done: TransitionResult; record?: Execution }> => {
     if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
     const moved = transition(id, status, from, {
       outcome: JSON.stringify(outcome),
-      finishedAt: new Date().toISOString(),
+      finishedAt: endedAt.toISOString(),
     });
     if (!read) return { done: await moved };
     // Sent back to back on one connection (one key, one node on a cluster): the read sees the
@@ -258,7 +263,7 @@ export function createExecutionStore(
       return (await finishMove(id, status, outcome, from, streams !== undefined)).done;
     },
 
-    finishAndRead: (id, status, outcome) => finishMove(id, status, outcome, finalFrom, true),
+    finishAndRead: (id, status, outcome, endedAt) => finishMove(id, status, outcome, finalFrom, true, endedAt),
 
     async cancel(id, reason, queuedOnly = false) {
       const done = await transition(id, 'cancelled', queuedOnly ? ['queued'] : ['running'], {

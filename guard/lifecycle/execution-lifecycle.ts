@@ -133,12 +133,16 @@ export interface ExecutionLifecycle {
    * `createdRunning`: admission made the move already (runs here); only the start is told.
    */
   start(job: ExecutionJob, profile: Profile, createdRunning?: boolean): Promise<'run' | 'skip' | 'held'>;
-  /** The run has ended: price, audit, record and settle it; the record as GET shows it then, if it could be read. */
+  /**
+   * The run has ended (at `endedAt`, its record's `finishedAt`; now if not given): price, audit,
+   * record and settle it; the record as GET shows it then, if it could be read.
+   */
   finish(
     job: ExecutionJob,
     profile: Profile,
     result: EngineResult,
     stopRetrying?: AbortSignal,
+    endedAt?: Date,
   ): Promise<Execution | undefined>;
   /** No sandbox could be started: nothing ran, failed and refunded. */
   unavailable(job: ExecutionJob, message: string): Promise<void>;
@@ -450,7 +454,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       return 'run';
     },
 
-    async finish(job, profile, result, stopRetrying) {
+    async finish(job, profile, result, stopRetrying, endedAt = new Date()) {
       const usage = {
         ...result.usage,
         measured: result.usage.measured ?? true,
@@ -502,7 +506,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           'the result of a run',
           job.id,
           async () => {
-            const moved = await store.finishAndRead(job.id, status, outcome);
+            const moved = await store.finishAndRead(job.id, status, outcome, endedAt);
             record = moved.record;
             if (moved.done === 'refused') await store.amendCancelled(job.id, outcome);
           },
