@@ -6,8 +6,6 @@
 // here waits only briefly and only behind a short line (else it goes through the queue, where
 // any runner may take it), so the queue is never starved.
 export interface Slots {
-  /** A slot now, or false (then the run goes through the queue). */
-  tryTake(): boolean;
   /**
    * A slot now, or within `ms` when fewer than `size` others wait for one (each of them frees
    * within one run); false otherwise, having taken nothing.
@@ -24,11 +22,6 @@ export function createSlots(size: number): Slots {
   const waiting: Array<() => void> = [];
   const free = () => used < size && waiting.length === 0;
   return {
-    tryTake() {
-      if (!free()) return false;
-      used++;
-      return true;
-    },
     takeWithin(ms) {
       if (free()) {
         used++;

@@ -513,9 +513,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           stopRetrying,
         ),
       );
-      const resulted = Promise.all([audited, recorded]).then(() =>
-        stages.observe('result', performance.now() - resultStarted),
-      );
+      const resulted = recorded.then(() => stages.observe('result', performance.now() - resultStarted));
       const settleStarted = performance.now();
       const settled = hold('settling a run', job.id, () => budget.settle(ref(job), { cost: usage.cost }), stopRetrying)
         .catch((e: Error) => logger.error({ err: e.message, id: job.id }, 'could not settle the run'))

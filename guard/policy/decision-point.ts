@@ -11,7 +11,7 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { Agent, Scopes } from '../../contract/agent.ts';
 import { schemaIsFlat } from './flat-schema.ts';
 import { createEntityCache } from './policy-entities.ts';
-import { type RequestKind, sliceFor } from './policy-slices.ts';
+import { type RequestKind, slicesFor } from './policy-slices.ts';
 
 export interface Decision {
   allowed: boolean;
@@ -117,9 +117,8 @@ export async function createPolicyDecisionPoint({
   const parsedSchema = cedar.preparseSchema(SCHEMA_NAME, schema);
   if (parsedSchema.type === 'failure') throw new PolicyError(`schema: ${message(parsedSchema.errors)}`);
   const withSchema = checkRequests || !schemaIsFlat(schema);
-  let active: Record<Kind, string> | undefined;
-
-  const install = async () => {
+  /** Validates the operator policies and prepares one sliced set per kind of request; returns their ids. */
+  const install = async (): Promise<Record<Kind, string>> => {
     const policies = await loadPolicySet(policyDir);
     const validation = cedar.validate({
       schema,
@@ -132,16 +131,16 @@ export async function createPolicyDecisionPoint({
       throw new PolicyError(`policy "${first.policyId}" does not validate: ${first.error.message}`);
     }
     const id = `set-${++generation}`;
-    const next = {} as Record<Kind, string>;
+    const slices = slicesFor(policies, KINDS, KNOWN_ACTIONS);
+    const ids = {} as Record<Kind, string>;
     for (const kind of Object.keys(KINDS) as Kind[]) {
-      const slice = sliceFor(policies, KINDS[kind], KNOWN_ACTIONS);
-      const parsed = cedar.preparsePolicySet(`${id}/${kind}`, { staticPolicies: slice });
+      const parsed = cedar.preparsePolicySet(`${id}/${kind}`, { staticPolicies: slices[kind] });
       if (parsed.type === 'failure') throw new PolicyError(`policies: ${message(parsed.errors)}`);
-      next[kind] = `${id}/${kind}`;
+      ids[kind] = `${id}/${kind}`;
     }
-    active = next;
+    return ids;
   };
-  await install();
+  let active = await install();
 
   const { agentEntity, toolEntity, profileEntity } = createEntityCache();
 
@@ -150,10 +149,14 @@ export async function createPolicyDecisionPoint({
   // the cache is keyed by all of it and emptied when the set changes. Revocation and budgets are
   // not policy inputs (checked elsewhere, never cached).
   const cache = new Map<string, Decision>();
-  type Call = Omit<cedar.StatefulAuthorizationCall, 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'>;
+  // The action is the kind's own (KINDS).
+  type Call = Omit<
+    cedar.StatefulAuthorizationCall,
+    'action' | 'preparsedPolicySetId' | 'preparsedSchemaName' | 'validateRequest'
+  >;
   const decide = (kind: Kind, call: Call): Decision => {
     if (cacheSize === 0) return Object.freeze(evaluate(kind, call));
-    const key = `${active?.[kind]}\u0000${JSON.stringify(call)}`;
+    const key = `${active[kind]}\u0000${JSON.stringify(call)}`;
     const hit = cache.get(key);
     if (hit) return hit;
     const decision = Object.freeze(evaluate(kind, call));
@@ -167,7 +170,8 @@ export async function createPolicyDecisionPoint({
     try {
       const answer = cedar.statefulIsAuthorized({
         ...call,
-        preparsedPolicySetId: active![kind],
+        action: { type: 'Sandgate::Action', id: KINDS[kind].action },
+        preparsedPolicySetId: active[kind],
         ...(withSchema && { preparsedSchemaName: SCHEMA_NAME, validateRequest: true }),
       });
       if (answer.type !== 'success')
@@ -183,7 +187,7 @@ export async function createPolicyDecisionPoint({
 
   return {
     async reload() {
-      await install();
+      active = await install();
       cache.clear();
     },
     callRoute(caller, route, roles) {
@@ -191,7 +195,6 @@ export async function createPolicyDecisionPoint({
       const resource = { type: 'Sandgate::Route', id: route };
       return decide('route', {
         principal,
-        action: { type: 'Sandgate::Action', id: 'call_route' },
         resource,
         context: {},
         entities: [
@@ -204,7 +207,6 @@ export async function createPolicyDecisionPoint({
       const entity = toolEntity(tool);
       return decide('tool', {
         principal: { type: 'Sandgate::Agent', id: agent.id },
-        action: { type: 'Sandgate::Action', id: 'call_tool' },
         resource: entity.uid,
         context: { task_tainted: context.taskTainted, untrusted_args: context.untrustedArgs },
         entities: [agentEntity(agent, scopes), entity],
@@ -214,7 +216,6 @@ export async function createPolicyDecisionPoint({
       const entity = profileEntity(profile);
       return decide('profile', {
         principal: { type: 'Sandgate::Agent', id: agent.id },
-        action: { type: 'Sandgate::Action', id: 'run_profile' },
         resource: entity.uid,
         context: { task_tainted: context.taskTainted },
         entities: [agentEntity(agent, scopes), entity],

@@ -44,25 +44,33 @@ const actionMayMatch = (scope: Scope | undefined, action: string, knownActions: 
   return true;
 };
 
-/** The policies of `all` that a request of `kind` could match. */
-export function sliceFor(
+/** For each kind of request, the policies of `all` that a request of that kind could match. */
+export function slicesFor<K extends string>(
   all: Record<string, string>,
-  kind: RequestKind,
+  kinds: Record<K, RequestKind>,
   knownActions: ReadonlySet<string>,
-): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [id, text] of Object.entries(all)) {
-    const parsed = cedar.policyToJson(text);
+): Record<K, Record<string, string>> {
+  const scopes = Object.entries(all).map(([id, text]) => {
+    const parsed = cedar.policyToJson(text); // once per policy, whatever the number of kinds
     const est =
       parsed.type === 'success'
         ? (parsed.json as unknown as { principal?: Scope; action?: Scope; resource?: Scope })
         : undefined;
-    const keep =
-      !est ||
-      (actionMayMatch(est.action, kind.action, knownActions) &&
-        typeMayMatch(est.principal, kind.principalType) &&
-        typeMayMatch(est.resource, kind.resourceType));
-    if (keep) out[id] = text;
+    return { id, text, est };
+  });
+  const out = {} as Record<K, Record<string, string>>;
+  for (const kind of Object.keys(kinds) as K[]) {
+    const { action, principalType, resourceType } = kinds[kind];
+    const slice: Record<string, string> = {};
+    for (const { id, text, est } of scopes) {
+      const keep =
+        !est ||
+        (actionMayMatch(est.action, action, knownActions) &&
+          typeMayMatch(est.principal, principalType) &&
+          typeMayMatch(est.resource, resourceType));
+      if (keep) slice[id] = text;
+    }
+    out[kind] = slice;
   }
   return out;
 }

@@ -9,7 +9,7 @@ import type { Agent } from '../../contract/agent.ts';
 import { deepFreeze } from '../../contract/deep-freeze.ts';
 import { createPolicyDecisionPoint, type ToolFacts } from '../../guard/policy/decision-point.ts';
 import { schemaIsFlat } from '../../guard/policy/flat-schema.ts';
-import { sliceFor } from '../../guard/policy/policy-slices.ts';
+import { slicesFor } from '../../guard/policy/policy-slices.ts';
 
 const agentWith = (profiles: string[], tools: string[], id = 'ag_slice000001'): Agent => ({
   id,
@@ -48,8 +48,9 @@ describe('policy slices', () => {
   };
 
   it('keeps for a kind of request exactly the policies whose scope could match it', () => {
-    expect(Object.keys(sliceFor(all, PROFILE, KNOWN)).sort()).toEqual(['any', 'both', 'group', 'inTool', 'oneAgent']);
-    expect(Object.keys(sliceFor(all, TOOL, KNOWN)).sort()).toEqual([
+    const slices = slicesFor(all, { profile: PROFILE, tool: TOOL, route: ROUTE }, KNOWN);
+    expect(Object.keys(slices.profile).sort()).toEqual(['any', 'both', 'group', 'inTool', 'oneAgent']);
+    expect(Object.keys(slices.tool).sort()).toEqual([
       'any',
       'both',
       'group',
@@ -58,11 +59,11 @@ describe('policy slices', () => {
       'toolOnly',
       'tools',
     ]);
-    expect(Object.keys(sliceFor(all, ROUTE, KNOWN)).sort()).toEqual(['any', 'callers', 'group', 'inTool']);
+    expect(Object.keys(slices.route).sort()).toEqual(['any', 'callers', 'group', 'inTool']);
   });
 
   it('keeps a policy it cannot read', () => {
-    expect(Object.keys(sliceFor({ odd: 'not cedar at all' }, PROFILE, KNOWN))).toEqual(['odd']);
+    expect(Object.keys(slicesFor({ odd: 'not cedar at all' }, { profile: PROFILE }, KNOWN).profile)).toEqual(['odd']);
   });
 
   it('decides as the whole set: a forbid still wins where its scope matches, and only there', async () => {
