@@ -47,6 +47,7 @@ export function makeEngines(
   if (list.some((p) => p.engine === 'isolate')) {
     engines.isolate = createIsolateEngine({
       warm: config.SANDGATE_ISOLATE_WARM,
+      lowPriorityRefill: config.SANDGATE_ISOLATE_LOW_PRIORITY_REFILL,
       onCatastrophicError: (message) => {
         logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
         process.abort();

@@ -65,6 +65,11 @@ export const ConfigSchema = z.object({
   SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
   /** Never-used isolates kept ready per js profile, so a run does not wait for V8 to start one. */
   SANDGATE_ISOLATE_WARM: z.coerce.number().int().min(0).max(64).default(2),
+  /** Those isolates are made at the lowest CPU priority (Linux, where the thread may raise it back). */
+  SANDGATE_ISOLATE_LOW_PRIORITY_REFILL: z
+    .enum(['0', '1'])
+    .default('1')
+    .transform((v) => v === '1'),
   /** BullMQ lock: a runner that stops renewing it for this long is considered crashed. */
   SANDGATE_LOCK_MS: positiveInt.default(30_000),
   /** How often runners look for jobs whose runner crashed. */

@@ -14,6 +14,8 @@ export interface IsolateEngineOptions {
   threads?: number;
   /** Never-used isolates kept ready per thread and profile memory ceiling (0 = always cold). */
   warm?: number;
+  /** Make those isolates at the lowest CPU priority (where allowed; see thread-priority.ts). Default true. */
+  lowPriorityRefill?: boolean;
   /** V8 lost control of an isolate: isolated-vm says the process must not go on serving. */
   onCatastrophicError?: (message: string) => void;
   onThreadError?: (err: Error) => void;
@@ -49,7 +51,7 @@ const answerOf = async (run: () => Promise<unknown>): Promise<string> => {
 };
 
 export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
-  const threadOptions: ThreadOptions = { warm: opts.warm ?? 2 };
+  const threadOptions: ThreadOptions = { warm: opts.warm ?? 2, lowPriorityRefill: opts.lowPriorityRefill ?? true };
   const onCatastrophicError =
     opts.onCatastrophicError ??
     ((message: string) => {

@@ -5,14 +5,16 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import ivm from 'isolated-vm';
 import { runInIsolate } from './isolate-run.ts';
+import { threadPriority } from './thread-priority.ts';
 import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 import { WarmIsolates } from './warm-isolates.ts';
 
 const port = parentPort!;
-const { warm } = workerData as ThreadOptions;
+const { warm, lowPriorityRefill } = workerData as ThreadOptions;
 const send = (m: FromThread) => port.postMessage(m);
 const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
-const pool = new WarmIsolates(warm, onCatastrophicError);
+const priority = threadPriority(lowPriorityRefill);
+const pool = new WarmIsolates(warm, onCatastrophicError, priority.forRefill);
 const running = new Map<string, AbortController>();
 const toolAnswers = new Map<number, (answer: string) => void>();
 let toolCalls = 0;
@@ -31,6 +33,7 @@ async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise
   const controller = new AbortController();
   running.set(id, controller);
   const { memoryMb } = msg.job.limits;
+  priority.forRun();
   try {
     // Console output crosses to the main thread as it is written, for the run's event stream.
     const output = msg.streamed

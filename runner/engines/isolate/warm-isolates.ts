@@ -49,8 +49,11 @@ export class WarmIsolates {
   readonly #onCatastrophicError: (m: string) => void;
   #closed = false;
 
-  constructor(perSize: number, onCatastrophicError: (m: string) => void) {
+  readonly #beforeRefill: () => void;
+
+  constructor(perSize: number, onCatastrophicError: (m: string) => void, beforeRefill: () => void = () => {}) {
     this.#perSize = perSize;
+    this.#beforeRefill = beforeRefill;
     this.#onCatastrophicError = onCatastrophicError;
   }
 
@@ -71,6 +74,7 @@ export class WarmIsolates {
     // setImmediate: the run that just ended hands its result on first.
     setImmediate(async () => {
       try {
+        this.#beforeRefill();
         while (!this.#closed && list.length < this.#perSize) {
           list.push(await prepareIsolate(memoryMb, this.#onCatastrophicError));
         }
