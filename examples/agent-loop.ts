@@ -126,10 +126,19 @@ export async function agentLoop(opts: AgentLoopOptions): Promise<AgentLoopOutcom
         const code =
           'figures = [12.5, 14.0, 13.25, 15.75]\nfor f in figures:\n    print("read", f)\nprint(sum(figures) / len(figures))';
         const started = await sg.startCode({ profile: 'python', code, taskId: task.id, reasoning: step.think });
+        // Chunks are bytes as they came, not lines (`python3 -u` writes a print's pieces one by
+        // one): a line is printed once its end has arrived, and what is left when the run ends.
+        const partial = { stdout: '', stderr: '' };
+        const logLines = (stream: 'stdout' | 'stderr', text: string, final: boolean) => {
+          const lines = (partial[stream] + text).split('\n');
+          partial[stream] = final ? '' : lines.pop()!;
+          for (const line of lines) if (line) log(`[run ${started.id}] ${stream}: ${line}`);
+        };
         for await (const e of sg.stream(started.id)) {
-          if (e.type === 'chunk')
-            for (const line of e.data.split('\n')) if (line) log(`[run ${started.id}] ${e.stream}: ${line}`);
+          if (e.type === 'chunk') logLines(e.stream, e.data, false);
           if (e.type === 'final') {
+            logLines('stdout', '', true);
+            logLines('stderr', '', true);
             runs.push(e.execution);
             mean = e.execution.stdout.trim().split('\n').at(-1) ?? '';
           }
