@@ -38,7 +38,7 @@ export async function main(): Promise<void> {
       `budget benchmark: ${CHECKS} admissions (rate limit + task cap + spend reservation), one Lua call each`,
     );
     console.log(
-      `admission p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 300 µs)`,
+      `admission p50 ${fmt(percentile(us, 50), 1)} µs, p99 ${fmt(percentile(us, 99), 1)} µs (target p50 <= 250 µs)`,
     );
   } finally {
     redis.disconnect();
