@@ -9,6 +9,7 @@ import { createDockerEngine } from '../../runner/engines/docker/docker-engine.ts
 import type { Engine } from '../../runner/engines/engine.ts';
 import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
 import { containersOf } from '../helpers/docker.ts';
+import { engineJob } from '../helpers/engine-job.ts';
 
 const prefix = `sgconf-${process.pid}`;
 const engines: Array<{ name: string; engine: Engine; profile: Profile }> = [];
@@ -28,27 +29,13 @@ afterAll(async () => {
   expect(await containersOf(prefix)).toEqual([]);
 });
 
-function job(profile: Profile, code: string, limits: Partial<ExecutionJob['limits']> = {}): ExecutionJob {
-  return {
-    id: 'ex_conformance01',
-    agentId: 'ag_conformance01',
-    taskId: null,
-    profile: profile.name,
-    language: profile.language,
-    code,
-    stdin: '',
-    files: [],
-    limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 4096, ...limits },
-  };
-}
-
 const cases = ['isolate', 'docker'] as const;
 const get = (name: string) => engines.find((e) => e.name === name)!;
 
 describe.each(cases)('the %s engine', (name) => {
   const runIt = (code: string, limits?: Partial<ExecutionJob['limits']>, signal = new AbortController().signal) => {
     const { engine, profile } = get(name);
-    return engine.run(job(profile, code, limits), profile, signal);
+    return engine.run(engineJob(profile, code, limits), profile, signal);
   };
 
   it('succeeds with stdout and stderr apart, and usage', async () => {

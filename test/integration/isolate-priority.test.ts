@@ -3,11 +3,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ExecutionJob } from '../../contract/execution.ts';
 import type { Profile } from '../../contract/profile.ts';
 import { loadProfiles } from '../../guard/profiles.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
 import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
+import { engineJob } from '../helpers/engine-job.ts';
 
 /** tid → nice, for every thread of this process. */
 const niceByThread = (): Map<number, number> => {
@@ -42,18 +42,8 @@ async function until<T>(read: () => T, ok: (v: T) => boolean, ms = 5000): Promis
 }
 
 const profile = (await loadProfiles('sandbox-profiles')).get('js') as Profile;
-const job = (code: string, timeoutMs = 5000): ExecutionJob => ({
-  id: 'ex_priority0001',
-  agentId: 'ag_priority0001',
-  taskId: null,
-  profile: profile.name,
-  language: profile.language,
-  code,
-  stdin: '',
-  files: [],
-  // The profile's own memory ceiling: the run takes a warm isolate and the thread refills.
-  limits: { ...profile.limits, timeoutMs },
-});
+// The profile's own memory ceiling: the run takes a warm isolate and the thread refills.
+const job = (code: string, timeoutMs = 5000) => engineJob(profile, code, { ...profile.limits, timeoutMs });
 
 let engine: Engine | undefined;
 afterEach(async () => {
