@@ -5,7 +5,7 @@
 // never touched, since a thread that could be lowered but not raised again would run user code
 // at the lowest priority.
 import { readlinkSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { getPriority, setPriority } from 'node:os';
 
 export interface ThreadPriority {
   /** Before a run: the process's own priority. */
@@ -15,16 +15,20 @@ export interface ThreadPriority {
 }
 
 const NONE: ThreadPriority = { forRun() {}, forRefill() {} };
+const LOWEST = 19;
 
 export function threadPriority(enabled: boolean): ThreadPriority {
   if (!enabled) return NONE;
   let tid: number;
+  let own: number;
   try {
     // Linux: /proc/thread-self is /proc/<pid>/task/<tid>; setpriority on a tid moves that thread alone.
     tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return NONE;
-    setPriority(tid, -1); // throws unless this thread may raise its priority
-    setPriority(tid, 0);
+    own = getPriority(tid); // the process's own (a thread starts with its creator's)
+    if (own >= LOWEST) return NONE;
+    setPriority(tid, own - 1); // throws unless this thread may raise its priority
+    setPriority(tid, own);
   } catch {
     return NONE;
   }
@@ -32,7 +36,7 @@ export function threadPriority(enabled: boolean): ThreadPriority {
   const set = (toLow: boolean) => {
     if (low === toLow) return;
     try {
-      setPriority(tid, toLow ? 19 : 0);
+      setPriority(tid, toLow ? LOWEST : own);
       low = toLow;
     } catch {
       // left where it was: a failed change costs speed, never a run
