@@ -1,25 +1,33 @@
-// The isolate thread makes its next isolates at the lowest CPU priority and runs user code at the
-// process's own. Read from /proc: the nice value of each thread of this (forked) test process.
-import { readdirSync, readFileSync } from 'node:fs';
+// The isolate thread makes its next isolates at the lowest CPU priority, while user code runs at
+// the process's own. Each case is a process of its own (test/fixtures/priority/), started under
+// `nice -n N` where the case asks for it, which reads every thread's priority from /proc.
+import { execFile } from 'node:child_process';
 import { setPriority } from 'node:os';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { Profile } from '../../contract/profile.ts';
-import { loadProfiles } from '../../guard/profiles.ts';
-import type { Engine } from '../../runner/engines/engine.ts';
-import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
-import { engineJob } from '../helpers/engine-job.ts';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
 
-/** tid → nice, for every thread of this process. */
-const niceByThread = (): Map<number, number> => {
-  const out = new Map<number, number>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // Fields after the command name: state is field 3, nice is field 19.
-    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
-  }
-  return out;
-};
-const lowThreads = () => [...niceByThread()].filter(([, n]) => n === 19).map(([tid]) => tid);
+const run = promisify(execFile);
+const SCRIPT = 'test/fixtures/priority/observe-isolate-priority.ts';
+
+interface Report {
+  own: number;
+  first: string;
+  lowDuringRefill: number[];
+  lowAfter: number[];
+  codeThread: { tid: number; busy: number; nice: number };
+  spin: string;
+  lowDuringSecondRefill: number[];
+  lowAtEnd: number[];
+  results: unknown[];
+}
+
+async function observe(nice: number, env: Record<string, string> = {}): Promise<Report> {
+  const { stdout } = await run('nice', ['-n', String(nice), process.execPath, SCRIPT], {
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as Report;
+}
 
 /** Whether a thread here may raise its priority (root or CAP_SYS_NICE), probed on this very thread. */
 const mayRaise = (() => {
@@ -32,65 +40,40 @@ const mayRaise = (() => {
   }
 })();
 
-async function until<T>(read: () => T, ok: (v: T) => boolean, ms = 5000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = read();
-    if (ok(v) || Date.now() > end) return v;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-const profile = (await loadProfiles('sandbox-profiles')).get('js') as Profile;
-// The profile's own memory ceiling: the run takes a warm isolate and the thread refills.
-const job = (code: string, timeoutMs = 5000) => engineJob(profile, code, { ...profile.limits, timeoutMs });
-
-let engine: Engine | undefined;
-afterEach(async () => {
-  await engine?.close();
-  engine = undefined;
-});
-
 describe('isolate thread priority', () => {
-  // 5: a service started under `nice -n 5` runs user code at 5, not above it.
+  // 5: a service started under `nice -n 5` runs user code at 5, never above it.
   it.runIf(process.platform === 'linux' && mayRaise).each([0, 5])(
     'makes isolates at nice 19 and runs user code at the process priority (%i)',
     async (own) => {
-      expect(lowThreads()).toEqual([]);
-      // A new thread starts at its creator's priority: this thread's, for the engine's thread.
-      setPriority(own);
-      try {
-        engine = createIsolateEngine({ threads: 1, warm: 1 });
-      } finally {
-        setPriority(0);
-      }
-      const signal = new AbortController().signal;
-      expect((await engine.run(job('1 + 1'), profile, signal)).status).toBe('succeeded');
-      // After the run the thread refills its pool, and stays low until the next run.
-      const low = await until(lowThreads, (l) => l.length === 1);
-      expect(low).toHaveLength(1);
-      const [tid] = low;
-
-      // A run that spins: while it runs, its thread is back at the process's priority.
-      const spinning = engine.run(job('for (;;) {}', 700), profile, signal);
-      const during = await until(
-        () => niceByThread().get(tid!),
-        (n) => n !== 19,
-      );
-      expect(during).toBe(own);
-      expect((await spinning).status).toBe('timed_out');
-      expect(await until(lowThreads, (l) => l.includes(tid!))).toEqual([tid]);
-      // A run starts however many isolates were waiting: the priority change never fails a run.
-      for (let i = 0; i < 5; i++) expect((await engine.run(job(`${i} * 2`), profile, signal)).result).toBe(i * 2);
+      const r = await observe(own);
+      expect(r.own).toBe(own);
+      expect(r.first).toBe('succeeded');
+      // While the pool refills, one thread (the isolate thread) goes low; after it, none is.
+      expect(r.lowDuringRefill).toHaveLength(1);
+      expect(r.lowAfter).toEqual([]);
+      // The thread that runs the code (busy for most of 300 ms; 100 ticks a second) is at the
+      // process's priority.
+      expect(r.codeThread.busy).toBeGreaterThan(10);
+      expect(r.codeThread.nice).toBe(own);
+      expect(r.spin).toBe('timed_out');
+      // The refill after a timed-out run (one isolate: too short to be seen every time) lowers
+      // no other thread, and nothing is left low (a thread started while it was low would stay low).
+      expect(r.lowDuringSecondRefill.filter((tid) => !r.lowDuringRefill.includes(tid))).toEqual([]);
+      expect(r.lowAtEnd).toEqual([]);
+      expect(r.results).toEqual([0, 2, 4, 6, 8]);
     },
+    30_000,
   );
 
-  it.runIf(process.platform === 'linux')('leaves every thread alone when turned off', async () => {
-    const before = lowThreads(); // an earlier test's thread may still be on its way out
-    engine = createIsolateEngine({ threads: 1, warm: 1, lowPriorityRefill: false });
-    const signal = new AbortController().signal;
-    for (let i = 0; i < 3; i++) expect((await engine.run(job('1 + 1'), profile, signal)).status).toBe('succeeded');
-    await new Promise((r) => setTimeout(r, 100)); // the refill after the last run
-    expect(lowThreads().filter((tid) => !before.includes(tid))).toEqual([]);
-  });
+  it.runIf(process.platform === 'linux')(
+    'leaves every thread alone when turned off',
+    async () => {
+      const r = await observe(0, { LOW_PRIORITY_REFILL: '0' });
+      expect(r.lowDuringRefill).toEqual([]);
+      expect(r.lowDuringSecondRefill).toEqual([]);
+      expect(r.codeThread.nice).toBe(0);
+      expect(r.results).toEqual([0, 2, 4, 6, 8]);
+    },
+    30_000,
+  );
 });

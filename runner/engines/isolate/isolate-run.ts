@@ -14,7 +14,7 @@ type Ending = 'timed_out' | 'cancelled';
 export async function runInIsolate(
   job: ExecutionJob,
   signal: AbortSignal,
-  prepared: Promise<PreparedIsolate>,
+  prepared: PreparedIsolate,
   tool?: ToolCall,
   output?: OutputListener,
 ): Promise<EngineResult> {
@@ -22,7 +22,7 @@ export async function runInIsolate(
   const out = new OutputCollector(outputBytes, output);
   const startedAt = performance.now();
   const deadline = startedAt + timeoutMs;
-  const { isolate, context, sink } = await prepared;
+  const { isolate, context, sink } = prepared;
   sink.out = out;
   sink.tool = tool;
   const cpuBefore = isolate.cpuTime; // a warm isolate's set-up is not the run's CPU time

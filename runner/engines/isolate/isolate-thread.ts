@@ -14,7 +14,7 @@ const { warm, lowPriorityRefill } = workerData as ThreadOptions;
 const send = (m: FromThread) => port.postMessage(m);
 const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
 const priority = threadPriority(lowPriorityRefill);
-const pool = new WarmIsolates(warm, onCatastrophicError, priority.forRefill);
+const pool = new WarmIsolates(warm, onCatastrophicError, priority.whileLow);
 const running = new Map<string, AbortController>();
 const toolAnswers = new Map<number, (answer: string) => void>();
 let toolCalls = 0;
@@ -33,7 +33,6 @@ async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise
   const controller = new AbortController();
   running.set(id, controller);
   const { memoryMb } = msg.job.limits;
-  priority.forRun();
   try {
     // Console output crosses to the main thread as it is written, for the run's event stream.
     const output = msg.streamed

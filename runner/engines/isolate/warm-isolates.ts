@@ -18,10 +18,8 @@ export interface PreparedIsolate {
   sink: { out: OutputCollector | undefined; tool: ToolCall | undefined };
 }
 
-export async function prepareIsolate(
-  memoryMb: number,
-  onCatastrophicError: (m: string) => void,
-): Promise<PreparedIsolate> {
+/** Synchronous throughout (the refill below relies on it): nothing else runs on this thread meanwhile. */
+export function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string) => void): PreparedIsolate {
   const isolate = new ivm.Isolate({ memoryLimit: memoryMb, onCatastrophicError });
   try {
     // Sync: no user code runs here, and this is the isolate's own thread; async calls would each
@@ -34,7 +32,9 @@ export async function prepareIsolate(
         ? sink.tool(name, argsJson)
         : Promise.resolve(JSON.stringify({ ok: false, ...resultError('tools_unavailable') })),
     );
-    context.evalClosureSync(PRELUDE, [write, tool], { timeout: 1000 });
+    // No `timeout`: the prelude is our own code, and a timeout would start one of isolated-vm's
+    // timer threads if none is idle, at this thread's priority, which may be the lowest (refill).
+    context.evalClosureSync(PRELUDE, [write, tool]);
     return { isolate, context, sink };
   } catch (e) {
     isolate.dispose();
@@ -49,18 +49,22 @@ export class WarmIsolates {
   readonly #onCatastrophicError: (m: string) => void;
   #closed = false;
 
-  readonly #beforeRefill: () => void;
+  readonly #inBackground: <T>(work: () => T) => T;
 
-  constructor(perSize: number, onCatastrophicError: (m: string) => void, beforeRefill: () => void = () => {}) {
+  /** `inBackground` runs the refill's synchronous work (at a low CPU priority, say: thread-priority.ts). */
+  constructor(
+    perSize: number,
+    onCatastrophicError: (m: string) => void,
+    inBackground: <T>(work: () => T) => T = (work) => work(),
+  ) {
     this.#perSize = perSize;
-    this.#beforeRefill = beforeRefill;
+    this.#inBackground = inBackground;
     this.#onCatastrophicError = onCatastrophicError;
   }
 
   /** A never-used isolate: from the pool when `warm` and one is ready, otherwise made now. */
-  async take(memoryMb: number, warm: boolean): Promise<PreparedIsolate> {
-    if (!warm || this.#perSize === 0) return prepareIsolate(memoryMb, this.#onCatastrophicError);
-    const ready = this.#ready.get(memoryMb)?.pop();
+  take(memoryMb: number, warm: boolean): PreparedIsolate {
+    const ready = warm ? this.#ready.get(memoryMb)?.pop() : undefined;
     return ready ?? prepareIsolate(memoryMb, this.#onCatastrophicError);
   }
 
@@ -72,12 +76,13 @@ export class WarmIsolates {
     if (list.length >= this.#perSize) return;
     this.#filling.add(memoryMb);
     // setImmediate: the run that just ended hands its result on first.
-    setImmediate(async () => {
+    setImmediate(() => {
       try {
-        this.#beforeRefill();
-        while (!this.#closed && list.length < this.#perSize) {
-          list.push(await prepareIsolate(memoryMb, this.#onCatastrophicError));
-        }
+        this.#inBackground(() => {
+          while (!this.#closed && list.length < this.#perSize) {
+            list.push(prepareIsolate(memoryMb, this.#onCatastrophicError));
+          }
+        });
       } catch {
         // a failed refill only means the next run starts cold
       } finally {
