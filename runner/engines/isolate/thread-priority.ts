@@ -34,8 +34,10 @@ export function threadPriority(enabled: boolean): ThreadPriority {
   } catch {
     return UNCHANGED;
   }
+  let usable = true;
   return {
     whileLow(work) {
+      if (!usable) return work();
       try {
         setPriority(tid, LOWEST);
       } catch {
@@ -44,7 +46,11 @@ export function threadPriority(enabled: boolean): ThreadPriority {
       try {
         return work();
       } finally {
-        setPriority(tid, own);
+        try {
+          setPriority(tid, own);
+        } catch {
+          usable = false; // could not go back up (it could a moment ago): never go down again
+        }
       }
     },
   };
