@@ -51,9 +51,9 @@ describe('isolate thread priority', () => {
       // While the pool refills, one thread (the isolate thread) goes low; after it, none is.
       expect(r.lowDuringRefill).toHaveLength(1);
       expect(r.lowAfter).toEqual([]);
-      // The thread that runs the code (busy for most of 300 ms; 100 ticks a second) is at the
-      // process's priority.
-      expect(r.codeThread.busy).toBeGreaterThan(10);
+      // The thread that runs the code (the busiest over 500 ms, at 100 ticks a second; a loaded
+      // machine gives it less than all of them, an idle thread none) is at the process's priority.
+      expect(r.codeThread.busy).toBeGreaterThanOrEqual(5);
       expect(r.codeThread.nice).toBe(own);
       expect(r.spin).toBe('timed_out');
       // The refill after a timed-out run (one isolate: too short to be seen every time) lowers
