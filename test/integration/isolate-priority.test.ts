@@ -1,6 +1,6 @@
-// The isolate thread makes its next isolates at the lowest CPU priority, while user code runs at
-// the process's own. Each case is a process of its own (test/fixtures/priority/), started under
-// `nice -n N` where the case asks for it, which reads every thread's priority from /proc.
+// The isolate thread makes its next isolates at a low CPU priority (REFILL_NICE), while user code
+// runs at the process's own. Each case is a process of its own (test/fixtures/priority/), started
+// under `nice -n N` where the case asks for it, which reads every thread's priority from /proc.
 import { execFile } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { promisify } from 'node:util';
@@ -43,7 +43,7 @@ const mayRaise = (() => {
 describe('isolate thread priority', () => {
   // 5: a service started under `nice -n 5` runs user code at 5, never above it.
   it.runIf(process.platform === 'linux' && mayRaise).each([0, 5])(
-    'makes isolates at nice 19 and runs user code at the process priority (%i)',
+    'makes isolates at a low priority and runs user code at the process priority (%i)',
     async (own) => {
       const r = await observe(own);
       expect(r.own).toBe(own);

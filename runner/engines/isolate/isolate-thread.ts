@@ -14,8 +14,12 @@ const { warm, lowPriorityRefill } = workerData as ThreadOptions;
 const send = (m: FromThread) => port.postMessage(m);
 const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
 const priority = threadPriority(lowPriorityRefill);
-const pool = new WarmIsolates(warm, onCatastrophicError, priority.whileLow);
 const running = new Map<string, AbortController>();
+// Low only while no run of this thread is in flight: a run's end is handled on this thread, and
+// must not wait behind low-priority work (under load, the isolates are made at full priority).
+const pool = new WarmIsolates(warm, onCatastrophicError, (work) =>
+  running.size === 0 ? priority.whileLow(work) : work(),
+);
 const toolAnswers = new Map<number, (answer: string) => void>();
 let toolCalls = 0;
 

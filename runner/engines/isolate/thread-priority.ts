@@ -1,6 +1,9 @@
-// The isolate thread makes the next runs' isolates (~1.6 ms of CPU each) at the lowest CPU
-// priority, so on a busy machine that background work yields to the event loop, Redis and the
-// runs themselves instead of preempting them; everything else it does, at the process's own.
+// The isolate thread makes the next runs' isolates (~1.6 ms of CPU each) at a low CPU priority
+// (nice 10: about a tenth of a nice-0 thread's share when both want the core), so on a busy
+// machine that background work yields to the event loop, Redis and the runs themselves instead
+// of preempting them; everything else it does, at the process's own. Not the lowest (19): the
+// thread is blocked while it makes an isolate, and on a machine saturated by other processes a
+// nice-19 thread gets ~1 % of a core, which would hold a run's end for a hundred times as long.
 //
 // Low only inside one synchronous call: no other work of this thread (a run's end, its
 // completion value) runs meanwhile, and the work itself starts no thread (a new thread keeps the
@@ -12,11 +15,12 @@ import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 export interface ThreadPriority {
-  /** Runs `work` (synchronous) at the lowest priority, then puts this thread back where it was. */
+  /** Runs `work` (synchronous) at REFILL_NICE, then puts this thread back where it was. */
   whileLow<T>(work: () => T): T;
 }
 
-const LOWEST = 19;
+/** The refill's nice value. */
+export const REFILL_NICE = 10;
 const UNCHANGED: ThreadPriority = { whileLow: (work) => work() };
 
 export function threadPriority(enabled: boolean): ThreadPriority {
@@ -28,7 +32,7 @@ export function threadPriority(enabled: boolean): ThreadPriority {
     tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
     if (!Number.isInteger(tid) || tid <= 0) return UNCHANGED;
     own = getPriority(tid); // the process's own (a thread starts at its creator's)
-    if (own >= LOWEST) return UNCHANGED;
+    if (own >= REFILL_NICE) return UNCHANGED;
     setPriority(tid, own - 1); // throws unless this thread may raise its priority
     setPriority(tid, own);
   } catch {
@@ -39,7 +43,7 @@ export function threadPriority(enabled: boolean): ThreadPriority {
     whileLow(work) {
       if (!usable) return work();
       try {
-        setPriority(tid, LOWEST);
+        setPriority(tid, REFILL_NICE);
       } catch {
         return work(); // not lowered: the work still gets done
       }

@@ -75,20 +75,22 @@ export class WarmIsolates {
     this.#ready.set(memoryMb, list);
     if (list.length >= this.#perSize) return;
     this.#filling.add(memoryMb);
-    // setImmediate: the run that just ended hands its result on first.
-    setImmediate(() => {
+    // One isolate per turn of the event loop (setImmediate: the run that just ended hands its
+    // result on first): a run, a cancel or a result arriving meanwhile waits for one isolate's
+    // making at most, not for the whole pool's.
+    const one = () => {
       try {
-        this.#inBackground(() => {
-          while (!this.#closed && list.length < this.#perSize) {
-            list.push(prepareIsolate(memoryMb, this.#onCatastrophicError));
-          }
-        });
+        if (this.#closed || list.length >= this.#perSize) {
+          this.#filling.delete(memoryMb);
+          return;
+        }
+        list.push(this.#inBackground(() => prepareIsolate(memoryMb, this.#onCatastrophicError)));
+        setImmediate(one);
       } catch {
-        // a failed refill only means the next run starts cold
-      } finally {
-        this.#filling.delete(memoryMb);
+        this.#filling.delete(memoryMb); // a failed refill only means the next run starts cold
       }
-    });
+    };
+    setImmediate(one);
   }
 
   close(): void {
