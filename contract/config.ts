@@ -65,7 +65,7 @@ export const ConfigSchema = z.object({
   SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),
   /** Never-used isolates kept ready per js profile, so a run does not wait for V8 to start one. */
   SANDGATE_ISOLATE_WARM: z.coerce.number().int().min(0).max(64).default(2),
-  /** Those isolates are made at the lowest CPU priority (Linux, where the thread may raise it back). */
+  /** Those isolates are made at a low CPU priority while the thread is idle (Linux, where the thread may raise it back). */
   SANDGATE_ISOLATE_LOW_PRIORITY_REFILL: z
     .enum(['0', '1'])
     .default('1')

@@ -14,7 +14,7 @@ export interface IsolateEngineOptions {
   threads?: number;
   /** Never-used isolates kept ready per thread and profile memory ceiling (0 = always cold). */
   warm?: number;
-  /** Make those isolates at the lowest CPU priority (where allowed; see thread-priority.ts). Default true. */
+  /** Make those isolates at a low CPU priority while the thread is idle (where allowed; see thread-priority.ts). Default true. */
   lowPriorityRefill?: boolean;
   /** V8 lost control of an isolate: isolated-vm says the process must not go on serving. */
   onCatastrophicError?: (message: string) => void;

@@ -19,6 +19,6 @@ export type FromThread =
 
 export interface ThreadOptions {
   warm: number;
-  /** Make isolates ahead of time at the lowest CPU priority where the thread may raise it back. */
+  /** Make isolates ahead of time at a low CPU priority, where the thread may raise it back. */
   lowPriorityRefill: boolean;
 }

@@ -33,7 +33,7 @@ export function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string
         : Promise.resolve(JSON.stringify({ ok: false, ...resultError('tools_unavailable') })),
     );
     // No `timeout`: the prelude is our own code, and a timeout would start one of isolated-vm's
-    // timer threads if none is idle, at this thread's priority, which may be the lowest (refill).
+    // timer threads if none is idle, at this thread's priority, which is low during a refill.
     context.evalClosureSync(PRELUDE, [write, tool]);
     return { isolate, context, sink };
   } catch (e) {
