@@ -10,6 +10,7 @@ import { resultError } from '../contract/errors.ts';
 import { type EngineResult, type Execution, ExecutionJob } from '../contract/execution.ts';
 import type { EngineName, Profile } from '../contract/profile.ts';
 import { executionQueueName } from '../contract/queues.ts';
+import { LATE, within } from '../contract/within.ts';
 import type { ExecutionLifecycle, HereClaim, WorkOwner } from '../guard/lifecycle/execution-lifecycle.ts';
 import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
@@ -333,15 +334,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       closing = true;
       clearInterval(sweeper);
       const drained = Promise.all([...workers.map((w) => w.close()), ...here]);
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        drained.then(() => false),
-        new Promise<boolean>((r) => {
-          timer = setTimeout(() => r(true), graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
+      if ((await within(drained, graceMs)) === LATE) {
         logger.warn({ inFlight: inFlight.size }, 'grace period over: cancelling in-flight runs');
         for (const c of inFlight.values()) c.abort(new Error('shutdown'));
         await drained;

@@ -4,6 +4,7 @@
 // cursor (SSE `id:`, Last-Event-ID). Writing never waits on the work it describes and never
 // fails it: every write is pipelined, bounded by a deadline, and a failure is only reported.
 import { StringDecoder } from 'node:string_decoder';
+import { LATE, within } from '../contract/within.ts';
 import type { RedisClient } from './redis-client.ts';
 
 export type StreamEventType = 'status' | 'chunk' | 'truncated' | 'final';
@@ -85,22 +86,11 @@ export function createEventStreamWriter(
       ...events.map(([e, d]) => redis.xadd(key, 'MAXLEN', '~', STREAM_MAX_LEN, '*', 'e', e, 'd', d)),
       redis.expire(key, ttlSeconds),
     ]);
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        written,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`stream write took over ${WRITE_DEADLINE_MS} ms`)),
-            WRITE_DEADLINE_MS,
-          );
-          timer.unref();
-        }),
-      ]);
+      if ((await within(written, WRITE_DEADLINE_MS)) === LATE)
+        onError(new Error(`stream write took over ${WRITE_DEADLINE_MS} ms`), key);
     } catch (e) {
       onError(e as Error, key);
-    } finally {
-      clearTimeout(timer);
     }
   };
 

@@ -15,6 +15,7 @@ import {
   StreamQuery,
 } from '../../contract/execution.ts';
 import type { Principal } from '../../contract/principal.ts';
+import { LATE, within } from '../../contract/within.ts';
 import { ownedOrNotFound } from '../../guard/lifecycle/access.ts';
 import type { ExecutionLifecycle } from '../../guard/lifecycle/execution-lifecycle.ts';
 import type { StageClock } from '../../guard/lifecycle/stages.ts';
@@ -45,18 +46,6 @@ export const EventStreamBody = z
 
 const IdParams = z.strictObject({ id: ExecutionId });
 
-/** The run's record, or undefined once `ms` have passed. */
-async function withinWait<T>(run: Promise<T | undefined>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([run, late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 const errors = {
   400: ErrorBody,
   401: ErrorBody,
@@ -158,8 +147,8 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
       const queuedAt = performance.now();
       // Run here: its record comes back with its end (read in the same round trip as the move),
       // within the same deadline as the waiter's (a result held through a Redis blip is not).
-      const ran = admitted.ran && (await withinWait(admitted.ran, admitted.limits.timeoutMs + deps.waitGraceMs));
-      if (ran && isFinal(ran.status)) {
+      const ran = admitted.ran && (await within(admitted.ran, admitted.limits.timeoutMs + deps.waitGraceMs));
+      if (ran && ran !== LATE && isFinal(ran.status)) {
         w.cancel();
         deps.stages?.observe('wait', performance.now() - queuedAt);
         return reply.code(200).send(ran);

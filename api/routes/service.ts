@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { ErrorBody, errorBody } from '../../contract/errors.ts';
 import { ProfileView } from '../../contract/profile.ts';
+import { LATE, within } from '../../contract/within.ts';
 import { mayRunProfile } from '../../guard/policy/authorize.ts';
 import type { PolicyDecisionPoint } from '../../guard/policy/decision-point.ts';
 import type { ProfileSet } from '../../guard/profiles.ts';
@@ -22,21 +23,6 @@ export interface ServiceRouteDeps {
 
 const Readiness = z.object({ status: z.enum(['ok', 'unavailable']), checks: z.record(z.string(), z.string()) });
 
-/** `p`, or a rejection after `ms`; the timer goes with the answer (a left timer would hold the check for `ms`). */
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<T>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref();
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Runs every check (each bounded): what /readyz answers, on the API and on a runner's metrics port. */
 export async function checkReadiness(
   readiness: ReadinessChecks,
@@ -44,7 +30,7 @@ export async function checkReadiness(
   const entries = await Promise.all(
     Object.entries(readiness).map(async ([name, check]) => {
       try {
-        await withTimeout(check(), 2000);
+        if ((await within(check(), 2000)) === LATE) throw new Error('no answer within 2000 ms');
         return [name, 'ok'] as const;
       } catch (e) {
         return [name, (e as Error).message || 'failed'] as const;

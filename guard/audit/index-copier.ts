@@ -3,6 +3,7 @@
 // Redis is back. Bounded: past MAX_PENDING records the oldest are dropped from the copy (the
 // files still hold them; `npm run audit -- verify` reads the files, not the index).
 import type { AuditRecord } from '../../contract/audit.ts';
+import { within } from '../../contract/within.ts';
 import type { AuditIndex } from '../../state/audit-index.ts';
 
 const MAX_PENDING = 200_000;
@@ -88,9 +89,7 @@ export function createIndexCopier(index: AuditIndex, onError: (e: Error) => void
       closed = true;
       clearTimeout(retry);
       clearTimeout(soon);
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([flush(), new Promise<void>((r) => (t = setTimeout(r, ms)))]);
-      clearTimeout(t);
+      await within(flush(), ms);
     },
   };
 }

@@ -2,6 +2,7 @@
 // reads the last answer instead of asking Docker, so a hung or missing engine costs nothing but
 // its own profiles (503 engine_unavailable at once) and recovers by itself when it answers again.
 // The probe never throws and never overlaps itself; a state change is logged once.
+import { LATE, within } from '../../../contract/within.ts';
 
 /** How long each kind of Docker call may take before it counts as failed (ms). */
 export const DOCKER_DEADLINES = {
@@ -109,9 +110,7 @@ export function createEngineHealth(opts: EngineHealthOptions): EngineHealth {
   return {
     state: () => state,
     async ready(ms) {
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([first, new Promise<void>((r) => (t = setTimeout(r, ms)))]);
-      clearTimeout(t);
+      await within(first, ms);
     },
     poke: run,
     onChange(listener) {
@@ -131,17 +130,9 @@ export function createEngineHealth(opts: EngineHealthOptions): EngineHealth {
  */
 export async function bounded<T>(ms: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const e = new Error(`docker ${what} did not answer within ${ms} ms`);
-      controller.abort(e);
-      reject(e);
-    }, ms);
-  });
-  try {
-    return await Promise.race([call(controller.signal), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const answer = await within(call(controller.signal), ms);
+  if (answer !== LATE) return answer;
+  const e = new Error(`docker ${what} did not answer within ${ms} ms`);
+  controller.abort(e);
+  throw e;
 }
