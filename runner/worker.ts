@@ -120,7 +120,9 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     let endedAt = new Date();
     const engineStarted = performance.now();
     try {
-      result = await engine.run(data, profile, controller.signal, output);
+      const running = engine.run(data, profile, controller.signal, output);
+      executions.started(data, profile);
+      result = await running;
       const engineMs = performance.now() - engineStarted;
       stages.observe('code', result.usage.wallMs);
       stages.observe('sandbox', Math.max(0, engineMs - result.usage.wallMs));

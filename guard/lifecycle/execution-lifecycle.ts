@@ -130,9 +130,15 @@ export interface ExecutionLifecycle {
   /**
    * queued → running: `run`; `skip` when it must not run (cancelled while queued, or started
    * before); `held` while its agent is suspended or its task paused (it stays queued and waits).
-   * `createdRunning`: admission made the move already (runs here); only the start is told.
+   * `createdRunning`: admission made the move already (runs here). After `run`, the runner hands
+   * the job to its engine and then calls `started`.
    */
   start(job: ExecutionJob, profile: Profile, createdRunning?: boolean): Promise<'run' | 'skip' | 'held'>;
+  /**
+   * The run is in its engine: audited ("run.started") and told. Called right after the engine
+   * has been handed the run, so the record's hashing overlaps the run rather than delaying it.
+   */
+  started(job: ExecutionJob, profile: Profile): void;
   /**
    * The run has ended (at `endedAt`, its record's `finishedAt`; now if not given): price, audit,
    * record and settle it; the record as GET shows it then, if it could be read.
@@ -433,6 +439,10 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
         return 'skip';
       }
+      return 'run';
+    },
+
+    started(job, profile) {
       // Appended in call order, so it lands before the run's end in this process's chain; nothing
       // waits on it, so it is written with the run's end (one durable write) or within LAZY_FLUSH_MS.
       audit
@@ -451,7 +461,6 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         taskId: job.taskId,
         target: profile.name,
       });
-      return 'run';
     },
 
     async finish(job, profile, result, stopRetrying, endedAt = new Date()) {
