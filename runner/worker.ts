@@ -110,7 +110,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     createdRunning: boolean,
     engineDone: () => void,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
-    const start = await executions.start(data, profile, createdRunning);
+    const start = await executions.start(data, createdRunning);
     if (start !== 'run') return start;
 
     const controller = new AbortController();

@@ -133,7 +133,7 @@ export interface ExecutionLifecycle {
    * `createdRunning`: admission made the move already (runs here). After `run`, the runner hands
    * the job to its engine and then calls `started`.
    */
-  start(job: ExecutionJob, profile: Profile, createdRunning?: boolean): Promise<'run' | 'skip' | 'held'>;
+  start(job: ExecutionJob, createdRunning?: boolean): Promise<'run' | 'skip' | 'held'>;
   /**
    * The run is in its engine: audited ("run.started") and told. Called right after the engine
    * has been handed the run, so the record's hashing overlaps the run rather than delaying it.
@@ -426,7 +426,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
     stopTask,
 
-    async start(job, profile, createdRunning = false) {
+    async start(job, createdRunning = false) {
       const started = performance.now();
       // Held (suspended agent, paused task) is decided in the same call that starts it.
       const running = createdRunning ? 'started' : await store.markRunning(job.id, job);
