@@ -103,6 +103,8 @@ function recordOf(h: Record<string, string>): (Execution & { starts: number }) |
   };
 }
 
+const resultOf = (moved: 1 | 0 | -1): TransitionResult => (moved === 1 ? 'done' : moved === 0 ? 'refused' : 'missing');
+
 /** The record without its start count: what GET and the `final` event show. */
 const shown = ({ starts: _starts, ...execution }: Execution & { starts: number }): Execution => execution;
 
@@ -156,8 +158,7 @@ export function createExecutionStore(
     from: readonly string[],
     fields: Record<string, string>,
   ): Promise<TransitionResult> => {
-    const r = await scripts.transition({ record: key(id) }, { doneChannel, to, ttlS: ttlSeconds, from, fields });
-    return r === 1 ? 'done' : r === 0 ? 'refused' : 'missing';
+    return resultOf(await scripts.transition({ record: key(id) }, { doneChannel, to, ttlS: ttlSeconds, from, fields }));
   };
 
   /** A move to a final status, with the record as it is right after it when `read`. */
@@ -170,20 +171,16 @@ export function createExecutionStore(
     endedAt = new Date(),
   ): Promise<{ done: TransitionResult; record?: Execution }> => {
     if (!FINAL_STATUSES.includes(status)) throw new Error(`finish() needs a final status, got ${status}`);
-    const moved = transition(id, status, from, {
-      outcome: JSON.stringify(outcome),
-      finishedAt: endedAt.toISOString(),
-    });
-    if (!read) return { done: await moved };
-    // Sent back to back on one connection (one key, one node on a cluster): the read sees the
-    // record right after the move, and costs no second round trip. Unless the script had to be
-    // loaded again (EVALSHA → NOSCRIPT → EVAL, after a Redis restart): then the read went first
-    // and shows the old status, and the record is read again.
-    const [done, h] = await Promise.all([moved, redis.hgetall(key(id))]);
-    if (done !== 'done') return { done };
-    const first = recordOf(h);
-    const found = first?.status === status ? first : await store.get(id).catch(() => undefined);
-    if (!found) return { done };
+    const fields = { outcome: JSON.stringify(outcome), finishedAt: endedAt.toISOString() };
+    if (!read) return { done: await transition(id, status, from, fields) };
+    // The record as it is right after the move, read by the same script call.
+    const r = await scripts.transitionAndRead(
+      { record: key(id) },
+      { doneChannel, to: status, ttlS: ttlSeconds, from, fields },
+    );
+    const done = resultOf(r.moved);
+    const found = r.fields && recordOf(r.fields);
+    if (done !== 'done' || !found) return { done };
     const record = shown(found);
     appendFinal(id, status, record);
     return { done, record };

@@ -54,6 +54,11 @@ export interface Scripts {
     k: { record: string },
     a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
   ): Promise<1 | 0 | -1>;
+  /** transition(), and the record's fields right after the move, read in the same call. */
+  transitionAndRead(
+    k: { record: string },
+    a: { doneChannel: string; to: string; ttlS: number; from: readonly string[]; fields: Record<string, string> },
+  ): Promise<{ moved: 1 | 0 | -1; fields?: Record<string, string> }>;
   /** 0 revoked, 1 created queued, 2 created running (`start`), 3 created queued because held. */
   executionCreate(
     k: {
@@ -228,6 +233,22 @@ export function defineScripts(redis: RedisClient): Scripts {
     }
   };
   const flag = (b: boolean) => (b ? '1' : '0');
+  const transitionCall = (
+    k: Parameters<Scripts['transition']>[0],
+    a: Parameters<Scripts['transition']>[1],
+    read: boolean,
+  ) =>
+    call(
+      'transition-1',
+      k.record,
+      a.doneChannel,
+      a.to,
+      a.ttlS,
+      flag(read),
+      a.from.length,
+      ...a.from,
+      ...Object.entries(a.fields).flat(),
+    );
 
   return {
     async start(k, a) {
@@ -248,16 +269,14 @@ export function defineScripts(redis: RedisClient): Scripts {
       return r === 1 ? 'started' : r === 2 ? 'held' : r === 0 ? 'refused' : 'missing';
     },
     async transition(k, a) {
-      return (await call(
-        'transition-1',
-        k.record,
-        a.doneChannel,
-        a.to,
-        a.ttlS,
-        a.from.length,
-        ...a.from,
-        ...Object.entries(a.fields).flat(),
-      )) as 1 | 0 | -1;
+      return (await transitionCall(k, a, false)) as 1 | 0 | -1;
+    },
+    async transitionAndRead(k, a) {
+      const r = (await transitionCall(k, a, true)) as 0 | -1 | [1, string[]];
+      if (!Array.isArray(r)) return { moved: r };
+      const fields: Record<string, string> = {};
+      for (let i = 0; i + 1 < r[1].length; i += 2) fields[r[1][i]!] = r[1][i + 1]!;
+      return { moved: 1, fields };
     },
     async executionCreate(k, a) {
       return Number(

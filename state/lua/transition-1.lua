@@ -9,24 +9,27 @@
   ARGV[1] done channel
   ARGV[2] to status
   ARGV[3] ttl (s)
-  ARGV[4] n: how many "from" statuses follow
-  ARGV[5 .. 4+n] from statuses
-  ARGV[5+n ..] field, value pairs to set with the move
-  Returns 1 moved, 0 refused (not in a from status), -1 no such record.
+  ARGV[4] "1": return the record as it is after a move (its end, read in the same call)
+  ARGV[5] n: how many "from" statuses follow
+  ARGV[6 .. 5+n] from statuses
+  ARGV[6+n ..] field, value pairs to set with the move
+  Returns 1 moved (with read: {1, HGETALL of the record}), 0 refused (not in a from status),
+  -1 no such record.
 ]]
 local record = KEYS[1]
-local done_channel, to, ttl, nfrom = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local done_channel, to, ttl, read, nfrom = ARGV[1], ARGV[2], ARGV[3], ARGV[4] == '1', tonumber(ARGV[5])
 local cur = redis.call('HGET', record, 'status')
 if not cur then return -1 end
-for i = 5, 4 + nfrom do
+for i = 6, 5 + nfrom do
   if ARGV[i] == cur then
     redis.call('HSET', record, 'status', to)
-    for j = 5 + nfrom, #ARGV, 2 do redis.call('HSET', record, ARGV[j], ARGV[j + 1]) end
+    for j = 6 + nfrom, #ARGV, 2 do redis.call('HSET', record, ARGV[j], ARGV[j + 1]) end
     if to == 'running' then redis.call('HINCRBY', record, 'starts', 1) end
     redis.call('EXPIRE', record, ttl)
     if to ~= 'running' and to ~= 'queued' then
       redis.call('PUBLISH', done_channel, redis.call('HGET', record, 'id') .. ' ' .. to)
     end
+    if read then return { 1, redis.call('HGETALL', record) } end
     return 1
   end
 end

@@ -1,6 +1,6 @@
 // A Redis that has lost its scripts (restarted, flushed, a new node): each script call falls back
-// from EVALSHA to EVAL once and works, and a finish whose record is read in the same round trip
-// still answers with the record after its move (the read went first then, so it is read again).
+// from EVALSHA to EVAL once and works, and a finish whose record is read in the same call still
+// answers with the record as it is after its move. The finish and its read are one command.
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createExecutionStore } from '../../state/executions.ts';
@@ -45,5 +45,35 @@ describe('scripts Redis does not have', () => {
       expect((await store.get(id))?.status).toBe('succeeded');
       expect((await store.get(id))?.starts).toBe(1);
     }
+    expect((await store.finishAndRead(newWorkId('ex', agentId), 'failed', {})).done).toBe('missing');
+  });
+
+  it('a finish and the read of its record are one command', async () => {
+    const server = await startRedis();
+    cleanup.push(() => server.stop());
+    const redis = new Redis(server.url);
+    cleanup.push(async () => redis.disconnect());
+    const sent: string[] = [];
+    const counted = new Proxy(redis, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function' || typeof prop !== 'string') return value;
+        return (...args: unknown[]) => {
+          sent.push(prop);
+          return value.apply(target, args);
+        };
+      },
+    });
+    const store = createExecutionStore(counted, 'sgreadone', 3600);
+    const agentId = 'ag_readone';
+    const id = newWorkId('ex', agentId);
+    const createdAt = new Date().toISOString();
+    expect(
+      await store.createRunning({ id, profile: 'js', language: 'javascript', agentId, taskId: null, createdAt }),
+    ).toBe('started');
+    sent.length = 0;
+    const { done, record } = await store.finishAndRead(id, 'succeeded', { exitCode: 0, stdout: 'one' });
+    expect([done, record?.status, record?.stdout]).toEqual(['done', 'succeeded', 'one']);
+    expect(sent.filter((c) => c !== 'eval')).toEqual(['evalsha']); // EVAL only when Redis lacked the script
   });
 });
