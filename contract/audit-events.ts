@@ -62,6 +62,8 @@ export interface AuditEventData {
     result?: Capped | null;
     files?: Array<{ path: string; sha256: string }>;
     truncated?: boolean;
+    /** A run whose runner was lost: charged its whole reservation (it may have used it) or nothing. */
+    charged?: 'worst_case' | 'nothing';
   };
   // tool calls
   'action.requested': {

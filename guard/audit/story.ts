@@ -38,7 +38,9 @@ function describe(e: NonNullable<ReturnType<typeof asAuditEvent>>): string {
     case 'run.finished': {
       const out = e.data.stdout ? `; stdout: ${JSON.stringify(e.data.stdout.text.slice(0, 200))}` : '';
       const why = e.data.error && e.data.status !== 'succeeded' ? ` [${e.data.error.code}]` : '';
-      return `run ${e.data.status}${why} (exit ${e.data.exitCode ?? null}), cost ${e.data.usage?.cost ?? 0}${out}`;
+      const cost =
+        e.data.charged === 'worst_case' ? 'charged its whole reservation' : `cost ${e.data.usage?.cost ?? 0}`;
+      return `run ${e.data.status}${why} (exit ${e.data.exitCode ?? null}), ${cost}${out}`;
     }
     case 'action.requested':
       return `asked to call ${e.data.tool} ${JSON.stringify(e.data.args)}${because(e.data.reasoning)}${e.data.approval ? '; waits for a human approver' : ''}${e.data.tainted ? ' (task tainted)' : ''}`;

@@ -206,11 +206,27 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       context: { id },
     });
 
+  /**
+   * The end of a run whose runner is gone, in the log: the runner's own chain has its request and
+   * maybe its start, never its end, so whoever ends it says so (the log alone tells what became of
+   * it, and what it was charged). A failure here is logged; the record's end stands either way.
+   */
+  const auditLost = (id: string, job: WorkOwner | undefined, charged: 'worst_case' | 'nothing') =>
+    audit
+      .record(
+        'run.finished',
+        { ...(job && { agentId: job.agentId, taskId: job.taskId }), subject: id },
+        { status: 'failed', error: RUNNER_LOST, usage: null, charged },
+      )
+      .catch((e: Error) => logger.error({ err: e.message, id }, 'the end of a lost run could not be audited'));
+
   /** The queue gave up on it, or its runner is gone: a started run may have used its whole reservation. */
   const lost = async (id: string, job: WorkOwner | undefined): Promise<void> => {
     if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
+      await auditLost(id, job, 'worst_case');
       if (job) await budget.settle(ref(job), { worstCase: true });
     } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
+      await auditLost(id, job, 'nothing');
       if (job) await budget.settle(ref(job), { refund: true });
     }
   };
@@ -436,6 +452,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         // Cancelled while queued (refunded already; nothing to run), or started before by a
         // runner that died: that one is charged its worst case, as it may have used all of it.
         const lost = (await store.finish(job.id, 'failed', { error: RUNNER_LOST })) === 'done';
+        if (lost) await auditLost(job.id, job, 'worst_case');
         await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
         return 'skip';
       }

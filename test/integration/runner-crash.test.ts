@@ -1,9 +1,11 @@
-// A runner killed mid-run: the run must end `failed` (runner_lost) and never run a second time.
+// A runner killed mid-run: the run must end `failed` (runner_lost) and never run a second time,
+// and the audit log must say so (the killed runner's chain has its start, never its end).
 import { Redis } from 'ioredis';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { composeSandgate } from '../../bin/compose.ts';
 import { loadConfig } from '../../contract/config.ts';
+import { storyLine } from '../../guard/audit/story.ts';
 import { createExecutionStore } from '../../state/executions.ts';
 import { spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { eventually, REDIS_URL, startSandgate, testEnv } from '../helpers/sandgate.ts';
@@ -62,5 +64,14 @@ describe('a runner that crashes', { timeout: 60_000 }, () => {
     expect(final.error?.code).toBe('runner_lost');
     expect(final.starts).toBe(1);
     expect(rescuer.runner!.inFlight()).toBe(0);
+
+    // From the log alone: requested, then an end that says the runner was lost and what it cost.
+    const agentId = final.agentId;
+    const ended = await eventually(async () => {
+      const res = await api.app!.inject({ url: `/v1/audit?agentId=${agentId}&kind=run.finished`, headers: api.admin });
+      return res.json().records.find((r: { subject?: string }) => r.subject === id);
+    });
+    expect(ended.data).toMatchObject({ status: 'failed', error: { code: 'runner_lost' }, charged: 'worst_case' });
+    expect(storyLine(ended)).toContain('run failed [runner_lost] (exit null), charged its whole reservation');
   });
 });
