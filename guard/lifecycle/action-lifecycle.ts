@@ -500,7 +500,30 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async lost(id) {
-      await actions.finish(id, 'failed', { error: resultError('runner_lost', 'call') });
+      // Read first: whether it had started decides what it is charged (a call that started may
+      // have been made), and its end goes into the log with its owner (its runner's chain has
+      // its start, never its end).
+      const action = await actions.get(id);
+      const error = resultError('runner_lost', 'call');
+      const started = action?.status === 'running';
+      const cost = started && action ? costOf(action.tool) : 0;
+      if (!(await actions.finish(id, 'failed', { error, usage: { cost } })) || !action) return;
+      const ctx = { agentId: action.agentId, taskId: action.taskId, subject: id };
+      await audit
+        .record('action.finished', ctx, {
+          tool: action.tool,
+          status: 'failed',
+          result: capped(''),
+          error,
+          egress: [],
+          cost,
+          untrustedSource: null,
+        })
+        .then((auditId) => actions.addAuditId(id, auditId))
+        .catch((e: Error) =>
+          deps.logger.error({ err: e.message, id }, 'the end of a lost action could not be audited'),
+        );
+      await budget.settle(ref(action), started ? { cost } : { refund: true });
     },
   };
 }

@@ -6,7 +6,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { composeSandgate } from '../../bin/compose.ts';
 import { loadConfig } from '../../contract/config.ts';
 import { storyLine } from '../../guard/audit/story.ts';
+import { createBudgetStore } from '../../state/budgets.ts';
 import { createExecutionStore } from '../../state/executions.ts';
+import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { spawnSandgate, waitForOutput } from '../helpers/processes.ts';
 import { eventually, REDIS_URL, startSandgate, testEnv } from '../helpers/sandgate.ts';
 
@@ -73,5 +75,65 @@ describe('a runner that crashes', { timeout: 60_000 }, () => {
     });
     expect(ended.data).toMatchObject({ status: 'failed', error: { code: 'runner_lost' }, charged: 'worst_case' });
     expect(storyLine(ended)).toContain('run failed [runner_lost] (exit null), charged its whole reservation');
+  });
+
+  it('a tool call whose runner dies mid-call ends failed (runner_lost), made once, charged, and in the log', async () => {
+    const hung: Array<{ end(): void }> = [];
+    const site: FakeEndpoint = await startFakeEndpoint((_, res) => void hung.push(res));
+    cleanup.push(async () => {
+      for (const res of hung) res.end();
+      await site.close();
+    });
+    // A prefix of its own: the first case's rescuer must not take this call.
+    const env = testEnv({
+      SANDGATE_LOCK_MS: crashEnv.SANDGATE_LOCK_MS!,
+      SANDGATE_STALLED_CHECK_MS: crashEnv.SANDGATE_STALLED_CHECK_MS!,
+      SANDGATE_RUNNER_METRICS_PORT: '0',
+      SANDGATE_PROFILES_DIR: crashEnv.SANDGATE_PROFILES_DIR!,
+      SANDGATE_TOOLS_DIR: 'tools',
+    });
+    const api = await startSandgate(env, 'api');
+    cleanup.push(() => api.stop());
+    const child = spawnSandgate('runner', env);
+    cleanup.push(async () => child.proc.kill('SIGKILL'));
+    await waitForOutput(child, /sandgate started/);
+
+    const { id: agentId, auth } = await api.agent({ tools: ['http_fetch'], destinations: [`127.0.0.1:${site.port}`] });
+    const res = await api.app!.inject({
+      method: 'POST',
+      url: '/v1/actions',
+      headers: auth,
+      payload: { tool: 'http_fetch', args: { url: `${site.url}/slow` } },
+    });
+    expect(res.statusCode).toBe(202);
+    const { id } = res.json();
+    await eventually(async () => (site.received.length > 0 ? true : undefined), 10_000, 'the call to arrive');
+    child.proc.kill('SIGKILL');
+    await child.exited;
+
+    const config = loadConfig({ ...env, SANDGATE_DATA_DIR: '/tmp' });
+    const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
+    cleanup.push(() => rescuer.close());
+    const final = await eventually(
+      async () => {
+        const a = (await api.app!.inject({ url: `/v1/actions/${id}`, headers: auth })).json();
+        return a.status === 'failed' ? a : undefined;
+      },
+      15_000,
+      'the orphaned call to be ended',
+    );
+    expect(final.error?.code).toBe('runner_lost');
+    expect(final.usage?.cost).toBe(0.0001); // it may have been made: charged the tool's cost
+    expect(site.received).toHaveLength(1); // never made again
+    const ended = await eventually(async () => {
+      const r = await api.app!.inject({ url: `/v1/audit?agentId=${agentId}&kind=action.finished`, headers: api.admin });
+      return r.json().records.find((x: { subject?: string }) => x.subject === id);
+    });
+    expect(ended.data).toMatchObject({ tool: 'http_fetch', status: 'failed', error: { code: 'runner_lost' } });
+    // Settled: the day's spend holds the call's cost, and nothing of it is still reserved.
+    const redis = new Redis(REDIS_URL);
+    cleanup.push(async () => redis.disconnect());
+    const day = await createBudgetStore(redis, env.SANDGATE_PREFIX!, 3600).daySpend(agentId);
+    expect(day).toEqual({ spent: 0.0001, reserved: 0 });
   });
 });
