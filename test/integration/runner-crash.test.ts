@@ -23,6 +23,16 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c().catch(() => {});
 });
 
+/** Kills the runner and starts another on the same queues (its own process's runner, in this one). */
+async function killAndRescue(child: ReturnType<typeof spawnSandgate>, env: Record<string, string>) {
+  child.proc.kill('SIGKILL');
+  await child.exited;
+  const config = loadConfig({ ...env, SANDGATE_DATA_DIR: '/tmp' });
+  const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
+  cleanup.push(() => rescuer.close());
+  return rescuer;
+}
+
 describe('a runner that crashes', { timeout: 60_000 }, () => {
   it('fails the run with runner_lost and never starts it twice', async () => {
     const api = await startSandgate(crashEnv, 'api');
@@ -46,13 +56,8 @@ describe('a runner that crashes', { timeout: 60_000 }, () => {
     const store = createExecutionStore(redis, crashEnv.SANDGATE_PREFIX!, 3600);
     await eventually(async () => ((await store.get(id))?.status === 'running' ? true : undefined), 10_000, 'running');
 
-    child.proc.kill('SIGKILL');
-    await child.exited;
-
     // A second runner takes over the queue; it must fail the orphaned job, not run it again.
-    const config = loadConfig({ ...crashEnv, SANDGATE_DATA_DIR: '/tmp' });
-    const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
-    cleanup.push(() => rescuer.close());
+    const rescuer = await killAndRescue(child, crashEnv);
 
     const final = await eventually(
       async () => {
@@ -108,12 +113,7 @@ describe('a runner that crashes', { timeout: 60_000 }, () => {
     expect(res.statusCode).toBe(202);
     const { id } = res.json();
     await eventually(async () => (site.received.length > 0 ? true : undefined), 10_000, 'the call to arrive');
-    child.proc.kill('SIGKILL');
-    await child.exited;
-
-    const config = loadConfig({ ...env, SANDGATE_DATA_DIR: '/tmp' });
-    const rescuer = await composeSandgate({ config, mode: 'runner', logger: pino({ level: 'silent' }) });
-    cleanup.push(() => rescuer.close());
+    await killAndRescue(child, env);
     const final = await eventually(
       async () => {
         const a = (await api.app!.inject({ url: `/v1/actions/${id}`, headers: auth })).json();
