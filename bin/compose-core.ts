@@ -83,6 +83,8 @@ export interface Core {
   local: { engines: LocalEngines; claimHere?: ExecutionLifecycleDeps['claimHere'] };
   /** Which profiles can run now, from the local engines' last probes (never a call to Docker). */
   availableProfiles(): Promise<ReadonlySet<string>>;
+  /** Aborted at shutdown: what retries in the background gives up. */
+  background: AbortController;
 }
 
 export async function composeCore(
@@ -179,7 +181,9 @@ export async function composeCore(
   const activity = createActivityStore(redis, prefix);
   observeActivity(hooks, activity);
   const stages = createStageMetrics(registry);
+  const background = new AbortController();
   const executions = createExecutionLifecycle({
+    stopRetrying: background.signal,
     stages,
     store,
     budgets,
@@ -273,6 +277,7 @@ export async function composeCore(
     if (alert?.status === 'open') await notify(alert, 'renotify');
   };
   return {
+    background,
     config,
     log,
     redis,

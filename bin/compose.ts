@@ -69,8 +69,9 @@ export async function composeSandgate({
     adminToken: apiSide?.adminToken ?? '',
     async close() {
       const { left, step, closer } = shutdownClock(config.SANDGATE_SHUTDOWN_GRACE_MS, log);
-      // 1. Stop taking requests.
+      // 1. Stop taking requests, and stop retrying in the background.
       await step('http', async () => apiSide?.app.close(), Math.min(2000, left()));
+      core.background.abort();
       // 2. The workers: in-flight runs get the grace period (then are cancelled); what follows
       //    keeps a share of the margin.
       await step(

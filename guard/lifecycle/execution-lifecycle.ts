@@ -68,6 +68,8 @@ export interface ExecutionLifecycleDeps {
   resultHoldMs?: number;
   /** Where the time of each step goes (sandgate_stage_seconds). */
   stages?: StageClock;
+  /** Aborted at shutdown: background take-backs (see admitAs) stop retrying. */
+  stopRetrying?: AbortSignal;
 }
 
 /** A slot of this process's runner, held for one admitted run (runs here). */
@@ -369,13 +371,24 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             claim ? store.createRunning(meta) : store.create(meta).then((ok) => (ok ? 'queued' : 'revoked')),
           ),
         ]);
-        if (created.status === 'fulfilled' && created.value !== 'revoked') {
-          undo.push(() =>
-            audited.status === 'rejected'
-              ? store.discard(meta)
-              : store.finish(id, 'rejected', {
-                  error: resultError('dependency_unavailable', 'the job could not be queued'),
-                }),
+        // Taken back if anything below fails: gone if its audit record is not durable, else
+        // final as rejected (the log has its request; its end is the refusal).
+        const takeBack = (): Promise<unknown> =>
+          audited.status === 'rejected'
+            ? store.discard(meta)
+            : store.finish(id, 'rejected', {
+                error: resultError('dependency_unavailable', 'the job could not be queued'),
+              });
+        if (created.status === 'fulfilled' && created.value !== 'revoked') undo.push(takeBack);
+        else if (created.status === 'rejected') {
+          // Unanswered is not refused: Redis may have made the record before the connection
+          // dropped. The 503 does not wait for Redis to come back; the record is taken back then,
+          // in the background, so a request answered as failed leaves no queued record behind.
+          undo.push(
+            () =>
+              void hold('taking back a record whose creation went unanswered', id, takeBack, deps.stopRetrying).catch(
+                (e: Error) => logger.error({ err: e.message, id }, 'a record whose creation went unanswered was left'),
+              ),
           );
         }
         if (audited.status === 'rejected') throw audited.reason;

@@ -11,6 +11,19 @@ export interface RetryOptions {
   context?: Record<string, unknown>;
 }
 
+/** `ms`, or less when `stop` aborts first (one last attempt follows, then the loop gives up). */
+function sleep(ms: number, stop: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      stop?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    stop?.addEventListener('abort', done, { once: true });
+  });
+}
+
 export async function retryUntilDone<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
   const giveUpAt = Date.now() + opts.untilMs;
   let delay = 100;
@@ -32,7 +45,7 @@ export async function retryUntilDone<T>(fn: () => Promise<T>, opts: RetryOptions
           `${opts.what}: failed; holding it and retrying`,
         );
       if (Date.now() + delay > giveUpAt || opts.stop?.aborted) throw e;
-      await new Promise((r) => setTimeout(r, delay));
+      await sleep(delay, opts.stop);
       delay = Math.min(delay * 2, 2000);
     }
   }

@@ -1,13 +1,16 @@
 // Redis goes away: readiness says so (503) and requests fail with 503, not 500 or a hang, and
 // nothing is admitted that was not metered.
+import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../state/keys.ts';
+import { luaSource } from '../../state/scripts.ts';
 import { startRedis } from '../helpers/processes.ts';
-import { startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
+import { startReplyDelayProxy } from '../helpers/reply-delay-proxy.ts';
+import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
 let sg: TestSandgate;
 let redis: Awaited<ReturnType<typeof startRedis>>;
@@ -97,10 +100,16 @@ describe('Redis stopped in the middle of admissions', () => {
       const direct = new Redis(persistent.url);
       try {
         const keys = redisKeys(api.config.SANDGATE_PREFIX);
-        const ids = await direct.smembers(keys.agent.executions(agentId));
-        const statuses = await Promise.all(ids.map((id) => direct.hget(keys.execution.record(id), 'status')));
-        // Each 202 is a queued record; nothing ran or was queued without an answer saying so.
-        expect(statuses.filter((s) => s === 'queued')).toHaveLength(admitted);
+        const queued = async () => {
+          const ids = await direct.smembers(keys.agent.executions(agentId));
+          const statuses = await Promise.all(ids.map((id) => direct.hget(keys.execution.record(id), 'status')));
+          return statuses.filter((s) => s === 'queued').length;
+        };
+        // Each 202 is a queued record; nothing ran or was queued without an answer saying so. A
+        // record Redis made while the connection dropped (its creation went unanswered, so the
+        // request got 503) is taken back once Redis is back: wait for that, then count exactly.
+        await eventually(async () => ((await queued()) === admitted ? true : undefined), 15_000).catch(() => {});
+        expect(await queued()).toBe(admitted);
         // Metered, never unmetered: every admitted run was counted (a run counted whose answer was
         // lost to the outage errs on the safe side).
         expect(Number(await direct.hget(keys.task.record(task), 'runs'))).toBeGreaterThanOrEqual(admitted);
@@ -111,6 +120,52 @@ describe('Redis stopped in the middle of admissions', () => {
       await persistent.stop();
       await Promise.race([api.close(), new Promise((r) => setTimeout(r, 5000))]);
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a record whose creation went unanswered', () => {
+  it('is taken back once Redis answers again: the 503 leaves no queued record', async () => {
+    const server = await startRedis();
+    const proxy = await startReplyDelayProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+    // Answers that take over 300 ms are given up on (503); the proxy holds them back for 1.5 s.
+    const api = await startSandgate({ REDIS_URL: proxy.url, SANDGATE_REDIS_TIMEOUT_MS: '300' }, 'api');
+    const direct = new Redis(server.url);
+    try {
+      const { id: agentId, auth } = await api.agent();
+      const keys = redisKeys(api.config.SANDGATE_PREFIX);
+      const statuses = async () => {
+        const ids = await direct.smembers(keys.agent.executions(agentId));
+        return Promise.all(ids.map((id) => direct.hget(keys.execution.record(id), 'status')));
+      };
+      const run = (code: string) =>
+        api.app!.inject({ method: 'POST', url: '/v1/executions', headers: auth, payload: { profile: 'js', code } });
+      // Redis has the script by now (a fresh one would answer the first EVALSHA with NOSCRIPT).
+      expect((await run('0')).statusCode).toBe(202);
+      const createSha = createHash('sha1').update(luaSource('execution-create-7')).digest('hex');
+      proxy.armOnce(createSha, 1500);
+      const res = await run('1');
+      expect(proxy.held()).toBe(1);
+      expect(res.statusCode).toBe(503);
+      // Redis did make it (the command ran; only its answer was late) ...
+      expect(await statuses()).toEqual(['queued', 'queued']);
+      // ... and it is taken back once answers flow again: nothing queued that was answered 503.
+      const settled = async () => ((await statuses()).filter((s) => s === 'queued').length === 1 ? true : undefined);
+      await eventually(settled, 10_000).catch(() => {});
+      expect((await statuses()).sort()).toEqual(['queued', 'rejected']);
+      // The service works on: the next request is admitted.
+      const next = await api.app!.inject({
+        method: 'POST',
+        url: '/v1/executions',
+        headers: auth,
+        payload: { profile: 'js', code: '2' },
+      });
+      expect(next.statusCode).toBe(202);
+    } finally {
+      direct.disconnect();
+      await Promise.race([api.close(), new Promise((r) => setTimeout(r, 5000))]);
+      await proxy.close();
+      await server.stop();
     }
   });
 });
