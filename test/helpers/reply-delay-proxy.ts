@@ -50,7 +50,9 @@ export async function startReplyDelayProxy(target: { host: string; port: number 
   const { port } = server.address() as { port: number };
   return {
     url: `redis://127.0.0.1:${port}`,
-    armOnce: (marker, ms) => void (armed = { marker, ms }),
+    armOnce(marker, ms) {
+      armed = { marker, ms };
+    },
     held: () => held,
     close: async () => {
       for (const s of sockets) s.destroy();
