@@ -508,6 +508,8 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const started = action?.status === 'running';
       const cost = started && action ? costOf(action.tool) : 0;
       if (!(await actions.finish(id, 'failed', { error, usage: { cost } })) || !action) return;
+      // Settled as soon as the record is final; the log then says what it was charged.
+      await budget.settle(ref(action), started ? { cost } : { refund: true });
       const ctx = { agentId: action.agentId, taskId: action.taskId, subject: id };
       await audit
         .record('action.finished', ctx, {
@@ -523,7 +525,6 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         .catch((e: Error) =>
           deps.logger.error({ err: e.message, id }, 'the end of a lost action could not be audited'),
         );
-      await budget.settle(ref(action), started ? { cost } : { refund: true });
     },
   };
 }

@@ -224,12 +224,14 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
 
   /** The queue gave up on it, or its runner is gone: a started run may have used its whole reservation. */
   const lost = async (id: string, job: WorkOwner | undefined): Promise<void> => {
+    // Settled first, as soon as the record is final (the bill follows the record at once); the
+    // log then says what it was charged.
     if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['running'])) === 'done') {
-      await auditLost(id, job, 'worst_case');
       if (job) await budget.settle(ref(job), { worstCase: true });
+      await auditLost(id, job, 'worst_case');
     } else if ((await store.finish(id, 'failed', { error: RUNNER_LOST }, ['queued'])) === 'done') {
-      await auditLost(id, job, 'nothing');
       if (job) await budget.settle(ref(job), { refund: true });
+      await auditLost(id, job, 'nothing');
     }
   };
 
@@ -465,8 +467,8 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         // Cancelled while queued (refunded already; nothing to run), or started before by a
         // runner that died: that one is charged its worst case, as it may have used all of it.
         const lost = (await store.finish(job.id, 'failed', { error: RUNNER_LOST })) === 'done';
-        if (lost) await auditLost(job.id, job, 'worst_case');
         await budget.settle(ref(job), lost ? { worstCase: true } : { refund: true });
+        if (lost) await auditLost(job.id, job, 'worst_case');
         return 'skip';
       }
       return 'run';
