@@ -5,7 +5,7 @@
 // fails it: every write is pipelined, bounded by a deadline, and a failure is only reported.
 import { StringDecoder } from 'node:string_decoder';
 import { LATE, within } from '../contract/within.ts';
-import type { RedisClient } from './redis-client.ts';
+import { pairsOf, type RedisClient } from './redis-client.ts';
 
 export type StreamEventType = 'status' | 'chunk' | 'truncated' | 'final';
 
@@ -56,8 +56,7 @@ export interface EventStreamReader {
 type RawEntry = [id: string, fields: string[]];
 
 export const toEntry = ([id, fields]: RawEntry): StreamEntry => {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const f = pairsOf(fields);
   return { id, event: (f.e ?? 'status') as StreamEventType, data: f.d ?? 'null' };
 };
 

@@ -18,6 +18,13 @@ export interface ClusterAddress {
 const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]+)\/?(\d*)$/;
 const NODE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;
 
+/** A flat `field, value, field, value…` reply (HGETALL in a script, a stream entry) as an object. */
+export function pairsOf(flat: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
 export const isClusterUrl = (url: string): boolean => /^rediss?\+cluster:/.test(url);
 
 /** The seed nodes and credentials of a cluster URL; throws on a malformed one (a config error). */

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { STREAM_MAX_LEN } from './event-streams.ts';
-import type { RedisClient } from './redis-client.ts';
+import { pairsOf, type RedisClient } from './redis-client.ts';
 
 const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 
@@ -273,10 +273,7 @@ export function defineScripts(redis: RedisClient): Scripts {
     },
     async transitionAndRead(k, a) {
       const r = (await transitionCall(k, a, true)) as 0 | -1 | [1, string[]];
-      if (!Array.isArray(r)) return { moved: r };
-      const fields: Record<string, string> = {};
-      for (let i = 0; i + 1 < r[1].length; i += 2) fields[r[1][i]!] = r[1][i + 1]!;
-      return { moved: 1, fields };
+      return Array.isArray(r) ? { moved: 1, fields: pairsOf(r[1]) } : { moved: r };
     },
     async executionCreate(k, a) {
       return Number(

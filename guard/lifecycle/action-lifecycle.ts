@@ -506,7 +506,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const action = await actions.get(id);
       const error = resultError('runner_lost', 'call');
       const started = action?.status === 'running';
-      const cost = started && action ? costOf(action.tool) : 0;
+      const cost = started ? costOf(action.tool) : 0;
       if (!(await actions.finish(id, 'failed', { error, usage: { cost } })) || !action) return;
       // Settled as soon as the record is final; the log then says what it was charged.
       await budget.settle(ref(action), started ? { cost } : { refund: true });
