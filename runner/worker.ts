@@ -15,12 +15,13 @@ import type { ExecutionLifecycle, HereClaim, WorkOwner } from '../guard/lifecycl
 import { NO_STAGES, type StageClock } from '../guard/lifecycle/stages.ts';
 import type { ProfileSet } from '../guard/profiles.ts';
 import { subscribeCancels } from '../state/cancel-channel.ts';
-import type { EventStreamWriter } from '../state/event-streams.ts';
+import type { EventStreamWriter, OutputPublisher } from '../state/event-streams.ts';
 import type { ExecutionStore } from '../state/executions.ts';
 import { queuePrefix, redisKeys } from '../state/keys.ts';
 import type { LocalRuns } from '../state/local-runs.ts';
 import type { RedisClient } from '../state/redis-client.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
+import { heldOutput } from './held-output.ts';
 import type { RunMetrics } from './run-metrics.ts';
 import { createSlots, type Slots } from './slots.ts';
 
@@ -64,6 +65,14 @@ export interface RunnerHandle {
  */
 export const HERE_WAIT_MS = 20;
 
+/** A run handed to its engine. */
+interface Launched {
+  controller: AbortController;
+  output: OutputPublisher | undefined;
+  running: Promise<EngineResult>;
+  engineStarted: number;
+}
+
 /** How often work held by a paused task or a suspended agent is looked at again. */
 export const HELD_RETRY_MS = 1000;
 
@@ -98,10 +107,29 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     (Object.keys(deps.engines) as EngineName[]).map((e) => [e, createSlots(concurrency[e])]),
   ) as Partial<Record<EngineName, Slots>>;
 
+  /** Hands a run to its engine; `admitted` (a run started ahead of its admission's end) holds what leaves it. */
+  const launch = (data: ExecutionJob, profile: Profile, engine: Engine, admitted?: Promise<boolean>): Launched => {
+    const controller = new AbortController();
+    inFlight.set(data.id, controller);
+    const stream = deps.streams?.output(keys.execution.stream(data.id));
+    const output = stream && admitted ? heldOutput(stream, admitted) : stream;
+    const engineStarted = performance.now();
+    const running = engine.run(data, profile, controller.signal, output, admitted);
+    return { controller, output, running, engineStarted };
+  };
+
+  /** A run started ahead of an admission that did not end in yes: stopped, and nothing of it kept. */
+  const drop = async (id: string, early: Launched): Promise<void> => {
+    early.controller.abort(new Error('not admitted'));
+    await early.running.catch(() => undefined);
+    inFlight.delete(id);
+  };
+
   /**
    * start → the engine → finish, for a job of either door (queue or this process's API side).
    * `engineDone` is called once the engine has let go of the run (its slot may serve the next run
-   * while this one's end is written), or not at all when it never reached the engine.
+   * while this one's end is written), or not at all when it never reached the engine. `early`:
+   * the run was handed to its engine ahead of its admission's end (HereClaim.begin).
    */
   const runAdmitted = async (
     data: ExecutionJob,
@@ -109,18 +137,21 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     engine: Engine,
     createdRunning: boolean,
     engineDone: () => void,
+    early?: Launched,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
-    const start = await executions.start(data, createdRunning);
-    if (start !== 'run') return start;
+    const start = await executions.start(data, createdRunning).catch(async (e: unknown) => {
+      if (early) await drop(data.id, early);
+      throw e;
+    });
+    if (start !== 'run') {
+      if (early) await drop(data.id, early);
+      return start;
+    }
 
-    const controller = new AbortController();
-    inFlight.set(data.id, controller);
-    const output = deps.streams?.output(keys.execution.stream(data.id));
+    const { controller, output, running, engineStarted } = early ?? launch(data, profile, engine);
     let result: EngineResult;
     let endedAt = new Date();
-    const engineStarted = performance.now();
     try {
-      const running = engine.run(data, profile, controller.signal, output);
       executions.started(data, profile);
       result = await running;
       const engineMs = performance.now() - engineStarted;
@@ -221,19 +252,33 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       },
     );
     const unlist = () => void listed.then((ok) => (ok ? local.remove(data.id) : undefined)).catch(() => {});
+    let admit: (yes: boolean) => void = () => {};
+    const admitted = new Promise<boolean>((resolve) => {
+      admit = resolve;
+    });
+    let early: Launched | undefined;
     let claimed = true;
     return {
+      begin() {
+        if (claimed && !early && engine.sealed) early = launch(data, profile, engine, admitted);
+      },
       release() {
         if (!claimed) return;
         claimed = false;
-        engineSlots.give();
-        unlist();
+        admit(false);
+        const done = () => {
+          engineSlots.give();
+          unlist();
+        };
+        if (early) void drop(data.id, early).finally(done);
+        else done();
       },
       run() {
         if (!claimed) throw new Error(`the slot of ${data.id} was given back`);
         claimed = false;
+        admit(true);
         const give = once(() => engineSlots.give());
-        const run = runAdmitted(data, profile, engine, true, give)
+        const run = runAdmitted(data, profile, engine, true, give, early)
           .then((ran) => {
             unlist();
             return typeof ran === 'object' ? ran.record : undefined;

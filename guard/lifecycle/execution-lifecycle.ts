@@ -74,6 +74,13 @@ export interface ExecutionLifecycleDeps {
 
 /** A slot of this process's runner, held for one admitted run (runs here). */
 export interface HereClaim {
+  /**
+   * Its request is sequenced in the audit log: a sealed engine (one whose runs reach nothing
+   * outside it but through held tool calls) starts the run now, beside that record's write and
+   * the record's creation. Nothing of it leaves the engine (tool calls, output, result) until
+   * `run` (its admission said yes); `release` stops it and drops it whole.
+   */
+  begin(): void;
   /** Its record was created running: runs it now; the record once it has ended, if it could be read. */
   run(): Promise<Execution | undefined>;
   /** It will not run here (refused, revoked, held, failed): the slot and its listing go back. Idempotent. */
@@ -358,6 +365,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         );
         if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
         const auditId = requested.id!;
+        claim?.begin();
         const meta = {
           id,
           profile: profile.name,

@@ -9,10 +9,23 @@ import type { OutputListener } from './output-collector.ts';
 export interface Engine {
   readonly name: EngineName;
   /**
+   * Its runs reach nothing outside the engine but through its tool bridge, which holds each call
+   * until the run's `admitted` says yes: such a run may start before its admission has ended
+   * (runner/worker.ts, HereClaim.begin).
+   */
+  readonly sealed?: boolean;
+  /**
    * Runs one job. `signal` aborts it (cancel, shutdown): the result then says `cancelled`.
    * `output` is told of the output the run keeps as it arrives (the run's event stream).
+   * `admitted` (sealed engines): the run's tool calls wait for it; false, they fail.
    */
-  run(job: ExecutionJob, profile: Profile, signal: AbortSignal, output?: OutputListener): Promise<EngineResult>;
+  run(
+    job: ExecutionJob,
+    profile: Profile,
+    signal: AbortSignal,
+    output?: OutputListener,
+    admitted?: Promise<boolean>,
+  ): Promise<EngineResult>;
   /** Throws when the engine cannot take work here (for /readyz). */
   check(): Promise<void>;
   /** Told when the engine stops or starts being able to take work (its worker pauses meanwhile). */

@@ -38,7 +38,15 @@ interface Thread {
   worker: Worker;
   pending: Map<string, Pending>;
   /** The job and signal of each run in flight, for the tool calls it makes. */
-  runs: Map<string, { job: ExecutionJob; signal: AbortSignal; output: OutputListener | undefined }>;
+  runs: Map<
+    string,
+    {
+      job: ExecutionJob;
+      signal: AbortSignal;
+      output: OutputListener | undefined;
+      admitted: Promise<boolean> | undefined;
+    }
+  >;
 }
 
 const answerOf = async (run: () => Promise<unknown>): Promise<string> => {
@@ -72,7 +80,8 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
         const run = thread.runs.get(msg.id);
         const bridge = opts.tools;
         void answerOf(async () => {
-          if (!run || !bridge)
+          // A run started ahead of its admission's end calls nothing before that end says yes.
+          if (!run || !bridge || (run.admitted && !(await run.admitted)))
             throw Object.assign(new Error(resultError('tools_unavailable').message), { code: 'tools_unavailable' });
           return bridge(run.job, msg.name, JSON.parse(msg.argsJson), run.signal);
         }).then((answer) => worker.postMessage({ type: 'tool-answer', callId: msg.callId, answer } satisfies ToThread));
@@ -121,7 +130,9 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
 
   return {
     name: 'isolate',
-    async run(job, profile, signal, output) {
+    // A run is V8 code in an isolate with no host objects but its console and tools.call.
+    sealed: true,
+    async run(job, profile, signal, output, admitted) {
       if (closed) throw new Error('the isolate engine is closed');
       const thread = leastBusy();
       const id = `${job.id}#${++seq}`;
@@ -136,7 +147,7 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       };
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
-      thread.runs.set(id, { job, signal: runEnded.signal, output });
+      thread.runs.set(id, { job, signal: runEnded.signal, output, admitted });
       try {
         const warm = job.limits.memoryMb === profile.limits.memoryMb;
         const msg = { type: 'run' as const, id, job, warm, streamed: output !== undefined };
