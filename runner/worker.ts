@@ -70,7 +70,8 @@ interface Launched {
   controller: AbortController;
   output: OutputPublisher | undefined;
   running: Promise<EngineResult>;
-  engineStarted: number;
+  /** The engine's time with it, once it has let go (a run started early may wait for its admission after). */
+  engineMs(): number;
 }
 
 /** How often work held by a paused task or a suspended agent is looked at again. */
@@ -114,8 +115,14 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     const stream = deps.streams?.output(keys.execution.stream(data.id));
     const output = stream && admitted ? heldOutput(stream, admitted) : stream;
     const engineStarted = performance.now();
-    const running = engine.run(data, profile, controller.signal, output, admitted);
-    return { controller, output, running, engineStarted };
+    let engineMs = 0;
+    const running = engine.run(data, profile, controller.signal, output, admitted).then((result) => {
+      engineMs = performance.now() - engineStarted;
+      return result;
+    });
+    // Awaited later (runAdmitted, or drop): a run started early may fail before its admission ends.
+    running.catch(() => {});
+    return { controller, output, running, engineMs: () => engineMs };
   };
 
   /** A run started ahead of an admission that did not end in yes: stopped, and nothing of it kept. */
@@ -148,15 +155,15 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       return start;
     }
 
-    const { controller, output, running, engineStarted } = early ?? launch(data, profile, engine);
+    const launched = early ?? launch(data, profile, engine);
+    const { controller, output, running } = launched;
     let result: EngineResult;
     let endedAt = new Date();
     try {
       executions.started(data, profile);
       result = await running;
-      const engineMs = performance.now() - engineStarted;
       stages.observe('code', result.usage.wallMs);
-      stages.observe('sandbox', Math.max(0, engineMs - result.usage.wallMs));
+      stages.observe('sandbox', Math.max(0, launched.engineMs() - result.usage.wallMs));
     } catch (e) {
       if (e instanceof EngineUnavailable) {
         inFlight.delete(data.id);
