@@ -74,4 +74,7 @@ export function printStageTable(before: Snapshot, after: Snapshot, title: string
     );
   }
   console.log(`\nsum of the means, without 'wait' (which holds the runner's stages): ${fmt(total, 3)} ms`);
+  console.log(
+    "(some stages overlap: checks with budget; audit with record; and a run taken here is in 'sandbox' and 'code' while its 'audit' and 'record' go on)",
+  );
 }
