@@ -55,8 +55,10 @@ export function hashedPart(key: string): string {
 export const queuePrefix = (prefix: string, queue: string): string => `{${prefix}:${queue}}`;
 
 export function redisKeys(prefix: string) {
-  const k = (...parts: string[]) => [prefix, ...parts].join(':');
-  const tagged = (tag: string, ...parts: string[]) => [prefix, `{${tag}}`, ...parts].join(':');
+  // Built on every Redis call of a run: joined by hand, without an array per key.
+  const k = (...parts: string[]) => `${prefix}:${parts.join(':')}`;
+  const tagged = (tag: string, ...parts: string[]) =>
+    parts.length === 0 ? `${prefix}:{${tag}}` : `${prefix}:{${tag}}:${parts.join(':')}`;
   /** A key of the agent's slot. */
   const a = (agentId: string, ...parts: string[]) => tagged(agentTag(agentId), ...parts);
   /** A key of the slot of the agent whose tag the id carries. */

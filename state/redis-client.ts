@@ -4,6 +4,7 @@
 // included, gets what the URL names. On a cluster, the key layout (state/keys.ts) keeps each
 // agent's scripts and transactions in one slot; pub/sub is the cluster's (published everywhere).
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { installCommandTimerFix } from './command-timer-fix.ts';
 import { installPipelineLengthFix } from './pipeline-length-fix.ts';
 
 export type RedisClient = Redis | Cluster;
@@ -54,6 +55,7 @@ export function parseClusterUrl(url: string): ClusterAddress {
  */
 export function createRedisClient(url: string, options: RedisOptions = {}): RedisClient {
   installPipelineLengthFix();
+  installCommandTimerFix();
   if (!isClusterUrl(url)) return new Redis(url, options);
   const { nodes, username, password, tls } = parseClusterUrl(url);
   const { lazyConnect, enableOfflineQueue, enableAutoPipelining, ...node } = options;
