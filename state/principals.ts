@@ -1,7 +1,7 @@
 // Human principals (approvers, auditors): an opaque bearer token each, kept in Redis only as its
 // SHA-256, so a copy of Redis reveals no credential.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import type { HumanRole } from '../contract/principal.ts';
 import { redisKeys } from './keys.ts';
 import type { RedisClient } from './redis-client.ts';
@@ -25,7 +25,7 @@ export interface PrincipalStore {
   get(id: string): Promise<HumanPrincipal | undefined>;
 }
 
-const digest = (token: string) => createHash('sha256').update(token).digest('hex');
+const digest = (token: string) => hash('sha256', token, 'hex');
 
 export function createPrincipalStore(redis: RedisClient, prefix: string): PrincipalStore {
   const keys = redisKeys(prefix);

@@ -1,5 +1,5 @@
 // The admin credential: SANDGATE_ADMIN_TOKEN, or a random one generated at first start.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { join } from 'node:path';
 import { readOrCreateSecret } from './secret-files.ts';
 
@@ -16,10 +16,13 @@ export async function loadAdminToken(dataDir: string, fromEnv: string | undefine
   return token.trim();
 }
 
-/** Constant-time comparison: both sides are hashed so lengths never leak. */
+/**
+ * Constant-time comparison: both sides are hashed so lengths never leak. Every request's token is
+ * checked here first, so the one-shot hash (no Hash object per call).
+ */
 export function adminTokenCheck(token: string): AdminTokenCheck {
-  const want = createHash('sha256').update(token).digest();
+  const want = hash('sha256', token, 'buffer');
   return {
-    matches: (candidate) => timingSafeEqual(want, createHash('sha256').update(candidate).digest()),
+    matches: (candidate) => timingSafeEqual(want, hash('sha256', candidate, 'buffer')),
   };
 }
