@@ -11,6 +11,7 @@ import { loadProfiles } from '../../guard/profiles.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
 import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
 import { newWorkId, redisKeys } from '../../state/keys.ts';
+import { admissionDecision } from '../helpers/admission-decision.ts';
 import { engineJob } from '../helpers/engine-job.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
@@ -37,12 +38,12 @@ describe('the isolate engine holds a run’s tool calls until its admission has 
   });
   afterAll(() => engine.close());
 
-  const admission = () => {
-    let say: (yes: boolean) => void = () => {};
-    const admitted = new Promise<boolean>((resolve) => {
-      say = resolve;
-    });
-    return { admitted, say };
+  /** A run of code that calls a tool, started ahead of an admission the test decides. */
+  const runCalling = () => {
+    const { admitted, say } = admissionDecision();
+    const job = engineJob(profile, callingCode);
+    const running = engine.run(job, profile, new AbortController().signal, undefined, admitted);
+    return { running, say };
   };
 
   it('is sealed', () => {
@@ -51,14 +52,7 @@ describe('the isolate engine holds a run’s tool calls until its admission has 
 
   it('admitted: the call is made once the admission says yes, not before', async () => {
     calls.length = 0;
-    const { admitted, say } = admission();
-    const running = engine.run(
-      engineJob(profile, callingCode),
-      profile,
-      new AbortController().signal,
-      undefined,
-      admitted,
-    );
+    const { running, say } = runCalling();
     await sleep(300);
     expect(calls).toEqual([]);
     say(true);
@@ -69,14 +63,7 @@ describe('the isolate engine holds a run’s tool calls until its admission has 
 
   it('not admitted: the call is refused and nothing is called', async () => {
     calls.length = 0;
-    const { admitted, say } = admission();
-    const running = engine.run(
-      engineJob(profile, callingCode),
-      profile,
-      new AbortController().signal,
-      undefined,
-      admitted,
-    );
+    const { running, say } = runCalling();
     await sleep(100);
     say(false);
     expect((await running).result).toBe('refused: tools_unavailable');

@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { heldOutput } from '../../runner/held-output.ts';
 import type { OutputPublisher } from '../../state/event-streams.ts';
+import { admissionDecision } from '../helpers/admission-decision.ts';
 
 const recording = () => {
   const sent: string[] = [];
@@ -14,18 +15,10 @@ const recording = () => {
   return { sent, out };
 };
 
-const decision = () => {
-  let say: (yes: boolean) => void = () => {};
-  const admitted = new Promise<boolean>((resolve) => {
-    say = resolve;
-  });
-  return { admitted, say };
-};
-
 describe('held output', () => {
   it('holds what comes before the yes and sends it all, in order, once it comes', async () => {
     const { sent, out } = recording();
-    const { admitted, say } = decision();
+    const { admitted, say } = admissionDecision();
     const held = heldOutput(out, admitted);
     held.write(1, 'a');
     held.write(2, 'b');
@@ -42,7 +35,7 @@ describe('held output', () => {
 
   it('sends nothing at all after a no', async () => {
     const { sent, out } = recording();
-    const { admitted, say } = decision();
+    const { admitted, say } = admissionDecision();
     const held = heldOutput(out, admitted);
     held.write(1, 'a');
     say(false);
