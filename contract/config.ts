@@ -60,6 +60,14 @@ export const ConfigSchema = z.object({
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
+  /**
+   * A js run taken here starts in its isolate while its request's audit record is written (its
+   * tool calls, output and result held until that record is durable). `0`: it starts after.
+   */
+  SANDGATE_ISOLATE_EARLY_START: z
+    .enum(['0', '1'])
+    .default('1')
+    .transform((v) => v === '1'),
   SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),
   /** The Docker Engine the docker profiles run on. */
   SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),

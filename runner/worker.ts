@@ -267,7 +267,8 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     let claimed = true;
     return {
       begin() {
-        if (claimed && !early && engine.sealed) early = launch(data, profile, engine, admitted);
+        if (claimed && !early && engine.sealed && config.SANDGATE_ISOLATE_EARLY_START)
+          early = launch(data, profile, engine, admitted);
       },
       release() {
         if (!claimed) return;

@@ -22,6 +22,19 @@ const callingCode = `(async () => {
   try { return await tools.call('probe', { n: 1 }); } catch (e) { return 'refused: ' + e.code; }
 })()`;
 
+/** A js job as an admission hands it to this process's runner (claimHere). */
+const hereJob = (agentId: string, code: string): ExecutionJob => ({
+  id: newWorkId('ex', agentId),
+  agentId,
+  taskId: null,
+  profile: 'js',
+  language: 'javascript',
+  code,
+  stdin: '',
+  files: [],
+  limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 65536 },
+});
+
 describe('the isolate engine holds a run’s tool calls until its admission has ended', () => {
   let engine: Engine;
   let profile: Profile;
@@ -93,25 +106,19 @@ describe('a run begun here ahead of its admission, then given back', () => {
       tools: ['http_fetch'],
       destinations: [`127.0.0.1:${web.port}`],
     });
-    const id = newWorkId('ex', agentId);
-    const job: ExecutionJob = {
-      id,
+    const job = hereJob(
       agentId,
-      taskId: null,
-      profile: 'js',
-      language: 'javascript',
-      code: `(async () => {
+      `(async () => {
         console.log('seen too early');
         await tools.call('http_fetch', { url: '${web.url}/early' });
         for (;;) {}
       })()`,
-      stdin: '',
-      files: [],
-      limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 65536 },
-    };
+    );
+    const { id } = job;
     const claim = await sg.runner!.claimHere(job);
     expect(claim).toBeDefined();
     claim!.begin();
+    expect(sg.runner!.inFlight()).toBe(1); // started, ahead of any admission
     await sleep(400); // the code has long reached its call and its console
     expect(web.received).toHaveLength(0);
     claim!.release(); // as when its audit record or its record could not be made
@@ -119,6 +126,8 @@ describe('a run begun here ahead of its admission, then given back', () => {
     expect(web.received).toHaveLength(0);
     const keys = redisKeys(sg.config.SANDGATE_PREFIX);
     expect(await redis.xlen(keys.execution.stream(id))).toBe(0);
+
+    expect(sg.runner!.inFlight()).toBe(0);
 
     // Its one slot is free again: the next run is taken here and runs at once.
     const next = await sg.app!.inject({
@@ -129,5 +138,28 @@ describe('a run begun here ahead of its admission, then given back', () => {
     });
     expect(next.statusCode).toBe(200);
     expect(next.json()).toMatchObject({ status: 'succeeded', result: 42 });
+  });
+});
+
+describe('SANDGATE_ISOLATE_EARLY_START=0', () => {
+  it('starts nothing before the admission has ended; the run still runs here when admitted', async () => {
+    const sg = await startSandgate({ SANDGATE_ISOLATE_EARLY_START: '0' });
+    try {
+      const { id: agentId, auth } = await sg.agent();
+      const job = hereJob(agentId, '1');
+      const claim = await sg.runner!.claimHere(job);
+      claim!.begin();
+      expect(sg.runner!.inFlight()).toBe(0);
+      claim!.release();
+      const res = await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/executions?wait=true',
+        headers: auth,
+        payload: { profile: 'js', code: '6 * 7' },
+      });
+      expect(res.json()).toMatchObject({ status: 'succeeded', result: 42 });
+    } finally {
+      await sg.stop();
+    }
   });
 });
