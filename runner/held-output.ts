@@ -5,17 +5,15 @@
 import type { OutputPublisher } from '../state/event-streams.ts';
 
 export function heldOutput(out: OutputPublisher, admitted: Promise<boolean>): OutputPublisher {
-  let open = false;
-  let dropped = false;
+  let said: boolean | undefined; // the admission's answer, once it has one
   const held: Array<(o: OutputPublisher) => void> = [];
-  void admitted.then((ok) => {
-    dropped = !ok;
-    open = ok;
-    for (const send of held.splice(0)) if (ok) send(out);
+  void admitted.then((yes) => {
+    said = yes;
+    for (const send of held.splice(0)) if (yes) send(out);
   });
   const via = (send: (o: OutputPublisher) => void) => {
-    if (open) send(out);
-    else if (!dropped) held.push(send);
+    if (said === undefined) held.push(send);
+    else if (said) send(out);
   };
   return {
     write: (fd, data) => via((o) => o.write(fd, data)),

@@ -146,14 +146,13 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     engineDone: () => void,
     early?: Launched,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
-    const start = await executions.start(data, createdRunning).catch(async (e: unknown) => {
-      if (early) await drop(data.id, early);
-      throw e;
-    });
-    if (start !== 'run') {
-      if (early) await drop(data.id, early);
-      return start;
+    let start: Awaited<ReturnType<typeof executions.start>> | undefined;
+    try {
+      start = await executions.start(data, createdRunning);
+    } finally {
+      if (early && start !== 'run') await drop(data.id, early); // it will not run: nothing of it kept
     }
+    if (start !== 'run') return start;
 
     const launched = early ?? launch(data, profile, engine);
     const { controller, output, running } = launched;

@@ -1,6 +1,7 @@
 // Retries a write that must not be lost (a finished run's result) through a dependency's blip:
 // backoff from 100 ms to 2 s, until it succeeds, `untilMs` passes or `stop` aborts. Logs once
 // when it starts failing and once when it recovers, never per attempt.
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Logger } from 'pino';
 
 export interface RetryOptions {
@@ -9,19 +10,6 @@ export interface RetryOptions {
   stop?: AbortSignal;
   logger: Logger;
   context?: Record<string, unknown>;
-}
-
-/** `ms`, or less when `stop` aborts first (one last attempt follows, then the loop gives up). */
-function sleep(ms: number, stop: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      stop?.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    stop?.addEventListener('abort', done, { once: true });
-  });
 }
 
 export async function retryUntilDone<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
@@ -45,7 +33,8 @@ export async function retryUntilDone<T>(fn: () => Promise<T>, opts: RetryOptions
           `${opts.what}: failed; holding it and retrying`,
         );
       if (Date.now() + delay > giveUpAt || opts.stop?.aborted) throw e;
-      await sleep(delay, opts.stop);
+      // Cut short when `stop` aborts: one last attempt follows, then the loop gives up.
+      await wait(delay, undefined, { signal: opts.stop }).catch(() => {});
       delay = Math.min(delay * 2, 2000);
     }
   }
