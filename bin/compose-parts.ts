@@ -48,6 +48,7 @@ export function makeEngines(
     engines.isolate = createIsolateEngine({
       warm: config.SANDGATE_ISOLATE_WARM,
       lowPriorityRefill: config.SANDGATE_ISOLATE_LOW_PRIORITY_REFILL,
+      syncSliceMs: config.SANDGATE_ISOLATE_SYNC_SLICE_MS,
       onCatastrophicError: (message) => {
         logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
         process.abort();

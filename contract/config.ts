@@ -68,6 +68,11 @@ export const ConfigSchema = z.object({
     .enum(['0', '1'])
     .default('1')
     .transform((v) => v === '1'),
+  /**
+   * A js run's synchronous part runs on its isolate thread for at most this long (ms); past it,
+   * that attempt is thrown away unseen and the run starts again asynchronously. `0`: always async.
+   */
+  SANDGATE_ISOLATE_SYNC_SLICE_MS: z.coerce.number().int().min(0).max(1000).default(5),
   SANDGATE_DOCKER_CONCURRENCY: positiveInt.default(4),
   /** The Docker Engine the docker profiles run on. */
   SANDGATE_DOCKER_SOCKET: z.string().min(1).default('/var/run/docker.sock'),

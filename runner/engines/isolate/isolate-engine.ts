@@ -16,6 +16,8 @@ export interface IsolateEngineOptions {
   warm?: number;
   /** Make those isolates at a low CPU priority while the thread is idle (where allowed; see thread-priority.ts). Default true. */
   lowPriorityRefill?: boolean;
+  /** How long a run's synchronous part may hold its isolate thread before it starts again off it (ms; 0 = never on it; default 5; see isolate-run.ts). */
+  syncSliceMs?: number;
   /** V8 lost control of an isolate: isolated-vm says the process must not go on serving. */
   onCatastrophicError?: (message: string) => void;
   onThreadError?: (err: Error) => void;
@@ -59,7 +61,11 @@ const answerOf = async (run: () => Promise<unknown>): Promise<string> => {
 };
 
 export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
-  const threadOptions: ThreadOptions = { warm: opts.warm ?? 2, lowPriorityRefill: opts.lowPriorityRefill ?? true };
+  const threadOptions: ThreadOptions = {
+    warm: opts.warm ?? 2,
+    lowPriorityRefill: opts.lowPriorityRefill ?? true,
+    syncSliceMs: opts.syncSliceMs ?? 5,
+  };
   const onCatastrophicError =
     opts.onCatastrophicError ??
     ((message: string) => {

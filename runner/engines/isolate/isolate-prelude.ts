@@ -8,7 +8,8 @@
  * so it is never stored, returned or passed on. Only strings cross. The console formats
  * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
  * WebAssembly goes: its async compile waits on a platform task that never comes here (a hang,
- * not an error), and it is attack surface no agent script needs.
+ * not an error), and it is attack surface no agent script needs. Returns the host's promise
+ * check (isolate-run.ts), kept by the host alone.
  */
 export const PRELUDE = `
 delete globalThis.WebAssembly;
@@ -47,6 +48,18 @@ Object.defineProperty(globalThis, 'console', {
   configurable: false,
   enumerable: false,
 });
+// Whether a completion value is to be awaited, by the Promise the script started with (one it
+// swaps in or changes does not count); a value the check cannot answer for is awaited.
+const P = Promise;
+const hasInstance = Function.prototype[Symbol.hasInstance];
+const apply = Reflect.apply;
+return (v) => {
+  try {
+    return apply(hasInstance, P, [v]);
+  } catch {
+    return true;
+  }
+};
 `;
 
 /** $0 is the completion value. Returns its JSON text, undefined for undefined, null when it has none. */

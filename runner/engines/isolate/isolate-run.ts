@@ -2,26 +2,58 @@
 // require, no process, no fetch, no timers). A wall-clock watchdog disposes the isolate at the
 // deadline, which also stops async work that escapes isolated-vm's own `timeout` (isolated-vm
 // issues #108, #266). Runs inside an isolate thread (isolate-thread.ts).
+//
+// The script's synchronous part runs on this thread (runSync), not through isolated-vm's thread
+// pool and back: that round trip costs ~0.1 ms a run, more on a busy machine. It blocks the
+// thread (its other runs, a cancel) for at most a slice, so past its slice the attempt is
+// stopped and thrown away whole, and the run starts again from the start in a fresh isolate,
+// asynchronously. Nothing of a thrown-away attempt is seen outside its isolate: its output is
+// held back (HeldListener), its tool calls are queued to this thread, which is busy until the
+// attempt ends, and find no bridge then.
 import type ivm from 'isolated-vm';
 import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { OutputCollector, type OutputListener } from '../output-collector.ts';
+import { HeldListener } from './held-listener.ts';
 import { RESULT_TO_JSON } from './isolate-prelude.ts';
 import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
 type Ending = 'timed_out' | 'cancelled';
 
+export interface RunOptions {
+  /** When the run started: an attempt started again keeps the run's start and deadline. */
+  startedAt: number;
+  /** Longest the script's synchronous part may hold this thread before the attempt is thrown away (0: never runs it here). */
+  syncSliceMs: number;
+  /** CPU time of a thrown-away attempt of this run, counted in its usage. */
+  priorCpuMs?: number;
+}
+
+/** The attempt outlasted its slice and was thrown away; the run is to start again without one. */
+export interface SliceExpired {
+  sliceExpired: true;
+  cpuMs: number;
+}
+
+/** Thrown inside runInIsolate when the slice ends, caught there. */
+const SLICE_ENDED = new Error('the synchronous slice ended');
+
 export async function runInIsolate(
   job: ExecutionJob,
   signal: AbortSignal,
   prepared: PreparedIsolate,
+  opts: RunOptions,
   tool?: ToolCall,
   output?: OutputListener,
-): Promise<EngineResult> {
+): Promise<EngineResult | SliceExpired> {
   const { timeoutMs, memoryMb, outputBytes } = job.limits;
-  const out = new OutputCollector(outputBytes, output);
-  const startedAt = performance.now();
+  const { startedAt, syncSliceMs, priorCpuMs = 0 } = opts;
   const deadline = startedAt + timeoutMs;
+  // Sliced: the synchronous part may be stopped at its slice and the attempt thrown away. When
+  // less than a slice is left, the deadline ends it instead, and the attempt is final.
+  const sliced = syncSliceMs > 0 && deadline - performance.now() > syncSliceMs;
+  const held = sliced && output ? new HeldListener(output) : undefined;
+  const out = new OutputCollector(outputBytes, held ?? output);
   const { isolate, context, sink } = prepared;
   sink.out = out;
   sink.tool = tool;
@@ -46,7 +78,7 @@ export async function runInIsolate(
     sampleCpu();
     isolate.dispose();
   };
-  const watchdog = setTimeout(() => end('timed_out'), timeoutMs);
+  const watchdog = setTimeout(() => end('timed_out'), Math.max(0, deadline - performance.now()));
   const onAbort = () => end('cancelled');
   if (signal.aborted) onAbort();
   else signal.addEventListener('abort', onAbort, { once: true });
@@ -59,7 +91,7 @@ export async function runInIsolate(
       truncated: out.truncated,
       usage: {
         // After a memory-limit disposal V8's counters are gone; wall time bounds CPU time then.
-        cpuMs: cpuNs > 0n ? Number(cpuNs - cpuBefore) / 1e6 : wallMs,
+        cpuMs: priorCpuMs + (cpuNs > 0n ? Number(cpuNs - cpuBefore) / 1e6 : wallMs),
         wallMs,
         memoryBytes: partial.status === 'memory_exceeded' ? Math.max(memoryBytes, memoryMb * 1024 * 1024) : memoryBytes,
       },
@@ -82,7 +114,11 @@ export async function runInIsolate(
 
     const remaining = () => Math.max(1, Math.floor(deadline - performance.now()));
     // `reference` keeps the completion value inside the isolate; `promise` awaits an async one.
-    const value = await script.run(context, { timeout: remaining(), promise: true, reference: true });
+    const value =
+      syncSliceMs > 0
+        ? await runHere(script, prepared, sliced ? syncSliceMs : remaining(), sliced, remaining)
+        : await script.run(context, { timeout: remaining(), promise: true, reference: true });
+    held?.release(); // the attempt counts from here on
     // Sync as well: the completion value's getters may run, bounded by the same deadline.
     const json = context.evalClosureSync(RESULT_TO_JSON, [value.derefInto()], {
       timeout: remaining(),
@@ -104,6 +140,13 @@ export async function runInIsolate(
     }
     return finish({ status: 'succeeded', exitCode: 0, ...(result !== undefined && { result }) });
   } catch (e) {
+    if (e === SLICE_ENDED && !ending && !isolate.isDisposed) {
+      // Thrown away: its queued tool calls find no bridge, its held output is dropped.
+      sink.tool = undefined;
+      sampleCpu();
+      isolate.dispose();
+      return { sliceExpired: true, cpuMs: priorCpuMs + Number(cpuNs - cpuBefore) / 1e6 };
+    }
     if (!ending && !isolate.isDisposed) {
       sampleCpu(); // the script has stopped (exception or its own timeout): the isolate is idle
       sampleHeap();
@@ -112,7 +155,7 @@ export async function runInIsolate(
       return finish({ status: 'cancelled', exitCode: null, error: resultError('cancelled') });
     }
     const message = errorMessage(e);
-    if (ending === 'timed_out' || /execution timed out/i.test(message)) {
+    if (ending === 'timed_out' || isTimeout(e)) {
       return finish({
         status: 'timed_out',
         exitCode: null,
@@ -133,11 +176,43 @@ export async function runInIsolate(
     clearTimeout(watchdog);
     signal.removeEventListener('abort', onAbort);
     sink.out = undefined;
+    sink.tool = undefined; // a call queued by the script after its end reaches nothing here either
     // The script has returned and nothing can schedule more work (no timers, no I/O): the
     // isolate is idle, so its disposal can wait until the result is on its way.
     if (!isolate.isDisposed) setImmediate(() => isolate.isDisposed || isolate.dispose());
   }
 }
+
+/**
+ * The script on this thread for at most `timeoutMs`; a completion value that is a promise is then
+ * awaited asynchronously (the thread is free while it waits for tool calls). A timeout that ends
+ * a slice, not the run's deadline, throws SLICE_ENDED.
+ */
+async function runHere(
+  script: ivm.Script,
+  { context, isPromise }: PreparedIsolate,
+  timeoutMs: number,
+  sliced: boolean,
+  remaining: () => number,
+): Promise<ivm.Reference> {
+  const ends = performance.now() + timeoutMs;
+  let value: ivm.Reference;
+  try {
+    value = script.runSync(context, { timeout: timeoutMs, reference: true });
+    // The check may run the script's code (a Proxy's traps): it is inside the slice as well.
+    const left = Math.max(1, Math.floor(ends - performance.now()));
+    if (value.typeof !== 'object' || isPromise.applySync(undefined, [value.derefInto()], { timeout: left }) !== true)
+      return value;
+  } catch (e) {
+    throw sliced && isTimeout(e) ? SLICE_ENDED : e;
+  }
+  return context.evalClosure('return $0', [value.derefInto()], {
+    timeout: remaining(),
+    result: { promise: true, reference: true },
+  });
+}
+
+const isTimeout = (e: unknown) => /execution timed out/i.test(errorMessage(e));
 
 /** The user's stack frames only: frames past the isolate boundary are the host's and stay private. */
 function userStack(e: unknown, message: string): string {

@@ -10,7 +10,7 @@ import type { FromThread, ThreadOptions, ToThread } from './thread-protocol.ts';
 import { WarmIsolates } from './warm-isolates.ts';
 
 const port = parentPort!;
-const { warm, lowPriorityRefill } = workerData as ThreadOptions;
+const { warm, lowPriorityRefill, syncSliceMs } = workerData as ThreadOptions;
 const send = (m: FromThread) => port.postMessage(m);
 const onCatastrophicError = (message: string) => send({ type: 'catastrophic', message });
 const priority = threadPriority(lowPriorityRefill);
@@ -46,7 +46,20 @@ async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise
           truncated: () => send({ type: 'truncated', id }),
         }
       : undefined;
-    const result = await runInIsolate(msg.job, controller.signal, pool.take(memoryMb, msg.warm), callTool(id), output);
+    const startedAt = performance.now();
+    const attempt = (syncSliceMs: number, priorCpuMs?: number) =>
+      runInIsolate(
+        msg.job,
+        controller.signal,
+        pool.take(memoryMb, msg.warm),
+        { startedAt, syncSliceMs, priorCpuMs },
+        callTool(id),
+        output,
+      );
+    let result = await attempt(syncSliceMs);
+    // Its synchronous part outlasted the slice: from the start, in a fresh isolate, asynchronously.
+    if ('sliceExpired' in result) result = await attempt(0, result.cpuMs);
+    if ('sliceExpired' in result) throw new Error('an attempt without a slice cannot outlast one');
     send({ type: 'result', id, result });
   } catch (e) {
     send({ type: 'fault', id, message: (e as Error).message });

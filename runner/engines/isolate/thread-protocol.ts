@@ -21,4 +21,6 @@ export interface ThreadOptions {
   warm: number;
   /** Make isolates ahead of time at a low CPU priority, where the thread may raise it back. */
   lowPriorityRefill: boolean;
+  /** A run's synchronous part runs on the thread for at most this long, then starts again off it (0: never on it). */
+  syncSliceMs: number;
 }

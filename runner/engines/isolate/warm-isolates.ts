@@ -16,6 +16,8 @@ export interface PreparedIsolate {
   context: ivm.Context;
   /** Where the prelude's console writes and tools.call goes; set by the run that takes it. */
   sink: { out: OutputCollector | undefined; tool: ToolCall | undefined };
+  /** (value) → whether it is a promise to await; see the prelude. */
+  isPromise: ivm.Reference<(v: unknown) => boolean>;
 }
 
 /** Synchronous throughout (the refill below relies on it): nothing else runs on this thread meanwhile. */
@@ -34,8 +36,8 @@ export function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string
     );
     // No `timeout`: the prelude is our own code, and a timeout would start one of isolated-vm's
     // timer threads if none is idle, at this thread's priority, which is low during a refill.
-    context.evalClosureSync(PRELUDE, [write, tool]);
-    return { isolate, context, sink };
+    const isPromise = context.evalClosureSync(PRELUDE, [write, tool], { result: { reference: true } });
+    return { isolate, context, sink, isPromise };
   } catch (e) {
     isolate.dispose();
     throw e;
