@@ -108,12 +108,22 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     (Object.keys(deps.engines) as EngineName[]).map((e) => [e, createSlots(concurrency[e])]),
   ) as Partial<Record<EngineName, Slots>>;
 
-  /** Hands a run to its engine; `admitted` (a run started ahead of its admission's end) holds what leaves it. */
-  const launch = (data: ExecutionJob, profile: Profile, engine: Engine, admitted?: Promise<boolean>): Launched => {
+  /**
+   * Hands a run to its engine. A run started ahead of its admission's end: its tool calls wait
+   * for `gates.tools` (the admission's yes), its output for `gates.output` (that yes, and its
+   * request's audit record durable).
+   */
+  const launch = (
+    data: ExecutionJob,
+    profile: Profile,
+    engine: Engine,
+    gates?: { tools: Promise<boolean>; output: Promise<boolean> },
+  ): Launched => {
     const controller = new AbortController();
     inFlight.set(data.id, controller);
     const stream = deps.streams?.output(keys.execution.stream(data.id));
-    const output = stream && admitted ? heldOutput(stream, admitted) : stream;
+    const output = stream && gates ? heldOutput(stream, gates.output) : stream;
+    const admitted = gates?.tools;
     const engineStarted = performance.now();
     let engineMs = 0;
     const running = engine.run(data, profile, controller.signal, output, admitted).then((result) => {
@@ -136,7 +146,8 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
    * start → the engine → finish, for a job of either door (queue or this process's API side).
    * `engineDone` is called once the engine has let go of the run (its slot may serve the next run
    * while this one's end is written), or not at all when it never reached the engine. `early`:
-   * the run was handed to its engine ahead of its admission's end (HereClaim.begin).
+   * the run was handed to its engine ahead of its admission's end (HereClaim.begin). `shown`: its
+   * request's audit record is still being made durable (see finish).
    */
   const runAdmitted = async (
     data: ExecutionJob,
@@ -145,6 +156,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     createdRunning: boolean,
     engineDone: () => void,
     early?: Launched,
+    shown?: Promise<boolean>,
   ): Promise<'held' | 'skip' | { record?: Execution }> => {
     let start: Awaited<ReturnType<typeof executions.start>> | undefined;
     try {
@@ -189,7 +201,7 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
     }
     holding.add(data.id);
     try {
-      const record = await executions.finish(data, profile, result, stopRetrying.signal, endedAt);
+      const record = await executions.finish(data, profile, result, stopRetrying.signal, endedAt, shown);
       metrics.observe(profile.name, result.status, result.usage.wallMs, result.usage.cpuMs);
       return record ? { record } : {};
     } finally {
@@ -258,21 +270,22 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
       },
     );
     const unlist = () => void listed.then((ok) => (ok ? local.remove(data.id) : undefined)).catch(() => {});
-    let admit: (yes: boolean) => void = () => {};
-    const admitted = new Promise<boolean>((resolve) => {
-      admit = resolve;
-    });
+    const tools = Promise.withResolvers<boolean>();
+    const output = Promise.withResolvers<boolean>();
     let early: Launched | undefined;
     let claimed = true;
+    const startsEarly = engine.sealed === true && config.SANDGATE_ISOLATE_EARLY_START;
     return {
+      startsEarly,
       begin() {
-        if (claimed && !early && engine.sealed && config.SANDGATE_ISOLATE_EARLY_START)
-          early = launch(data, profile, engine, admitted);
+        if (claimed && !early && startsEarly)
+          early = launch(data, profile, engine, { tools: tools.promise, output: output.promise });
       },
       release() {
         if (!claimed) return;
         claimed = false;
-        admit(false);
+        tools.resolve(false);
+        output.resolve(false);
         const done = () => {
           engineSlots.give();
           unlist();
@@ -280,12 +293,18 @@ export async function buildWorker(deps: WorkerDeps): Promise<RunnerHandle> {
         if (early) void drop(data.id, early).finally(done);
         else done();
       },
-      run() {
+      run(shown) {
         if (!claimed) throw new Error(`the slot of ${data.id} was given back`);
         claimed = false;
-        admit(true);
+        tools.resolve(true);
+        if (shown) {
+          void shown.then((yes) => {
+            output.resolve(yes);
+            if (!yes) early?.controller.abort(new Error('not admitted'));
+          });
+        } else output.resolve(true);
         const give = once(() => engineSlots.give());
-        const run = runAdmitted(data, profile, engine, true, give, early)
+        const run = runAdmitted(data, profile, engine, true, give, early, shown)
           .then((ran) => {
             unlist();
             return typeof ran === 'object' ? ran.record : undefined;

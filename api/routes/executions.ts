@@ -140,14 +140,28 @@ export const executionRoutes: FastifyPluginAsyncZod<ExecutionRouteDeps> = async 
           throw e;
         });
       const { id } = admitted;
-      await once.settle(id);
-      if (!waiter) return reply.code(202).send({ id, status: 'queued' as const });
+      // Nothing is answered, and the key is not bound, before the request's audit record is
+      // durable (a run taken here may be admitted while it is written); if it cannot be, the
+      // admission is undone and this is a 503, and the key is free for the retry.
+      const bound = admitted.durable.then(
+        () => once.settle(id),
+        async (e: unknown) => {
+          await once.release();
+          throw e;
+        },
+      );
+      bound.catch(() => {}); // awaited before any answer below
+      if (!waiter) {
+        await bound;
+        return reply.code(202).send({ id, status: 'queued' as const });
+      }
       const w = waiter;
       request.raw.once('close', () => w.cancel());
       const queuedAt = performance.now();
       // Run here: its record comes back with its end (read in the same round trip as the move),
       // within the same deadline as the waiter's (a result held through a Redis blip is not).
       const ran = admitted.ran && (await within(admitted.ran, admitted.limits.timeoutMs + deps.waitGraceMs));
+      await bound;
       if (ran && ran !== LATE && isFinal(ran.status)) {
         w.cancel();
         deps.stages?.observe('wait', performance.now() - queuedAt);

@@ -74,6 +74,8 @@ export interface ExecutionLifecycleDeps {
 
 /** A slot of this process's runner, held for one admitted run (runs here). */
 export interface HereClaim {
+  /** begin() starts the run at once (a sealed engine, and early starts on). */
+  readonly startsEarly: boolean;
   /**
    * Its request is sequenced in the audit log: a sealed engine (one whose runs reach nothing
    * outside it but through held tool calls) starts the run now, beside that record's write and
@@ -81,8 +83,13 @@ export interface HereClaim {
    * `run` (its admission said yes); `release` stops it and drops it whole.
    */
   begin(): void;
-  /** Its record was created running: runs it now; the record once it has ended, if it could be read. */
-  run(): Promise<Execution | undefined>;
+  /**
+   * Its record was created running: runs it now; the record once it has ended, if it could be
+   * read. `shown`: its request's audit record is not durable yet; the run's output and its end
+   * wait for it, and if it says no, the run is stopped and nothing of it is kept (the admission
+   * takes its record back).
+   */
+  run(shown?: Promise<boolean>): Promise<Execution | undefined>;
   /** It will not run here (refused, revoked, held, failed): the slot and its listing go back. Idempotent. */
   release(): void;
 }
@@ -117,6 +124,12 @@ export interface Admitted {
   auditId: string;
   /** Taken by this process's runner (`here`): its record once it has ended, if it could be read. */
   ran?: Promise<Execution | undefined>;
+  /**
+   * Resolves once the request's audit record is durable; nothing about the run may be answered
+   * before (a run started here may be admitted while that record is still being written; see
+   * admitAs). Rejects, the admission undone, if it cannot be made durable.
+   */
+  durable: Promise<void>;
 }
 
 export interface AdmitOptions {
@@ -150,7 +163,9 @@ export interface ExecutionLifecycle {
   started(job: ExecutionJob, profile: Profile): void;
   /**
    * The run has ended (at `endedAt`, its record's `finishedAt`; now if not given): price, audit,
-   * record and settle it; the record as GET shows it then, if it could be read.
+   * record and settle it; the record as GET shows it then, if it could be read. `shown`: its
+   * request's audit record was still being written when it was admitted (HereClaim.run); its end
+   * is sequenced (so that one write takes both) and kept only if that record became durable.
    */
   finish(
     job: ExecutionJob,
@@ -158,6 +173,7 @@ export interface ExecutionLifecycle {
     result: EngineResult,
     stopRetrying?: AbortSignal,
     endedAt?: Date,
+    shown?: Promise<boolean>,
   ): Promise<Execution | undefined>;
   /** No sandbox could be started: nothing ran, failed and refunded. */
   unavailable(job: ExecutionJob, message: string): Promise<void>;
@@ -344,6 +360,12 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         const unsubscribe = opts.beforeRecord?.(id, limits);
         if (unsubscribe) undo.push(unsubscribe);
         const auditStarted = performance.now();
+        // A run started here at once, whose record is made running: its request's record need
+        // not be durable before the admission ends, only before anything of the run is seen (its
+        // output, its end; its tool calls' own records follow it in the chain, so theirs being
+        // durable makes it durable). So it is written lazily, and the run's end, or its first
+        // tool call, or LAZY_FLUSH_MS, writes it: a short run costs one durable write, not two.
+        const lazy = claim?.startsEarly === true;
         const requested = audit.begin(
           'execution.requested',
           { agentId: agent.id, principalId: principal.id, taskId, subject: id },
@@ -362,6 +384,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             decision: { allowed: true, policies: decision.policies },
             budget: { reserved: worstCase },
           },
+          lazy ? { lazy: true } : undefined,
         );
         if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
         const auditId = requested.id!;
@@ -375,20 +398,24 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           createdAt: new Date().toISOString(),
           auditId,
         };
+        const durable = requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted));
+        durable.catch(() => {}); // lazy: awaited below, or by the caller (Admitted.durable)
         const [audited, created] = await Promise.allSettled([
-          requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted)),
+          lazy ? undefined : durable,
           timed(stages, 'record', () =>
             claim ? store.createRunning(meta) : store.create(meta).then((ok) => (ok ? 'queued' : 'revoked')),
           ),
         ]);
         // Taken back if anything below fails: gone if its audit record is not durable, else
         // final as rejected (the log has its request; its end is the refusal).
+        const rejected = () =>
+          store.finish(id, 'rejected', { error: resultError('dependency_unavailable', 'the job could not be queued') });
         const takeBack = (): Promise<unknown> =>
-          audited.status === 'rejected'
-            ? store.discard(meta)
-            : store.finish(id, 'rejected', {
-                error: resultError('dependency_unavailable', 'the job could not be queued'),
-              });
+          lazy
+            ? durable.then(rejected, () => store.discard(meta))
+            : audited.status === 'rejected'
+              ? store.discard(meta)
+              : rejected();
         if (created.status === 'fulfilled' && created.value !== 'revoked') undo.push(takeBack);
         else if (created.status === 'rejected') {
           // Unanswered is not refused: Redis may have made the record before the connection
@@ -406,14 +433,32 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         if (created.value === 'revoked') throw new SandgateError('agent_revoked', 'this agent has been revoked');
 
         // 8. Created running: this process's runner runs it now. Otherwise (no free slot here, or
-        // held: its agent suspended or its task paused) onto the queue, where it waits.
+        // held: its agent suspended or its task paused) onto the queue, where it waits; a queued
+        // job is an effect (any runner may take it), so its request is durable first.
+        const admitted = () => hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
         if (created.value !== 'started') {
           claim?.release();
+          if (lazy) await durable;
           await timed(stages, 'enqueue', () => deps.enqueue!(profile.engine, job));
+        } else if (lazy) {
+          // Run now; if the request cannot be made durable, the run is stopped with nothing of it
+          // kept (run's `shown`) and this admission is undone as if it had failed here. The
+          // stack is still this admission's (withUndo leaves it on success).
+          const shown = durable.then(
+            () => {
+              admitted();
+              return true;
+            },
+            async () => {
+              await undo.run();
+              return false;
+            },
+          );
+          return { id, limits, auditId, ran: claim!.run(shown), durable };
         }
-        hooks.emit({ type: 'admitted', attempt, auditId, status: 'queued' });
+        admitted();
         const ran = created.value === 'started' ? claim?.run() : undefined;
-        return { id, limits, auditId, ...(ran && { ran }) };
+        return { id, limits, auditId, ...(ran && { ran }), durable };
       });
     } catch (e) {
       // A refusal made on the copy read last waits for the agent read again: its own refusal
@@ -503,7 +548,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       });
     },
 
-    async finish(job, profile, result, stopRetrying, endedAt = new Date()) {
+    async finish(job, profile, result, stopRetrying, endedAt = new Date(), shown) {
       const usage = {
         ...result.usage,
         measured: result.usage.measured ?? true,
@@ -534,6 +579,9 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         logger.error({ err: e.message, id: job.id }, 'the end of a run could not be audited');
         return undefined;
       });
+      // Not admitted after all (its request could not be made durable, so neither can this, which
+      // follows it): nothing of its end is kept; the admission has taken its record back.
+      if (shown && !(await shown)) return undefined;
       const outcome = {
         ...(ended.id && { auditId: ended.id }),
         exitCode,

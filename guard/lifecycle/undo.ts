@@ -22,7 +22,11 @@ export function createUndo(): Undo {
   };
 }
 
-/** Runs `admit` with an undo stack; on any failure the stack is unwound, then the error rethrown. */
+/**
+ * Runs `admit` with an undo stack; on any failure the stack is unwound, then the error rethrown.
+ * On success the stack is left as it is: an admission that ends after `admit` returns (a run
+ * admitted while its request is still being made durable) may still unwind it.
+ */
 export async function withUndo<T>(admit: (undo: Undo) => Promise<T>): Promise<T> {
   const undo = createUndo();
   try {
