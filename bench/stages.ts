@@ -75,6 +75,6 @@ export function printStageTable(before: Snapshot, after: Snapshot, title: string
   }
   console.log(`\nsum of the means, without 'wait' (which holds the runner's stages): ${fmt(total, 3)} ms`);
   console.log(
-    "(some stages overlap: checks with budget; audit with record; and a run taken here is in 'sandbox' and 'code' while its 'audit' and 'record' go on)",
+    "(some stages overlap: checks with budget; audit with record; a run taken here is in 'sandbox' and 'code' while its 'record' goes on, and its request's audit record is written with its end, in 'result', so it has no 'audit')",
   );
 }

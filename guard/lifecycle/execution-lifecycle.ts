@@ -398,7 +398,11 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           createdAt: new Date().toISOString(),
           auditId,
         };
-        const durable = requested.durable.then(() => stages.observe('audit', performance.now() - auditStarted));
+        // The 'audit' stage is the wait for it; a lazy one is not waited on (its write is the
+        // run's end's, in 'result').
+        const durable = requested.durable.then(() => {
+          if (!lazy) stages.observe('audit', performance.now() - auditStarted);
+        });
         durable.catch(() => {}); // lazy: awaited below, or by the caller (Admitted.durable)
         const [audited, created] = await Promise.allSettled([
           lazy ? undefined : durable,
