@@ -1,6 +1,8 @@
 // A job as a runner hands it to an engine, for tests that drive an engine directly.
 import type { ExecutionJob } from '../../contract/execution.ts';
 import type { Profile } from '../../contract/profile.ts';
+import { loadProfiles } from '../../guard/profiles.ts';
+import { createIsolateEngine, type IsolateEngineOptions } from '../../runner/engines/isolate/isolate-engine.ts';
 
 export function engineJob(profile: Profile, code: string, limits: Partial<ExecutionJob['limits']> = {}): ExecutionJob {
   return {
@@ -14,4 +16,22 @@ export function engineJob(profile: Profile, code: string, limits: Partial<Execut
     files: [],
     limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 4096, ...limits },
   };
+}
+
+/**
+ * An isolate engine on one thread whose tools answer 'answered' and are logged in `calls`
+ * ([name, args] each), with the shipped js profile.
+ */
+export async function isolateWithToolLog(opts: Omit<IsolateEngineOptions, 'threads' | 'tools'> = {}) {
+  const profile = (await loadProfiles('sandbox-profiles')).get('js')!;
+  const calls: unknown[] = [];
+  const engine = createIsolateEngine({
+    ...opts,
+    threads: 1,
+    tools: async (_job, name, args) => {
+      calls.push([name, args]);
+      return 'answered';
+    },
+  });
+  return { engine, profile, calls };
 }

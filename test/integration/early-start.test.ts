@@ -7,12 +7,10 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecutionJob } from '../../contract/execution.ts';
 import type { Profile } from '../../contract/profile.ts';
-import { loadProfiles } from '../../guard/profiles.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
-import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
 import { newWorkId, redisKeys } from '../../state/keys.ts';
 import { admissionDecision } from '../helpers/admission-decision.ts';
-import { engineJob } from '../helpers/engine-job.ts';
+import { engineJob, isolateWithToolLog } from '../helpers/engine-job.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
@@ -38,16 +36,9 @@ const hereJob = (agentId: string, code: string): ExecutionJob => ({
 describe('the isolate engine holds a run’s tool calls until its admission has ended', () => {
   let engine: Engine;
   let profile: Profile;
-  const calls: unknown[] = [];
+  let calls: unknown[];
   beforeAll(async () => {
-    profile = (await loadProfiles('sandbox-profiles')).get('js')!;
-    engine = createIsolateEngine({
-      threads: 1,
-      tools: async (_job, name, args) => {
-        calls.push([name, args]);
-        return 'answered';
-      },
-    });
+    ({ engine, profile, calls } = await isolateWithToolLog());
   });
   afterAll(() => engine.close());
 

@@ -4,11 +4,9 @@
 // thrown-away attempt may be seen: no output (returned or streamed), no tool call.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Profile } from '../../contract/profile.ts';
-import { loadProfiles } from '../../guard/profiles.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
-import { createIsolateEngine } from '../../runner/engines/isolate/isolate-engine.ts';
 import type { OutputListener } from '../../runner/engines/output-collector.ts';
-import { engineJob } from '../helpers/engine-job.ts';
+import { engineJob, isolateWithToolLog } from '../helpers/engine-job.ts';
 
 /** Spins the CPU for `ms` (Date.now: no timers in an isolate). */
 const spin = (ms: number) => `{ const t = Date.now(); while (Date.now() - t < ${ms}) {} }`;
@@ -16,17 +14,9 @@ const spin = (ms: number) => `{ const t = Date.now(); while (Date.now() - t < ${
 describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (syncSliceMs) => {
   let engine: Engine;
   let profile: Profile;
-  const calls: unknown[] = [];
+  let calls: unknown[];
   beforeAll(async () => {
-    profile = (await loadProfiles('sandbox-profiles')).get('js')!;
-    engine = createIsolateEngine({
-      threads: 1,
-      syncSliceMs,
-      tools: async (_job, name, args) => {
-        calls.push([name, args]);
-        return 'answered';
-      },
-    });
+    ({ engine, profile, calls } = await isolateWithToolLog({ syncSliceMs }));
   });
   afterAll(() => engine.close());
 
