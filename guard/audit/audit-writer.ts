@@ -100,21 +100,27 @@ export interface AuditWriterStats {
   archived: number;
 }
 
+export interface AppendOptions {
+  /** Written with the next batch, or within LAZY_FLUSH_MS (within this many ms when a number). */
+  lazy?: boolean | number;
+}
+
 export interface AuditWriter {
   readonly writerId: string;
   /**
    * Resolves once the record is durable; rejects with SandgateError 'dependency_unavailable' (503) if it cannot be.
    * `lazy` (a record nobody waits on before acting, such as a run's start): sequenced at once like
    * any other, but it starts no write of its own; it joins the next record's batch, or is
-   * written after LAZY_FLUSH_MS, so a run's start and end cost one durable write, not two.
+   * written after LAZY_FLUSH_MS (or after `lazy` ms when a number, if sooner), so a run's start
+   * and end cost one durable write, not two.
    */
-  append(input: AuditInput, opts?: { lazy?: boolean }): Promise<AuditRecord>;
+  append(input: AuditInput, opts?: AppendOptions): Promise<AuditRecord>;
   /**
    * append(), with the record's id at once: it is sequenced now (its id and place in the chain are
    * final), durable once `durable` resolves. For work that writes the id next to the record while
    * the record is being made durable, and acts only once both are done (never before `durable`).
    */
-  begin(input: AuditInput, opts?: { lazy?: boolean }): { id: string | undefined; durable: Promise<AuditRecord> };
+  begin(input: AuditInput, opts?: AppendOptions): { id: string | undefined; durable: Promise<AuditRecord> };
   /** Drains the queue, appends the signed closing checkpoint, seals the head file and closes the file. */
   close(): Promise<void>;
   /** The last durable record. */
@@ -390,14 +396,19 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     })();
   }
 
-  /** A lazy record is written with the next batch, or at the latest LAZY_FLUSH_MS from now. */
+  /** A lazy record is written with the next batch, or at the latest `withinMs` from now. */
   let lazyTimer: NodeJS.Timeout | null = null;
-  function scheduleLazy(): void {
-    if (lazyTimer || running) return; // a running flush loop takes it with whatever it writes next
+  let lazyDue = 0;
+  function scheduleLazy(withinMs: number): void {
+    if (running) return; // a running flush loop takes it with whatever it writes next
+    const due = performance.now() + withinMs;
+    if (lazyTimer && lazyDue <= due) return; // an earlier write is already due
+    if (lazyTimer) clearTimeout(lazyTimer);
+    lazyDue = due;
     lazyTimer = setTimeout(() => {
       lazyTimer = null;
       schedule();
-    }, LAZY_FLUSH_MS);
+    }, withinMs);
     lazyTimer.unref();
   }
 
@@ -407,7 +418,7 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
 
   const refused = (e: unknown) => ({ id: undefined, durable: Promise.reject(e) });
 
-  function begin(input: AuditInput, opts?: { lazy?: boolean }): ReturnType<AuditWriter['begin']> {
+  function begin(input: AuditInput, opts?: AppendOptions): ReturnType<AuditWriter['begin']> {
     if (failure) return refused(failure);
     if (closing) return refused(unavailable('audit writer is closed'));
     if (input.kind === CHECKPOINT_KIND)
@@ -440,7 +451,7 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
     const durable = new Promise<AuditRecord>((resolve, reject) => {
       queue.push({ record, line, segment: seg.index, resolve, reject });
       if (run && run.count >= everyRecords) cut(false); // the count rule: right after the last record it allows
-      if (opts?.lazy) scheduleLazy();
+      if (opts?.lazy) scheduleLazy(typeof opts.lazy === 'number' ? Math.min(opts.lazy, LAZY_FLUSH_MS) : LAZY_FLUSH_MS);
       else schedule();
       armTimer();
     });

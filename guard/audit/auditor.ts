@@ -2,7 +2,7 @@
 // resolves (audit before effect), or a 503 `audit_unavailable` so the caller does nothing.
 import type { AuditEventData, AuditEventKind, Capped } from '../../contract/audit-events.ts';
 import { SandgateError } from '../../contract/errors.ts';
-import type { AuditWriter } from './audit-writer.ts';
+import type { AppendOptions, AuditWriter } from './audit-writer.ts';
 import { sha256Hex } from './canonical.ts';
 
 export interface AuditContext {
@@ -16,13 +16,14 @@ export interface AuditContext {
 export interface Auditor {
   /**
    * Appends one record of a kind of the vocabulary and resolves with its id once it is on disk.
-   * `lazy`: nobody waits on it, so it rides with the next record's write (see AuditWriter.append).
+   * `lazy`: nobody waits on it, so it rides with the next record's write (see AuditWriter.append;
+   * a number bounds the wait, in ms).
    */
   record<K extends AuditEventKind>(
     kind: K,
     ctx: AuditContext,
     data: AuditEventData[K],
-    opts?: { lazy?: boolean },
+    opts?: AppendOptions,
   ): Promise<string>;
   /**
    * record(), with the id at once (sequenced now, durable once `durable` resolves; undefined when
@@ -32,7 +33,7 @@ export interface Auditor {
     kind: K,
     ctx: AuditContext,
     data: AuditEventData[K],
-    opts?: { lazy?: boolean },
+    opts?: AppendOptions,
   ): { id: string | undefined; durable: Promise<string> };
 }
 

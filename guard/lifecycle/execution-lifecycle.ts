@@ -72,6 +72,13 @@ export interface ExecutionLifecycleDeps {
   stopRetrying?: AbortSignal;
 }
 
+/**
+ * The longest a run taken here waits for its request's audit record to be written with its end:
+ * longer runs have it written on its own then, so the log shows them (and a process killed
+ * meanwhile leaves a record without its request) within a few ms. Most runs end sooner.
+ */
+export const LAZY_REQUEST_MS = 5;
+
 /** A slot of this process's runner, held for one admitted run (runs here). */
 export interface HereClaim {
   /** begin() starts the run at once (a sealed engine, and early starts on). */
@@ -364,7 +371,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
         // not be durable before the admission ends, only before anything of the run is seen (its
         // output, its end; its tool calls' own records follow it in the chain, so theirs being
         // durable makes it durable). So it is written lazily, and the run's end, or its first
-        // tool call, or LAZY_FLUSH_MS, writes it: a short run costs one durable write, not two.
+        // tool call, or LAZY_REQUEST_MS, writes it: a short run costs one durable write, not two.
         const lazy = claim?.startsEarly === true;
         const requested = audit.begin(
           'execution.requested',
@@ -384,7 +391,7 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             decision: { allowed: true, policies: decision.policies },
             budget: { reserved: worstCase },
           },
-          lazy ? { lazy: true } : undefined,
+          lazy ? { lazy: LAZY_REQUEST_MS } : undefined,
         );
         if (!requested.id) await requested.durable; // refused outright: 503 before anything is made
         const auditId = requested.id!;

@@ -3,6 +3,7 @@ import type { ExecutionJob } from '../../contract/execution.ts';
 import type { Profile } from '../../contract/profile.ts';
 import { loadProfiles } from '../../guard/profiles.ts';
 import { createIsolateEngine, type IsolateEngineOptions } from '../../runner/engines/isolate/isolate-engine.ts';
+import { newWorkId } from '../../state/keys.ts';
 
 export function engineJob(profile: Profile, code: string, limits: Partial<ExecutionJob['limits']> = {}): ExecutionJob {
   return {
@@ -35,3 +36,16 @@ export async function isolateWithToolLog(opts: Omit<IsolateEngineOptions, 'threa
   });
   return { engine, profile, calls };
 }
+
+/** A js job as an admission hands it to this process's runner (claimHere). */
+export const hereJob = (agentId: string, code: string): ExecutionJob => ({
+  id: newWorkId('ex', agentId),
+  agentId,
+  taskId: null,
+  profile: 'js',
+  language: 'javascript',
+  code,
+  stdin: '',
+  files: [],
+  limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 65536 },
+});

@@ -5,12 +5,11 @@
 // admitted is stopped and dropped whole, its slot given back.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExecutionJob } from '../../contract/execution.ts';
 import type { Profile } from '../../contract/profile.ts';
 import type { Engine } from '../../runner/engines/engine.ts';
-import { newWorkId, redisKeys } from '../../state/keys.ts';
+import { redisKeys } from '../../state/keys.ts';
 import { admissionDecision } from '../helpers/admission-decision.ts';
-import { engineJob, isolateWithToolLog } from '../helpers/engine-job.ts';
+import { engineJob, hereJob, isolateWithToolLog } from '../helpers/engine-job.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
@@ -19,19 +18,6 @@ const callingCode = `(async () => {
   console.log('before the call');
   try { return await tools.call('probe', { n: 1 }); } catch (e) { return 'refused: ' + e.code; }
 })()`;
-
-/** A js job as an admission hands it to this process's runner (claimHere). */
-const hereJob = (agentId: string, code: string): ExecutionJob => ({
-  id: newWorkId('ex', agentId),
-  agentId,
-  taskId: null,
-  profile: 'js',
-  language: 'javascript',
-  code,
-  stdin: '',
-  files: [],
-  limits: { timeoutMs: 5000, memoryMb: 64, outputBytes: 65536 },
-});
 
 describe('the isolate engine holds a run’s tool calls until its admission has ended', () => {
   let engine: Engine;

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeys } from '../../state/keys.ts';
+import { hereJob } from '../helpers/engine-job.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
 import { freePort } from '../helpers/processes.ts';
 import { dropPrefix, REDIS_URL, startSandgate, type TestSandgate, testEnv } from '../helpers/sandgate.ts';
@@ -74,33 +75,25 @@ describe('a run taken here, its request written with its end', { timeout: 60_000
     }
   });
 
-  it('its output reaches its event stream only once its request is durable', async () => {
-    const { id: agentId, auth } = await sg.agent();
+  it('its output reaches its event stream only once its request is durable, and none of it if that fails', async () => {
+    const { id: agentId } = await sg.agent();
     const keys = redisKeys(sg.config.SANDGATE_PREFIX);
-    const answered = sg.app!.inject({
-      method: 'POST',
-      url: '/v1/executions?wait=true',
-      headers: auth,
-      payload: {
-        profile: 'js',
-        code: `console.log('early'); { const t = Date.now(); while (Date.now() - t < 400) {} } 1`,
-      },
-    });
-    // Watch the stream from the moment the record exists; at the first chunk, look at the disk.
-    let id: string | undefined;
-    let requestOnDiskAtFirstChunk: boolean | undefined;
-    for (let i = 0; i < 2000 && requestOnDiskAtFirstChunk === undefined; i++) {
-      id ??= (await redis.smembers(keys.agent.executions(agentId)))[0];
-      if (id) {
-        const events = (await redis.xrange(keys.execution.stream(id), '-', '+')) as Array<[string, string[]]>;
-        if (events.some(([, f]) => f[1] === 'chunk')) {
-          requestOnDiskAtFirstChunk = kindsOf(await onDisk(auditDir()), id).includes('execution.requested');
-        }
-      }
-      await new Promise((r) => setTimeout(r, 1));
-    }
-    expect((await answered).statusCode).toBe(200);
-    expect(requestOnDiskAtFirstChunk).toBe(true);
+    // As admission hands it over (HereClaim): begun at once, run with the request's write pending.
+    const job = hereJob(agentId, `console.log('early'); for (;;) {}`);
+    const claim = await sg.runner!.claimHere(job);
+    expect(claim?.startsEarly).toBe(true);
+    claim!.begin();
+    const durable = Promise.withResolvers<boolean>();
+    const ran = claim!.run(durable.promise);
+    await new Promise((r) => setTimeout(r, 300)); // the code has long written its line
+    expect(await redis.xlen(keys.execution.stream(job.id))).toBe(0);
+    expect(sg.runner!.inFlight()).toBe(1);
+    const said = performance.now();
+    durable.resolve(false); // the request could not be written
+    expect(await ran).toBeUndefined();
+    expect(performance.now() - said).toBeLessThan(2500); // stopped, not left to its 5 s timeout
+    expect(await redis.xlen(keys.execution.stream(job.id))).toBe(0);
+    expect(sg.runner!.inFlight()).toBe(0); // stopped, its slot back
   });
 });
 

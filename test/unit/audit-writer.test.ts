@@ -50,6 +50,27 @@ describe('audit writer', () => {
     expect(await verifyAuditDir(dir, { publicKeys: [signer.publicKey] })).toMatchObject({ ok: true, records: 4 }); // and the closing checkpoint
   });
 
+  it('a lazy record with a bound of its own is written within it, whatever the bounds of the others queued', async () => {
+    const dir = await tmp();
+    const w = await createAuditWriter({ dir, writerId: 'lazy-bound', signer });
+    const syncsBefore = w.stats().syncs;
+    // Well within LAZY_FLUSH_MS (25 ms): had the 3 ms bound been put off to it, nothing would be on disk yet.
+    const onDiskSoon = async () => {
+      await sleep(15);
+      return (await records(dir, 'lazy-bound')).length;
+    };
+    // A longer bound queued after a short one does not put the write off…
+    void w.append({ kind: 'run.started', subject: 'ex_1', data: { profile: 'js' } }, { lazy: 3 });
+    void w.append({ kind: 'run.started', subject: 'ex_2', data: { profile: 'js' } }, { lazy: true });
+    expect(await onDiskSoon()).toBe(2);
+    // …and a short one queued after a longer one brings it forward.
+    void w.append({ kind: 'run.started', subject: 'ex_3', data: { profile: 'js' } }, { lazy: true });
+    void w.append({ kind: 'run.started', subject: 'ex_4', data: { profile: 'js' } }, { lazy: 3 });
+    expect(await onDiskSoon()).toBe(4);
+    expect(w.stats().syncs - syncsBefore).toBe(2); // one write each time
+    await w.close();
+  });
+
   it('opens every chain segment O_DSYNC, so a write that returned is on the disk (no separate sync)', async () => {
     const dir = await tmp();
     const w = await createAuditWriter({ dir, writerId: 'dsync', signer, segmentMaxBytes: 2048 });
