@@ -8,6 +8,7 @@ import type { ProfileSet } from '../guard/profiles.ts';
 import { createDockerEngine, type DockerEngine } from '../runner/engines/docker/docker-engine.ts';
 import type { Engine } from '../runner/engines/engine.ts';
 import { createIsolateEngine, type ToolBridge } from '../runner/engines/isolate/isolate-engine.ts';
+import type { RunMetrics } from '../runner/run-metrics.ts';
 import { createRedisClient, type RedisClient } from '../state/redis-client.ts';
 import type { RunnerRegistry } from '../state/runners.ts';
 
@@ -41,6 +42,7 @@ export function makeEngines(
   profiles: ProfileSet,
   runners: RunnerRegistry,
   tools: ToolBridge,
+  metrics: RunMetrics,
 ): LocalEngines {
   const list = [...profiles.values()];
   const engines: LocalEngines = {};
@@ -49,6 +51,7 @@ export function makeEngines(
       warm: config.SANDGATE_ISOLATE_WARM,
       lowPriorityRefill: config.SANDGATE_ISOLATE_LOW_PRIORITY_REFILL,
       syncSliceMs: config.SANDGATE_ISOLATE_SYNC_SLICE_MS,
+      onRestarted: () => metrics.restarted(),
       onCatastrophicError: (message) => {
         logger.fatal({ message }, 'isolated-vm lost control of an isolate; aborting the runner');
         process.abort();

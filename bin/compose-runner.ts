@@ -59,7 +59,8 @@ export async function composeRunnerSide(
     actions: core.actions,
     events: actionEvents,
   });
-  core.local.engines = makeEngines(config, log, core.profiles, runners, bridge);
+  const metrics = createRunMetrics(registry);
+  core.local.engines = makeEngines(config, log, core.profiles, runners, bridge, metrics);
   // A first answer from Docker before the process says it started (bounded: a missing engine
   // must not delay the start of js runs).
   await core.local.engines.docker?.health.ready(1500);
@@ -70,7 +71,7 @@ export async function composeRunnerSide(
     executions: core.executions,
     profiles: core.profiles,
     engines: core.local.engines,
-    metrics: createRunMetrics(registry),
+    metrics,
     stages: core.stages,
     logger: log.child({ part: 'runner' }),
     streams: core.streams,

@@ -3,6 +3,8 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 
 export interface RunMetrics {
   observe(profile: string, status: string, wallMs: number, cpuMs: number): void;
+  /** A js run's first attempt outlasted its synchronous slice; the run started again (SANDGATE_ISOLATE_SYNC_SLICE_MS). */
+  restarted(): void;
 }
 
 export function createRunMetrics(registry: Registry): RunMetrics {
@@ -26,7 +28,13 @@ export function createRunMetrics(registry: Registry): RunMetrics {
     buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60],
     registers: [registry],
   });
+  const restarts = new Counter({
+    name: 'sandgate_isolate_slice_restarts_total',
+    help: 'js runs whose synchronous part outlasted its slice on the isolate thread and that started again off it',
+    registers: [registry],
+  });
   return {
+    restarted: () => restarts.inc(),
     observe(profile, status, wallMs, cpuMs) {
       runs.inc({ profile, status });
       wall.observe({ profile, status }, wallMs / 1000);

@@ -15,8 +15,9 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
   let engine: Engine;
   let profile: Profile;
   let calls: unknown[];
+  let restarts = 0;
   beforeAll(async () => {
-    ({ engine, profile, calls } = await isolateWithToolLog({ syncSliceMs }));
+    ({ engine, profile, calls } = await isolateWithToolLog({ syncSliceMs, onRestarted: () => restarts++ }));
   });
   afterAll(() => engine.close());
 
@@ -25,6 +26,7 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
 
   it('a run that outlasts the slice gives its output, streamed output and tool call once each', async () => {
     calls.length = 0;
+    const restartsBefore = restarts;
     const streamed: string[] = [];
     const listener: OutputListener = {
       write: (fd, data) => streamed.push(`${fd}:${data.toString()}`),
@@ -45,6 +47,7 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
     expect(calls).toEqual([['probe', { n: 1 }]]);
     expect(streamed).toEqual(['1:start\n', '2:spun\n']);
     expect(r.usage.cpuMs).toBeGreaterThanOrEqual(35);
+    expect(restarts - restartsBefore).toBe(syncSliceMs > 0 ? 1 : 0); // started again once, or never sliced
   });
 
   it('a flood cut at the cap in a thrown-away attempt is cut once, in the attempt that counts', async () => {

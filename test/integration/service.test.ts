@@ -86,6 +86,18 @@ describe('service endpoints', () => {
     expect(text).toMatch(/sandgate_queue_jobs\{queue="actions",state="waiting"\} \d+/);
     expect(text).toMatch(/sandgate_runs_total\{profile="js",status="succeeded"\} [1-9]/);
     expect(text).toMatch(/sandgate_run_wall_seconds_bucket\{le="[0-9.]+",profile="js",status="succeeded"\}/);
+    // A run that spins past its synchronous slice is counted.
+    const restarts = (t: string) => Number(/sandgate_isolate_slice_restarts_total (\d+)/.exec(t)?.[1]);
+    const before = restarts(text);
+    expect(before).toBeGreaterThanOrEqual(0);
+    const spun = await sg.app!.inject({
+      method: 'POST',
+      url: '/v1/executions?wait=true',
+      headers: auth,
+      payload: { profile: 'js', code: '{ const t = Date.now(); while (Date.now() - t < 30) {} } 3' },
+    });
+    expect(spun.json()).toMatchObject({ status: 'succeeded', result: 3 });
+    expect(restarts((await sg.app!.inject('/metrics')).body)).toBe(before + 1);
     // Where the time of those runs went: every step of their paths, each observed once at least
     // ('reply', the record read after a queued run's end, is only on a queued ?wait=true path).
     for (const stage of STAGES.filter((s) => s !== 'reply')) {

@@ -18,6 +18,8 @@ export interface IsolateEngineOptions {
   lowPriorityRefill?: boolean;
   /** How long a run's synchronous part may hold its isolate thread before it starts again off it (ms; 0 = never on it; default 5; see isolate-run.ts). */
   syncSliceMs?: number;
+  /** A run's first attempt outlasted its synchronous slice and the run started again (see isolate-run.ts). */
+  onRestarted?: () => void;
   /** V8 lost control of an isolate: isolated-vm says the process must not go on serving. */
   onCatastrophicError?: (message: string) => void;
   onThreadError?: (err: Error) => void;
@@ -96,8 +98,10 @@ export function createIsolateEngine(opts: IsolateEngineOptions = {}): Engine {
       const p = thread.pending.get(msg.id);
       if (!p) return;
       thread.pending.delete(msg.id);
-      if (msg.type === 'result') p.resolve(msg.result);
-      else p.reject(new Error(msg.message));
+      if (msg.type === 'result') {
+        if (msg.restarted) opts.onRestarted?.();
+        p.resolve(msg.result);
+      } else p.reject(new Error(msg.message));
     });
     worker.on('error', (err) => opts.onThreadError?.(err));
     worker.on('exit', () => {

@@ -56,11 +56,11 @@ async function run(id: string, msg: Extract<ToThread, { type: 'run' }>): Promise
         callTool(id),
         output,
       );
-    let result = await attempt(syncSliceMs);
+    const first = await attempt(syncSliceMs);
     // Its synchronous part outlasted the slice: from the start, in a fresh isolate, asynchronously.
-    if ('sliceExpired' in result) result = await attempt(0, result.cpuMs);
+    const result = 'sliceExpired' in first ? await attempt(0, first.cpuMs) : first;
     if ('sliceExpired' in result) throw new Error('an attempt without a slice cannot outlast one');
-    send({ type: 'result', id, result });
+    send({ type: 'result', id, result, ...(result !== first && { restarted: true as const }) });
   } catch (e) {
     send({ type: 'fault', id, message: (e as Error).message });
   } finally {

@@ -8,7 +8,8 @@ export type ToThread =
   | { type: 'tool-answer'; callId: number; answer: string };
 
 export type FromThread =
-  | { type: 'result'; id: string; result: EngineResult }
+  /** `restarted`: its first attempt outlasted its synchronous slice and was thrown away. */
+  | { type: 'result'; id: string; result: EngineResult; restarted?: true }
   | { type: 'fault'; id: string; message: string }
   | { type: 'catastrophic'; message: string }
   /** Output the run `id` kept, as it was written, and the moment it was cut (the event stream). */
