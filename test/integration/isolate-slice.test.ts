@@ -71,6 +71,8 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
     ],
     ['a Proxy whose prototype trap throws', 'new Proxy({}, { getPrototypeOf() { throw 1 } })', {}],
     ['a Proxy whose prototype trap never ends', 'new Proxy({}, { getPrototypeOf() { for (;;) {} } })', {}],
+    ['after JSON.stringify is replaced', 'JSON.stringify = () => "forged"; ({ a: 1 })', { a: 1 }],
+    ['with a toJSON', '({ toJSON() { return [1, 2] } })', [1, 2]],
   ])('completion value: %s', async (_, code, expected) => {
     const r = await run(code, 2000);
     expect(r).toMatchObject({ status: 'succeeded' });
@@ -94,18 +96,25 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
     expect(r.status).toBe('memory_exceeded');
   });
 
-  it('a busy run holds its thread no longer than a slice: a short run beside it ends, and a cancel reaches it', async () => {
-    const controller = new AbortController();
-    const busy = run('for (;;) {}', 10_000, undefined, controller.signal);
-    await new Promise((r) => setTimeout(r, 50));
-    const started = performance.now();
-    const short = await run('6 * 7');
-    const shortMs = performance.now() - started;
-    expect(short).toMatchObject({ status: 'succeeded', result: 42 });
-    expect(shortMs).toBeLessThan(2000); // the busy run has 10 s left: it did not wait for it
-    controller.abort();
-    const ended = await busy;
-    expect(ended.status).toBe('cancelled');
-    expect(ended.usage.wallMs).toBeLessThan(9000);
-  });
+  it.each([
+    ['spins', 'for (;;) {}'],
+    ['has a completion value whose toJSON spins', '({ toJSON() { for (;;) {} } })'],
+    ['has a promise whose value has a getter that spins', '(async () => ({ get x() { for (;;) {} } }))()'],
+  ])(
+    'a busy run (it %s) holds its thread no longer than a slice: a short run beside it ends, and a cancel reaches it',
+    async (_, code) => {
+      const controller = new AbortController();
+      const busy = run(code, 10_000, undefined, controller.signal);
+      await new Promise((r) => setTimeout(r, 50));
+      const started = performance.now();
+      const short = await run('6 * 7');
+      const shortMs = performance.now() - started;
+      expect(short).toMatchObject({ status: 'succeeded', result: 42 });
+      expect(shortMs).toBeLessThan(2000); // the busy run has 10 s left: it did not wait for it
+      controller.abort();
+      const ended = await busy;
+      expect(ended.status).toBe('cancelled');
+      expect(ended.usage.wallMs).toBeLessThan(9000);
+    },
+  );
 });

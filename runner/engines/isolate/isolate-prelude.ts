@@ -8,8 +8,8 @@
  * so it is never stored, returned or passed on. Only strings cross. The console formats
  * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
  * WebAssembly goes: its async compile waits on a platform task that never comes here (a hang,
- * not an error), and it is attack surface no agent script needs. Returns the host's promise
- * check (isolate-run.ts), kept by the host alone.
+ * not an error), and it is attack surface no agent script needs. Returns the host's checks of
+ * the completion value (isolate-run.ts), kept by the host alone.
  */
 export const PRELUDE = `
 delete globalThis.WebAssembly;
@@ -48,28 +48,31 @@ Object.defineProperty(globalThis, 'console', {
   configurable: false,
   enumerable: false,
 });
-// Whether a completion value is to be awaited, by the Promise the script started with (one it
-// swaps in or changes does not count); a value the check cannot answer for is awaited.
+// The host's two questions about a completion value, made now, before the script runs (compiled
+// once per isolate, off the run's path; answered with the builtins the script started with, so
+// one it replaces or changes does not count):
+// isPromise: whether to await it; a value the check cannot answer for is awaited.
+// toJson: its JSON text, undefined for undefined, null when it has none.
 const P = Promise;
 const hasInstance = Function.prototype[Symbol.hasInstance];
 const apply = Reflect.apply;
-return (v) => {
-  try {
-    return apply(hasInstance, P, [v]);
-  } catch {
-    return true;
-  }
+const stringify = JSON.stringify;
+return {
+  isPromise: (v) => {
+    try {
+      return apply(hasInstance, P, [v]);
+    } catch {
+      return true;
+    }
+  },
+  toJson: (v) => {
+    if (v === undefined) return undefined;
+    try {
+      const s = stringify(v);
+      return s === undefined ? null : s;
+    } catch {
+      return null;
+    }
+  },
 };
-`;
-
-/** $0 is the completion value. Returns its JSON text, undefined for undefined, null when it has none. */
-export const RESULT_TO_JSON = `
-const v = $0;
-if (v === undefined) return undefined;
-try {
-  const s = JSON.stringify(v);
-  return s === undefined ? null : s;
-} catch {
-  return null;
-}
 `;

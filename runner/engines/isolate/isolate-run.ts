@@ -15,7 +15,6 @@ import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
 import { OutputCollector, type OutputListener } from '../output-collector.ts';
 import { HeldListener } from './held-listener.ts';
-import { RESULT_TO_JSON } from './isolate-prelude.ts';
 import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
 type Ending = 'timed_out' | 'cancelled';
@@ -54,7 +53,7 @@ export async function runInIsolate(
   const sliced = syncSliceMs > 0 && deadline - performance.now() > syncSliceMs;
   const held = sliced && output ? new HeldListener(output) : undefined;
   const out = new OutputCollector(outputBytes, held ?? output);
-  const { isolate, context, sink } = prepared;
+  const { isolate, sink } = prepared;
   sink.out = out;
   sink.tool = tool;
   const cpuBefore = isolate.cpuTime; // a warm isolate's set-up is not the run's CPU time
@@ -113,17 +112,12 @@ export async function runInIsolate(
     }
 
     const remaining = () => Math.max(1, Math.floor(deadline - performance.now()));
-    // `reference` keeps the completion value inside the isolate; `promise` awaits an async one.
-    const value =
+    // The completion value's JSON (its getters and toJSON are the script's code too).
+    const json =
       syncSliceMs > 0
         ? await runHere(script, prepared, sliced ? syncSliceMs : remaining(), sliced, remaining)
-        : await script.run(context, { timeout: remaining(), promise: true, reference: true });
+        : await runOff(script, prepared, remaining);
     held?.release(); // the attempt counts from here on
-    // Sync as well: the completion value's getters may run, bounded by the same deadline.
-    const json = context.evalClosureSync(RESULT_TO_JSON, [value.derefInto()], {
-      timeout: remaining(),
-      result: { copy: true },
-    }) as string | undefined | null;
     sampleCpu();
     sampleHeap();
 
@@ -183,34 +177,52 @@ export async function runInIsolate(
   }
 }
 
+type Json = string | null | undefined;
+
 /**
- * The script on this thread for at most `timeoutMs`; a completion value that is a promise is then
- * awaited asynchronously (the thread is free while it waits for tool calls). A timeout that ends
- * a slice, not the run's deadline, throws SLICE_ENDED.
+ * The script and its completion value's JSON on this thread, for at most `timeoutMs` in all; a
+ * completion value that is a promise is awaited off it (the thread is free while the script waits
+ * for tool calls), and so is its JSON. A timeout that ends a slice, not the run's deadline, throws
+ * SLICE_ENDED.
  */
 async function runHere(
   script: ivm.Script,
-  { context, isPromise }: PreparedIsolate,
+  { context, isPromise, toJson }: PreparedIsolate,
   timeoutMs: number,
   sliced: boolean,
   remaining: () => number,
-): Promise<ivm.Reference> {
+): Promise<Json> {
   const ends = performance.now() + timeoutMs;
+  const left = () => Math.max(1, Math.floor(ends - performance.now()));
   let value: ivm.Reference;
   try {
     value = script.runSync(context, { timeout: timeoutMs, reference: true });
-    // The check may run the script's code (a Proxy's traps): it is inside the slice as well.
-    const left = Math.max(1, Math.floor(ends - performance.now()));
-    if (value.typeof !== 'object' || isPromise.applySync(undefined, [value.derefInto()], { timeout: left }) !== true)
-      return value;
+    // What follows may run the script's code (a Proxy's traps, a toJSON): inside the slice too.
+    if (value.typeof !== 'object' || isPromise.applySync(undefined, [value.derefInto()], { timeout: left() }) !== true)
+      return toJson.applySync(undefined, [value.derefInto()], { timeout: left(), result: { copy: true } }) as Json;
   } catch (e) {
     throw sliced && isTimeout(e) ? SLICE_ENDED : e;
   }
-  return context.evalClosure('return $0', [value.derefInto()], {
+  const settled = await context.evalClosure('return $0', [value.derefInto()], {
     timeout: remaining(),
     result: { promise: true, reference: true },
   });
+  return jsonOff(toJson, settled, remaining);
 }
+
+/** The script and its completion value's JSON off this thread (isolated-vm's pool), to the deadline. */
+async function runOff(
+  script: ivm.Script,
+  { context, toJson }: PreparedIsolate,
+  remaining: () => number,
+): Promise<Json> {
+  // `reference` keeps the completion value inside the isolate; `promise` awaits an async one.
+  const value = await script.run(context, { timeout: remaining(), promise: true, reference: true });
+  return jsonOff(toJson, value, remaining);
+}
+
+const jsonOff = async (toJson: PreparedIsolate['toJson'], value: ivm.Reference, remaining: () => number) =>
+  (await toJson.apply(undefined, [value.derefInto()], { timeout: remaining(), result: { copy: true } })) as Json;
 
 const isTimeout = (e: unknown) => /execution timed out/i.test(errorMessage(e));
 

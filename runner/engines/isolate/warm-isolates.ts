@@ -18,6 +18,8 @@ export interface PreparedIsolate {
   sink: { out: OutputCollector | undefined; tool: ToolCall | undefined };
   /** (value) → whether it is a promise to await; see the prelude. */
   isPromise: ivm.Reference<(v: unknown) => boolean>;
+  /** (value) → its JSON text, undefined for undefined, null when it has none; see the prelude. */
+  toJson: ivm.Reference<(v: unknown) => string | null | undefined>;
 }
 
 /** Synchronous throughout (the refill below relies on it): nothing else runs on this thread meanwhile. */
@@ -36,8 +38,11 @@ export function prepareIsolate(memoryMb: number, onCatastrophicError: (m: string
     );
     // No `timeout`: the prelude is our own code, and a timeout would start one of isolated-vm's
     // timer threads if none is idle, at this thread's priority, which is low during a refill.
-    const isPromise = context.evalClosureSync(PRELUDE, [write, tool], { result: { reference: true } });
-    return { isolate, context, sink, isPromise };
+    const checks = context.evalClosureSync(PRELUDE, [write, tool], { result: { reference: true } });
+    const isPromise = checks.getSync('isPromise', { reference: true });
+    const toJson = checks.getSync('toJson', { reference: true });
+    checks.release();
+    return { isolate, context, sink, isPromise, toJson };
   } catch (e) {
     isolate.dispose();
     throw e;
