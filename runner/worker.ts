@@ -21,7 +21,7 @@ import { queuePrefix, redisKeys } from '../state/keys.ts';
 import type { LocalRuns } from '../state/local-runs.ts';
 import type { RedisClient } from '../state/redis-client.ts';
 import { type Engine, EngineUnavailable, faultResult } from './engines/engine.ts';
-import { heldOutput } from './held-output.ts';
+import { heldOutput } from './engines/held-output.ts';
 import type { RunMetrics } from './run-metrics.ts';
 import { createSlots, type Slots } from './slots.ts';
 

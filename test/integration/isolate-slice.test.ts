@@ -50,6 +50,18 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
     expect(restarts - restartsBefore).toBe(syncSliceMs > 0 ? 1 : 0); // started again once, or never sliced
   });
 
+  it('a run that fails on the thread streams its output and its error, as one that succeeds does', async () => {
+    const streamed: string[] = [];
+    const listener: OutputListener = {
+      write: (fd, data) => streamed.push(`${fd}:${data.toString()}`),
+      truncated: () => {},
+    };
+    const r = await run(`console.log('before'); throw new Error('boom')`, 5000, listener);
+    expect(r).toMatchObject({ status: 'failed', stdout: 'before\n' });
+    expect(streamed[0]).toBe('1:before\n');
+    expect(streamed.join('')).toContain('boom');
+  });
+
   it('a flood cut at the cap in a thrown-away attempt is cut once, in the attempt that counts', async () => {
     const streamed: string[] = [];
     const listener: OutputListener = { write: () => streamed.push('w'), truncated: () => streamed.push('cut') };

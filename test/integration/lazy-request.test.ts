@@ -139,7 +139,9 @@ describe('a run taken here whose request cannot be made durable', { timeout: 60_
       const auditDir = join(dataDir, 'audit');
       const chain = (await readdir(auditDir)).find((f) => f.endsWith('.jsonl'))!;
       const limit = (await stat(join(auditDir, chain))).size + 16 * 1024;
-      await promisify(execFile)('prlimit', ['--pid', String(svc.child.proc.pid), `--fsize=${limit}`]);
+      await promisify(execFile)('prlimit', ['--pid', String(svc.child.proc.pid), `--fsize=${limit}`], {
+        timeout: 10_000,
+      });
 
       const code = `/* ${'x'.repeat(40_000)} */ ${body(web.url)}`;
       const res = await svc.client.execute(token, { profile: 'js', code }, true);

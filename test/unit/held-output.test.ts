@@ -1,7 +1,7 @@
 // The output of a run started ahead of its admission's end: nothing goes out before the yes, all
 // of it in order after it, none of it after a no.
 import { describe, expect, it } from 'vitest';
-import { heldOutput } from '../../runner/held-output.ts';
+import { heldOutput } from '../../runner/engines/held-output.ts';
 import type { OutputPublisher } from '../../state/event-streams.ts';
 import { admissionDecision } from '../helpers/admission-decision.ts';
 

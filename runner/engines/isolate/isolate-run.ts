@@ -8,13 +8,13 @@
 // thread (its other runs, a cancel) for at most a slice, so past its slice the attempt is
 // stopped and thrown away whole, and the run starts again from the start in a fresh isolate,
 // asynchronously. Nothing of a thrown-away attempt is seen outside its isolate: its output is
-// held back (HeldListener), its tool calls are queued to this thread, which is busy until the
+// held back (held-output.ts), its tool calls are queued to this thread, which is busy until the
 // attempt ends, and find no bridge then.
 import type ivm from 'isolated-vm';
 import { resultError } from '../../../contract/errors.ts';
 import type { EngineResult, ExecutionJob } from '../../../contract/execution.ts';
+import { heldOutput } from '../held-output.ts';
 import { OutputCollector, type OutputListener } from '../output-collector.ts';
-import { HeldListener } from './held-listener.ts';
 import type { PreparedIsolate, ToolCall } from './warm-isolates.ts';
 
 type Ending = 'timed_out' | 'cancelled';
@@ -51,8 +51,9 @@ export async function runInIsolate(
   // Sliced: the synchronous part may be stopped at its slice and the attempt thrown away. When
   // less than a slice is left, the deadline ends it instead, and the attempt is final.
   const sliced = syncSliceMs > 0 && deadline - performance.now() > syncSliceMs;
-  const held = sliced && output ? new HeldListener(output) : undefined;
-  const out = new OutputCollector(outputBytes, held ?? output);
+  // Whether the attempt counts: it does unless it is thrown away at its slice.
+  const counts = sliced ? Promise.withResolvers<boolean>() : undefined;
+  const out = new OutputCollector(outputBytes, output && counts ? heldOutput(output, counts.promise) : output);
   const { isolate, sink } = prepared;
   sink.out = out;
   sink.tool = tool;
@@ -117,7 +118,7 @@ export async function runInIsolate(
       syncSliceMs > 0
         ? await runHere(script, prepared, sliced ? syncSliceMs : remaining(), sliced, remaining)
         : await runOff(script, prepared, remaining);
-    held?.release(); // the attempt counts from here on
+    counts?.resolve(true); // the attempt counts from here on
     sampleCpu();
     sampleHeap();
 
@@ -137,10 +138,12 @@ export async function runInIsolate(
     if (e === SLICE_ENDED && !ending && !isolate.isDisposed) {
       // Thrown away: its queued tool calls find no bridge, its held output is dropped.
       sink.tool = undefined;
+      counts?.resolve(false);
       sampleCpu();
       isolate.dispose();
       return { sliceExpired: true, cpuMs: priorCpuMs + Number(cpuNs - cpuBefore) / 1e6 };
     }
+    counts?.resolve(true); // any other end is the run's own: its output is seen
     if (!ending && !isolate.isDisposed) {
       sampleCpu(); // the script has stopped (exception or its own timeout): the isolate is idle
       sampleHeap();
