@@ -131,6 +131,12 @@ export async function composeCore(
     keyFile: config.SANDGATE_AUDIT_KEY_FILE,
     witnessUrl: config.SANDGATE_AUDIT_WITNESS_URL,
     witnessTimeoutMs: config.SANDGATE_WEBHOOK_TIMEOUT_MS,
+    onLoopWriteMaxMs: config.SANDGATE_AUDIT_ON_LOOP_WRITE_MS,
+    onSlowWrite: (ms) =>
+      log.warn(
+        { ms: Math.round(ms * 10) / 10 },
+        'a slow audit write on the event loop: the next minute of writes go to the thread pool',
+      ),
     segments: {
       maxBytes: config.SANDGATE_AUDIT_SEGMENT_BYTES,
       maxAgeMs: config.SANDGATE_AUDIT_SEGMENT_AGE_S * 1000,

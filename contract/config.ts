@@ -123,6 +123,11 @@ export const ConfigSchema = z.object({
   SANDGATE_AUDIT_LIVE_SEGMENTS: z.coerce.number().int().min(0).default(2),
   /** A sealed segment sealed longer ago than this moves to the archive regardless (0 = no age limit). */
   SANDGATE_AUDIT_LIVE_AGE_S: z.coerce.number().int().min(0).default(0),
+  /**
+   * Audit batches are written on the event loop while a write takes at most this many ms (no
+   * thread-pool round trip); a slower one sends the next minute's writes off it (0 = always off).
+   */
+  SANDGATE_AUDIT_ON_LOOP_WRITE_MS: z.coerce.number().min(0).max(1000).default(5),
   /** A Redis command that has not answered by then fails (a hung Redis must not hang requests). */
   SANDGATE_REDIS_TIMEOUT_MS: positiveInt.default(5000),
   /** A finished run's result is held and retried this long while Redis is away. */

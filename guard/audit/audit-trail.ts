@@ -31,6 +31,10 @@ export interface AuditTrailOptions {
   redis: RedisClient;
   prefix: string;
   ttlSeconds: number;
+  /** A batch is written on the event loop while writes take at most this many ms (see batch-write.ts). */
+  onLoopWriteMaxMs?: number;
+  /** A write on the event loop took longer than that: the next minute's go to the thread pool. */
+  onSlowWrite?(ms: number): void;
   /** Failures that must not stop the service (index copy, witness), for the log. */
   onError(source: 'audit-index' | 'audit-witness' | 'audit-archive', error: Error): void;
 }
@@ -59,6 +63,8 @@ export async function openAuditTrail(opts: AuditTrailOptions): Promise<AuditTrai
     ...(opts.witnessTimeoutMs && { witnessTimeoutMs: opts.witnessTimeoutMs }),
     onDurable: (records) => copier.add(records),
     onWitnessError: (e) => opts.onError('audit-witness', e as Error),
+    ...(opts.onLoopWriteMaxMs !== undefined && { onLoopWriteMaxMs: opts.onLoopWriteMaxMs }),
+    ...(opts.onSlowWrite && { onSlowWrite: opts.onSlowWrite }),
     ...(segments && {
       segmentMaxBytes: segments.maxBytes,
       segmentMaxAgeMs: segments.maxAgeMs,

@@ -40,7 +40,7 @@
 // the background, and close() moves the rest and the head file after them.
 import { randomBytes } from 'node:crypto';
 import { constants as fs } from 'node:fs';
-import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { mkdir, open, rename } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import {
@@ -53,6 +53,7 @@ import {
 import { SandgateError } from '../../contract/errors.ts';
 import type { AuditSigner } from './audit-signer.ts';
 import { createWitnessPoster } from './audit-witness.ts';
+import { createBatchWriter, DEFAULT_OFF_LOOP_FOR_MS, DEFAULT_ON_LOOP_MAX_MS } from './batch-write.ts';
 import { appendRecord, type ChainHead, makeCheckpoint, startChain } from './chain.ts';
 import { moveDurably, segmentName, sweepSilentWriters, syncDir } from './segments.ts';
 
@@ -87,6 +88,14 @@ export interface AuditWriterOptions {
   onArchiveError?(error: unknown): void;
   /** At start, other writers' sealed segments move to the archive once their newest segment is this old (default 1 h). */
   sweepSilentAfterMs?: number;
+  /**
+   * A batch is written on the event loop while writes take at most this many ms (see
+   * batch-write.ts); a slower one sends the next minute's writes to the thread pool. 0: always
+   * there. Default DEFAULT_ON_LOOP_MAX_MS.
+   */
+  onLoopWriteMaxMs?: number;
+  /** A write on the event loop took longer than onLoopWriteMaxMs (for the log). Must not throw. */
+  onSlowWrite?(ms: number): void;
 }
 
 export interface AuditWriterStats {
@@ -98,6 +107,9 @@ export interface AuditWriterStats {
   /** Segments sealed, and sealed segments moved to the archive. */
   rotations: number;
   archived: number;
+  /** Of the syncs, those written on the event loop and those sent to the thread pool (batch-write.ts). */
+  onLoopWrites: number;
+  offLoopWrites: number;
 }
 
 export interface AppendOptions {
@@ -166,10 +178,6 @@ const nonNegativeInt = (name: string, v: number): number => (v === 0 ? 0 : posit
  */
 const CHAIN_FILE_FLAGS = fs.O_WRONLY | fs.O_APPEND | fs.O_CREAT | fs.O_EXCL | fs.O_DSYNC;
 
-async function writeFully(fh: FileHandle, buf: Buffer): Promise<void> {
-  for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
-}
-
 export async function createAuditWriter(opts: AuditWriterOptions): Promise<AuditWriter> {
   const { dir, signer, onDurable } = opts;
   const writerId = opts.writerId ?? defaultWriterId();
@@ -235,7 +243,12 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
   let run: { count: number; startMs: number } | null = null; // the records since the last checkpoint
   let lastCheckpoint: AuditCheckpoint = opening; // durable in the chain (or the opening one)
   let timer: NodeJS.Timeout | null = null;
-  const stats: AuditWriterStats = { records: 0, checkpoints: 0, batches: 0, syncs: 0, rotations: 0, archived: 0 };
+  const stats = { records: 0, checkpoints: 0, batches: 0, syncs: 0, rotations: 0, archived: 0 };
+  const batchWriter = createBatchWriter({
+    onLoopMaxMs: opts.onLoopWriteMaxMs ?? DEFAULT_ON_LOOP_MAX_MS,
+    offLoopForMs: DEFAULT_OFF_LOOP_FOR_MS,
+    ...(opts.onSlowWrite && { onSlow: opts.onSlowWrite }),
+  });
   // The segment being assigned to: its index, bytes, records (checkpoints aside) and start.
   const seg = { index: 0, bytes: 0, records: 0, startMs: Date.now() };
   const sealedLive: Array<{ index: number; sealedAtMs: number }> = []; // durable, sealed, still in `dir`
@@ -354,8 +367,8 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       }
       if (checkpoint) await publishHead(lastCheckpoint, checkpoint); // step 1 of the ordering note
       // O_DSYNC: each write returns once its data is durable, as write + fdatasync would, in one
-      // call (one trip to the thread pool, not two).
-      await writeFully(file, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`));
+      // call (on the event loop while the disk is fast, else one trip to the thread pool).
+      await batchWriter.write(file, Buffer.from(`${batch.map((q) => q.line).join('\n')}\n`));
     } catch (e) {
       fail(e, batch);
       return;
@@ -492,6 +505,9 @@ export async function createAuditWriter(opts: AuditWriterOptions): Promise<Audit
       return closing;
     },
     head: () => ({ ...durable }),
-    stats: () => ({ ...stats }),
+    stats: (): AuditWriterStats => {
+      const { onLoop, offLoop } = batchWriter.counts();
+      return { ...stats, onLoopWrites: onLoop, offLoopWrites: offLoop };
+    },
   };
 }

@@ -85,10 +85,37 @@ describe.each([5, 0])('an isolate engine with a synchronous slice of %i ms', (sy
     ['a Proxy whose prototype trap never ends', 'new Proxy({}, { getPrototypeOf() { for (;;) {} } })', {}],
     ['after JSON.stringify is replaced', 'JSON.stringify = () => "forged"; ({ a: 1 })', { a: 1 }],
     ['with a toJSON', '({ toJSON() { return [1, 2] } })', [1, 2]],
+    ['a string', '"a\\"b\\u00e9\\n" + "\\u2028"', 'a"b\u00e9\n\u2028'],
+    ['a boolean', '1 > 2', false],
+    ['NaN', '0 / 0', null],
+    ['-Infinity', '-1 / 0', null],
+    ['-0', '-0', 0],
+    ['null', 'null', null],
+    ['a String object', 'new String("boxed")', 'boxed'],
   ])('completion value: %s', async (_, code, expected) => {
     const r = await run(code, 2000);
     expect(r).toMatchObject({ status: 'succeeded' });
     expect(r.result).toEqual(expected);
+  });
+
+  it.each([
+    ['undefined', 'undefined', undefined],
+    ['a BigInt', '10n', 'not JSON-serializable'],
+    ['a symbol', 'Symbol("s")', 'not JSON-serializable'],
+    ['a function', '() => 1', 'not JSON-serializable'],
+  ])('completion value with no JSON: %s', async (_, code, stderr) => {
+    const r = await run(code, 2000);
+    expect(r).toMatchObject({ status: 'succeeded' });
+    expect(r.result).toBeUndefined();
+    if (stderr) expect(r.stderr).toContain(stderr);
+    else expect(r.stderr).toBe('');
+  });
+
+  it('a string completion value over the output cap is dropped, not copied out whole', async () => {
+    const r = await run('"x".repeat(64 * 1024)', 2000);
+    expect(r).toMatchObject({ status: 'succeeded', truncated: true });
+    expect(r.result).toBeUndefined();
+    expect(r.stderr).toContain('completion value is larger than');
   });
 
   it('a promise that rejects fails the run with its error', async () => {

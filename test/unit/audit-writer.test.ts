@@ -71,6 +71,29 @@ describe('audit writer', () => {
     await w.close();
   });
 
+  it('writes its batches on the event loop by default, in the thread pool with onLoopWriteMaxMs 0: the same chain', async () => {
+    for (const [onLoopWriteMaxMs, where] of [
+      [undefined, 'onLoopWrites'],
+      [0, 'offLoopWrites'],
+    ] as const) {
+      const dir = await tmp();
+      const writerId = `where-${onLoopWriteMaxMs ?? 'default'}`;
+      const w = await createAuditWriter({
+        dir,
+        writerId,
+        signer,
+        ...(onLoopWriteMaxMs !== undefined && { onLoopWriteMaxMs }),
+      });
+      for (let i = 0; i < 3; i++) await w.append({ kind: 'run.started', subject: `ex_${i}`, data: { profile: 'js' } });
+      const { syncs, onLoopWrites, offLoopWrites } = w.stats();
+      expect(onLoopWrites + offLoopWrites).toBe(syncs);
+      expect(w.stats()[where]).toBe(syncs);
+      expect((await records(dir, writerId)).filter((r) => r.kind === 'run.started')).toHaveLength(3);
+      await w.close();
+      expect(await verifyAuditDir(dir, { publicKeys: [signer.publicKey] })).toMatchObject({ ok: true, records: 4 });
+    }
+  });
+
   it('opens every chain segment O_DSYNC, so a write that returned is on the disk (no separate sync)', async () => {
     const dir = await tmp();
     const w = await createAuditWriter({ dir, writerId: 'dsync', signer, segmentMaxBytes: 2048 });

@@ -2,8 +2,9 @@
 // the host never hands the isolate a host object.
 
 /**
- * $0 is a synchronous host callback (fd, line) → boolean ("keep writing"). $1 is an
- * ivm.Reference to the host's async (name, argsJson) → answer JSON behind `tools.call`. It lives
+ * A function expression, called once per isolate with: `write`, a synchronous host callback
+ * (fd, line) → boolean ("keep writing"); `callTool`, an ivm.Reference to the host's async
+ * (name, argsJson) → answer JSON behind `tools.call`. It lives
  * only in this closure: a script that got hold of it could walk its get/apply to host objects,
  * so it is never stored, returned or passed on. Only strings cross. The console formats
  * inside the isolate, so only strings cross, and it goes quiet once the host says the cap is hit.
@@ -11,9 +12,8 @@
  * not an error), and it is attack surface no agent script needs. Returns the host's checks of
  * the completion value (isolate-run.ts), kept by the host alone.
  */
-export const PRELUDE = `
+export const PRELUDE = `(function (write, callTool) {
 delete globalThis.WebAssembly;
-const write = $0;
 let open = true;
 const fmt = (v) => {
   if (typeof v === 'string') return v;
@@ -29,7 +29,6 @@ const make = (fd) => (...args) => {
   if (!open) return;
   open = write(fd, args.map(fmt).join(' ') + '\\n');
 };
-const callTool = $1;
 const tools = Object.freeze({
   /** Calls an allow-listed tool through Sandgate's policy, approval, budget and audit path. */
   call: async (name, args) => {
@@ -75,4 +74,4 @@ return {
     }
   },
 };
-`;
+})`;

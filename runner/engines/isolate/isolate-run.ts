@@ -200,6 +200,9 @@ async function runHere(
   let value: ivm.Reference;
   try {
     value = script.runSync(context, { timeout: timeoutMs, reference: true });
+    // A primitive's JSON runs none of the script's code: made here, with no call into the isolate.
+    const primitive = primitiveJson(value);
+    if (primitive !== NOT_PRIMITIVE) return primitive;
     // What follows may run the script's code (a Proxy's traps, a toJSON): inside the slice too.
     if (value.typeof !== 'object' || isPromise.applySync(undefined, [value.derefInto()], { timeout: left() }) !== true)
       return toJson.applySync(undefined, [value.derefInto()], { timeout: left(), result: { copy: true } }) as Json;
@@ -222,6 +225,23 @@ async function runOff(
   // `reference` keeps the completion value inside the isolate; `promise` awaits an async one.
   const value = await script.run(context, { timeout: remaining(), promise: true, reference: true });
   return jsonOff(toJson, value, remaining);
+}
+
+const NOT_PRIMITIVE = Symbol('not a primitive');
+
+/** The JSON of a completion value JSON.stringify answers for without running code, else NOT_PRIMITIVE. */
+function primitiveJson(value: ivm.Reference): Json | typeof NOT_PRIMITIVE {
+  switch (value.typeof) {
+    case 'undefined':
+      return undefined;
+    case 'number':
+    case 'string':
+    case 'boolean':
+      // NaN and ±Infinity become "null", as they do inside.
+      return JSON.stringify(value.copySync());
+    default:
+      return NOT_PRIMITIVE;
+  }
 }
 
 const jsonOff = async (toJson: PreparedIsolate['toJson'], value: ivm.Reference, remaining: () => number) =>
