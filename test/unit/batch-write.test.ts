@@ -72,12 +72,12 @@ describe('batch write', () => {
     const file = join(await tmp(), 'chain.jsonl');
     await (await open(file, CHAIN_FLAGS, 0o600)).close();
     const readOnly = await open(file, 'r');
-    await expect(createBatchWriter({ onLoopMaxMs: 5, offLoopForMs: 0 }).write(readOnly, Buffer.from('x\n'))).rejects.toThrow(
-      /EBADF/,
-    );
-    await expect(createBatchWriter({ onLoopMaxMs: 0, offLoopForMs: 0 }).write(readOnly, Buffer.from('x\n'))).rejects.toThrow(
-      /EBADF/,
-    );
+    await expect(
+      createBatchWriter({ onLoopMaxMs: 5, offLoopForMs: 0 }).write(readOnly, Buffer.from('x\n')),
+    ).rejects.toThrow(/EBADF/);
+    await expect(
+      createBatchWriter({ onLoopMaxMs: 0, offLoopForMs: 0 }).write(readOnly, Buffer.from('x\n')),
+    ).rejects.toThrow(/EBADF/);
     await readOnly.close();
 
     const fh = await open(file, CHAIN_FLAGS, 0o600);
