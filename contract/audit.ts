@@ -12,10 +12,11 @@ export const CHECKPOINT_KIND = 'audit.checkpoint';
 export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a lower-case hex sha256');
 /** Also the file name of the writer's chain (`<writer>.jsonl`, then `<writer>~<n>.jsonl`), hence the narrow alphabet. */
 export const AuditWriterId = z.string().regex(/^[A-Za-z0-9_.-]{1,128}$/, 'letters, digits . _ - (at most 128)');
+export const AUDIT_KIND_PATTERN = /^[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$/;
 export const AuditKind = z
   .string()
   .max(64)
-  .regex(/^[a-z][a-z0-9_-]*(?:\.[a-z0-9_-]+)*$/, "dotted lower-case words, e.g. 'execution.requested'");
+  .regex(AUDIT_KIND_PATTERN, "dotted lower-case words, e.g. 'execution.requested'");
 const Ref = z.string().min(1).max(200);
 
 const inputFields = {

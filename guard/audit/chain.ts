@@ -2,6 +2,7 @@
 // No I/O here, so the writer, the verifier and the tests all share one definition.
 import {
   AUDIT_GENESIS,
+  AUDIT_KIND_PATTERN,
   type AuditCheckpoint,
   AuditInput,
   type AuditRecord,
@@ -43,9 +44,36 @@ export function sealRecord(unsealed: Omit<AuditRecord, 'hash'>): { record: Audit
   return { record: { ...unsealed, hash }, line: text.slice(0, at) + hashMember(hash) + text.slice(at) };
 }
 
+const INPUT_KEYS = new Set(['kind', 'agentId', 'principalId', 'taskId', 'subject', 'data']);
+const isRef = (v: unknown) => v === undefined || (typeof v === 'string' && v.length >= 1 && v.length <= 200);
+
+/**
+ * AuditInput's rules, checked by hand for the input every record of the service is (~14 µs of
+ * schema parsing a record, three a run): true only for an input the schema accepts as it is.
+ * Anything else goes through the schema, which accepts it or says what is wrong.
+ */
+function plainlyValid(input: AuditInput): boolean {
+  if (typeof input !== 'object' || input === null) return false;
+  for (const key in input) if (!INPUT_KEYS.has(key)) return false;
+  const { kind, data } = input;
+  return (
+    typeof kind === 'string' &&
+    kind.length <= 64 &&
+    AUDIT_KIND_PATTERN.test(kind) &&
+    isRef(input.agentId) &&
+    isRef(input.principalId) &&
+    isRef(input.taskId) &&
+    isRef(input.subject) &&
+    typeof data === 'object' &&
+    data !== null &&
+    !Array.isArray(data) &&
+    Object.getPrototypeOf(data) === Object.prototype
+  );
+}
+
 /** Validates and redacts `input`, then makes it the record after `head`. */
 export function appendRecord(head: ChainHead, input: AuditInput, now: Date = new Date()): SealedRecord {
-  const valid = AuditInput.parse(input);
+  const valid = plainlyValid(input) ? input : AuditInput.parse(input);
   const seq = head.seq + 1;
   // Optional fields are set only when present, so the record equals JSON.parse(line).
   const unsealed: Omit<AuditRecord, 'hash'> = {

@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import canonicalizeModule from 'canonicalize';
 import { describe, expect, it } from 'vitest';
-import { AUDIT_GENESIS, AuditRecord, CheckpointData } from '../../contract/audit.ts';
+import {
+  AUDIT_GENESIS,
+  AuditInput,
+  type AuditInput as AuditInputType,
+  AuditRecord,
+  CheckpointData,
+} from '../../contract/audit.ts';
 import {
   auditKeyId,
   checkpointSignatureProblem,
@@ -167,6 +173,53 @@ describe('audit redaction', () => {
     const { record, line } = appendRecord(startChain('w1'), { kind: 'x.y', data });
     expect(record.data).toEqual(out);
     expect(line).not.toMatch(/Bearer abc|tok"|k1|"p"/);
+  });
+
+  it('finds a secret-looking key that only a toJSON makes, and keeps a secret-looking word that is only a value', () => {
+    const data = { x: { toJSON: () => ({ password: 'p', n: 1 }) }, note: 'rotate the token weekly', tokenCount: 3 };
+    expect(redact(data)).toEqual({ x: { password: REDACTED, n: 1 }, note: 'rotate the token weekly', tokenCount: 3 });
+    const plain = { code: 'const password = input; fetch(apiKey)', list: [{ ok: true }] };
+    expect(redact(plain)).toEqual(plain);
+    expect(() => redact({ toJSON: () => undefined })).toThrow(TypeError);
+  });
+
+  it.each([
+    ['a plain input', { kind: 'x.y', agentId: 'ag_1', subject: 'ex_1', data: { a: 1 } }],
+    ['explicit undefined refs', { kind: 'x.y', agentId: undefined, taskId: undefined, data: {} }],
+    ['a kind of 64 characters', { kind: 'k'.repeat(64), data: {} }],
+    ['a kind of 65 characters', { kind: 'k'.repeat(65), data: {} }],
+    ['an upper-case kind', { kind: 'X.y', data: {} }],
+    ['a kind with an empty word', { kind: 'x..y', data: {} }],
+    ['an empty agentId', { kind: 'x.y', agentId: '', data: {} }],
+    ['a 200-character subject', { kind: 'x.y', subject: 's'.repeat(200), data: {} }],
+    ['a 201-character subject', { kind: 'x.y', subject: 's'.repeat(201), data: {} }],
+    ['a number as taskId', { kind: 'x.y', taskId: 7, data: {} }],
+    ['a key the schema does not know', { kind: 'x.y', data: {}, extra: 1 }],
+    ['data as an array', { kind: 'x.y', data: [] }],
+    ['data null', { kind: 'x.y', data: null }],
+    ['no data', { kind: 'x.y' }],
+    ['data with no prototype', { kind: 'x.y', data: Object.assign(Object.create(null), { a: 1 }) }],
+    ['data as a Map', { kind: 'x.y', data: new Map([['a', 1]]) }],
+    [
+      'data a class instance',
+      {
+        kind: 'x.y',
+        data: new (class Box {
+          a = 1;
+        })(),
+      },
+    ],
+    ['an input that is a string', 'x.y'],
+  ])('accepts exactly what AuditInput accepts: %s', (_, input) => {
+    const schema = AuditInput.safeParse(input);
+    let sealed: ReturnType<typeof appendRecord> | undefined;
+    try {
+      sealed = appendRecord(startChain('w1'), input as AuditInputType);
+    } catch {
+      sealed = undefined;
+    }
+    expect(sealed !== undefined).toBe(schema.success);
+    if (sealed && schema.success) expect(sealed.record.kind).toBe(schema.data.kind);
   });
 
   it('normalizes to JSON like JSON.stringify', () => {
