@@ -135,7 +135,7 @@ export async function composeCore(
     onSlowWrite: (ms) =>
       log.warn(
         { ms: Math.round(ms * 10) / 10 },
-        'a slow audit write on the event loop: the next minute of writes go to the thread pool',
+        'audit writes are slow: the next minute of them go to the thread pool, off the event loop',
       ),
     segments: {
       maxBytes: config.SANDGATE_AUDIT_SEGMENT_BYTES,

@@ -124,10 +124,10 @@ export const ConfigSchema = z.object({
   /** A sealed segment sealed longer ago than this moves to the archive regardless (0 = no age limit). */
   SANDGATE_AUDIT_LIVE_AGE_S: z.coerce.number().int().min(0).default(0),
   /**
-   * Audit batches are written on the event loop while a write takes at most this many ms (no
-   * thread-pool round trip); a slower one sends the next minute's writes off it (0 = always off).
+   * Audit batches are written on the event loop (no thread-pool round trip) while writes take
+   * this many ms on average; past it the next minute's go to the thread pool (0 = always there).
    */
-  SANDGATE_AUDIT_ON_LOOP_WRITE_MS: z.coerce.number().min(0).max(1000).default(5),
+  SANDGATE_AUDIT_ON_LOOP_WRITE_MS: z.coerce.number().min(0).max(1000).default(2),
   /** A Redis command that has not answered by then fails (a hung Redis must not hang requests). */
   SANDGATE_REDIS_TIMEOUT_MS: positiveInt.default(5000),
   /** A finished run's result is held and retried this long while Redis is away. */

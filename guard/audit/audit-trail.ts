@@ -31,9 +31,9 @@ export interface AuditTrailOptions {
   redis: RedisClient;
   prefix: string;
   ttlSeconds: number;
-  /** A batch is written on the event loop while writes take at most this many ms (see batch-write.ts). */
+  /** Batches are written on the event loop while writes take at most this many ms on average (see batch-write.ts). */
   onLoopWriteMaxMs?: number;
-  /** A write on the event loop took longer than that: the next minute's go to the thread pool. */
+  /** Writes left the event loop (for a minute) after one that took `ms`. */
   onSlowWrite?(ms: number): void;
   /** Failures that must not stop the service (index copy, witness), for the log. */
   onError(source: 'audit-index' | 'audit-witness' | 'audit-archive', error: Error): void;

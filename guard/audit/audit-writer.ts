@@ -89,12 +89,12 @@ export interface AuditWriterOptions {
   /** At start, other writers' sealed segments move to the archive once their newest segment is this old (default 1 h). */
   sweepSilentAfterMs?: number;
   /**
-   * A batch is written on the event loop while writes take at most this many ms (see
-   * batch-write.ts); a slower one sends the next minute's writes to the thread pool. 0: always
-   * there. Default DEFAULT_ON_LOOP_MAX_MS.
+   * Batches are written on the event loop while writes take at most this many ms on average (see
+   * batch-write.ts); past it the next minute's go to the thread pool. 0: always there. Default
+   * DEFAULT_ON_LOOP_MAX_MS.
    */
   onLoopWriteMaxMs?: number;
-  /** A write on the event loop took longer than onLoopWriteMaxMs (for the log). Must not throw. */
+  /** Writes left the event loop after one that took `ms` (for the log). Must not throw. */
   onSlowWrite?(ms: number): void;
 }
 

@@ -4,7 +4,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createBatchWriter } from '../../guard/audit/batch-write.ts';
+import { afterLoopWrite, createBatchWriter, freshLoopWriteState } from '../../guard/audit/batch-write.ts';
 
 const made: string[] = [];
 const tmp = async () => {
@@ -91,6 +91,32 @@ describe('batch write', () => {
     await throwing.write(fh, Buffer.from('kept\n'));
     await fh.close();
     expect(await readFile(file, 'utf8')).toBe('kept\n');
+  });
+
+  describe('when writes leave the loop (limit 1 ms)', () => {
+    /** How many writes of these durations stay on the loop before they leave (Infinity: never). */
+    const writesBeforeLeaving = (took: readonly number[]) => {
+      let state = freshLoopWriteState(1);
+      for (const [i, ms] of took.entries()) {
+        const next = afterLoopWrite(state, ms, 1);
+        if (next.leave) {
+          expect(next.state).toEqual(freshLoopWriteState(1)); // a back-off starts the average afresh
+          return i;
+        }
+        state = next.state;
+      }
+      return Number.POSITIVE_INFINITY;
+    };
+    it('fast writes stay, for good', () => expect(writesBeforeLeaving(Array(5000).fill(0.2))).toBe(Infinity));
+    it('one write a few times over, amid fast ones, does not send them off', () =>
+      expect(
+        writesBeforeLeaving([...Array(5).fill(0.2), 3, ...Array(20).fill(0.2), 2.5, ...Array(100).fill(0.3)]),
+      ).toBe(Infinity));
+    it('writes steadily over the limit leave within a few writes', () =>
+      expect(writesBeforeLeaving([...Array(50).fill(0.2), ...Array(50).fill(1.5)])).toBeLessThan(50 + 6));
+    it('a write ten times over leaves at once', () => expect(writesBeforeLeaving([0.2, 0.2, 10.5])).toBe(2));
+    it('a first write 3.6 times over leaves at once (the average starts at half the limit)', () =>
+      expect(writesBeforeLeaving([3.6])).toBe(0));
   });
 
   it('refuses negative limits', () => {
