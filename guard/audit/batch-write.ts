@@ -4,10 +4,11 @@
 // 0.2–0.8 ms on the development VM, with no round trip to libuv's thread pool and back (two
 // thread wake-ups, ~0.15 ms of a run's latency on a busy 2-core machine). Worth it only while
 // writes are that short: a disk whose writes take milliseconds (a network volume) would hold the
-// event loop for that long on every batch, for a gain that is small beside the write. So the writes move to the thread pool for `offLoopForMs` once their
-// running average passes `onLoopMaxMs`, or at once for a write ten times over it (a disk that
-// turns slow blocks the loop for that one write); one write a little over does not. After the
-// back-off they are tried on the loop again. `onLoopMaxMs` 0: always in the thread pool.
+// event loop for that long on every batch, for a gain that is small beside the write. So the
+// writes move to the thread pool for `offLoopForMs` once their running average passes
+// `onLoopMaxMs`, or at once for a write ten times over it (a disk that turns slow blocks the loop
+// for that one write); one write a little over does not. After the back-off they are tried on the
+// loop again. `onLoopMaxMs` 0: always in the thread pool.
 import { writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 
