@@ -606,8 +606,9 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       };
       // Held through a Redis blip rather than lost (the job would end runner_lost at its worst
       // case). Cancelled while it ran (DELETE, revocation): the record is final; add what it used.
-      // Settling depends on neither the audit record nor the record's move (a cancelled run is
-      // charged what it used too), so it goes to Redis at once.
+      // Settling depends on neither the end's audit record nor the record's move (a cancelled run
+      // is charged what it used too), so it goes to Redis at once, beside them; only a run whose
+      // request was still being written waited above, since an unwritten run leaves no charge.
       let record: Execution | undefined;
       const recorded = audited.then(() =>
         hold(

@@ -1,18 +1,14 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { constants as fs } from 'node:fs';
-import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { afterLoopWrite, createBatchWriter, freshLoopWriteState } from '../../guard/audit/batch-write.ts';
+import { tempDirs } from '../helpers/audit-forge.ts';
 
-const made: string[] = [];
-const tmp = async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'batch-write-'));
-  made.push(dir);
-  return dir;
-};
-afterAll(() => Promise.all(made.map((d) => rm(d, { recursive: true, force: true }))));
+const dirs = tempDirs();
+afterAll(() => dirs.cleanup());
+const tmp = () => dirs.make('batch-write-');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const CHAIN_FLAGS = fs.O_WRONLY | fs.O_APPEND | fs.O_CREAT | fs.O_DSYNC;
 

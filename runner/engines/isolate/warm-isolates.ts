@@ -27,18 +27,19 @@ export interface PreparedIsolate {
  * loads the prelude's compiled code instead of parsing it (~0.07 ms of each isolate's making).
  * V8 checks the cache against the source and its flags; a cache it rejects costs only the parse.
  */
-let preludeCached: ivm.ExternalCopy<ArrayBuffer> | undefined;
+let preludeCached: { cachedData?: ivm.ExternalCopy<ArrayBuffer> } | undefined;
 function preludeCache(): { cachedData?: ivm.ExternalCopy<ArrayBuffer> } {
   if (!preludeCached) {
     const maker = new ivm.Isolate({ memoryLimit: 8 });
     try {
       const made = maker.compileScriptSync(PRELUDE, { produceCachedData: true }) as ivm.Script & ivm.CachedDataResult;
-      preludeCached = made.cachedData;
+      // Kept even when V8 made none: the isolates then parse the prelude, and no maker is made again.
+      preludeCached = made.cachedData ? { cachedData: made.cachedData } : {};
     } finally {
       maker.dispose();
     }
   }
-  return preludeCached ? { cachedData: preludeCached } : {};
+  return preludeCached;
 }
 
 /** What the prelude returns (isolate-prelude.ts). */
