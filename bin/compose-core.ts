@@ -234,6 +234,8 @@ export async function composeCore(
     },
     announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),
     stopTask: async (agentId, taskId, cap) => void (await executions.stopTask(agentId, taskId, cap)),
+    stopRetrying: background.signal,
+    undoHoldMs: config.SANDGATE_RESULT_HOLD_MS,
   });
 
   const tasks = createTaskLifecycle({

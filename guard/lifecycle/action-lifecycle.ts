@@ -34,7 +34,7 @@ import { allowedDestinations } from '../policy/profile-grants.ts';
 import type { ToolSet } from '../tools/tool-registry.ts';
 import type { Hooks } from './hooks.ts';
 import { newId } from './ids.ts';
-import { withUndo } from './undo.ts';
+import { keepTryingWith, landing, withUndo } from './undo.ts';
 import { createWorkBudget, type WorkRef } from './work-budget.ts';
 
 export const argsHash = (args: Record<string, unknown>): string => sha256Hex(canonicalJson(args));
@@ -57,6 +57,10 @@ export interface ActionLifecycleDeps {
   announce(approval: Approval): void;
   /** Stop, not spiral (the executions lifecycle): a spent task stops its queued work. */
   stopTask(agentId: string, taskId: string, cap: string): Promise<void>;
+  /** Aborted at shutdown: an undo step still retrying through an outage stops. */
+  stopRetrying?: AbortSignal;
+  /** How long such a step keeps trying (default 5 minutes). */
+  undoHoldMs?: number;
 }
 
 export interface ActionCaller {
@@ -121,6 +125,11 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     taskId: a.taskId,
   });
   const costOf = (tool: string) => deps.tools.get(tool)?.definition.cost ?? 0;
+  const keepTrying = keepTryingWith({
+    logger: deps.logger,
+    untilMs: deps.undoHoldMs ?? 5 * 60_000,
+    stop: deps.stopRetrying,
+  });
 
   /** Refunds an action that ended without running (denied, expired, cancelled). */
   const refundIfEnded = async (actionId: string) => {
@@ -175,7 +184,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       // 5. reserve.
       const work = ref({ id, agentId: agent.id, taskId });
       await budget.reserve(work, agent, cost);
-      undo.push(() => budget.settle(work, { refund: true }));
+      undo.push(landing(() => budget.settle(work, { refund: true }), keepTrying('giving back a reservation', id)));
 
       const now = new Date().toISOString();
       const meta = {
@@ -227,9 +236,18 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         },
       );
 
-      // 7. record.
-      if (!(await actions.create({ ...meta, auditId }, approval)))
-        throw new SandgateError('agent_revoked', 'this agent has been revoked');
+      // 7. record. Taken back if anything below fails, so a request answered as failed leaves
+      // nothing queued and no approval a human could still grant (a retry would then do it twice).
+      const reason = resultError('dependency_unavailable', 'the action could not be queued');
+      const takeBack = () => (approval ? actions.cancel(id, reason) : actions.finish(id, 'failed', { error: reason }));
+      const created = await actions.create({ ...meta, auditId }, approval).catch((e: unknown) => {
+        // Unanswered is not refused: Redis may have made it before the connection dropped. The
+        // error answers now; the take-back waits for Redis in the background.
+        undo.push(() => void keepTrying('taking back an action whose creation went unanswered', id)(takeBack));
+        throw e;
+      });
+      if (!created) throw new SandgateError('agent_revoked', 'this agent has been revoked');
+      undo.push(landing(takeBack, keepTrying('taking back an action whose admission failed', id)));
       if (approval) {
         await deps.scheduleExpiry({ id: approval.id, actionId: id }, approval.ttlMs);
         const pending = await actions.getApproval(approval.id);
@@ -237,12 +255,6 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         hooks.emit({ type: 'admitted', attempt, auditId, status: 'awaiting_approval' });
         return { id, status: 'awaiting_approval' as const };
       }
-      undo.push(() =>
-        actions.finish(id, 'failed', {
-          error: resultError('dependency_unavailable', 'the action could not be queued'),
-        }),
-      );
-
       // 8. enqueue.
       await deps.enqueue({
         id,

@@ -41,7 +41,7 @@ import type { Hooks } from './hooks.ts';
 import { newId } from './ids.ts';
 import { retryUntilDone } from './retry.ts';
 import { NO_STAGES, type StageClock, timed } from './stages.ts';
-import { withUndo } from './undo.ts';
+import { keepTryingWith, landing, withUndo } from './undo.ts';
 import { createWorkBudget, type WorkRef } from './work-budget.ts';
 
 export interface ExecutionLifecycleDeps {
@@ -237,6 +237,8 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
       logger,
       context: { id },
     });
+  /** How an admission's undo step that failed keeps trying, in the background (see `landing`). */
+  const keepTrying = keepTryingWith({ logger, untilMs: deps.resultHoldMs ?? 5 * 60_000, stop: deps.stopRetrying });
 
   /**
    * The end of a run whose runner is gone, in the log: the runner's own chain has its request and
@@ -337,7 +339,8 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
           timed(stages, 'budget', () => budget.reserve(work, agent, worstCase)),
           caller.verify ?? agent,
         ]);
-        if (reserved.status === 'fulfilled') undo.push(() => budget.settle(work, { refund: true }));
+        if (reserved.status === 'fulfilled')
+          undo.push(landing(() => budget.settle(work, { refund: true }), keepTrying('giving back a reservation', id)));
         if (read.status === 'rejected') throw read.reason;
         if (read.value !== agent) throw new AgentChanged(read.value);
         if (checked.status === 'rejected') throw checked.reason;
@@ -427,17 +430,13 @@ export function createExecutionLifecycle(deps: ExecutionLifecycleDeps): Executio
             : audited.status === 'rejected'
               ? store.discard(meta)
               : rejected();
-        if (created.status === 'fulfilled' && created.value !== 'revoked') undo.push(takeBack);
+        if (created.status === 'fulfilled' && created.value !== 'revoked')
+          undo.push(landing(takeBack, keepTrying('taking back a record whose admission failed', id)));
         else if (created.status === 'rejected') {
           // Unanswered is not refused: Redis may have made the record before the connection
           // dropped. The 503 does not wait for Redis to come back; the record is taken back then,
           // in the background, so a request answered as failed leaves no queued record behind.
-          undo.push(
-            () =>
-              void hold('taking back a record whose creation went unanswered', id, takeBack, deps.stopRetrying).catch(
-                (e: Error) => logger.error({ err: e.message, id }, 'a record whose creation went unanswered was left'),
-              ),
-          );
+          undo.push(() => void keepTrying('taking back a record whose creation went unanswered', id)(takeBack));
         }
         if (audited.status === 'rejected') throw audited.reason;
         if (created.status === 'rejected') throw created.reason;

@@ -2,6 +2,8 @@
 // through, holds back every reply to that connection for a while: the command runs in Redis, but
 // its caller's deadline passes before the answer arrives (an "unanswered" command, as when a
 // connection drops after Redis did the work). Replies keep their order; nothing is lost.
+// Or, with `cutOnce`, a Redis that goes away at a chosen command: that command never reaches it,
+// every connection drops and new ones are refused for a while (an outage mid-admission).
 import { once } from 'node:events';
 import { createConnection, createServer, type Socket } from 'node:net';
 
@@ -11,19 +13,38 @@ export interface ReplyDelayProxy {
   armOnce(marker: string, ms: number): void;
   /** How many times the hold was applied. */
   held(): number;
+  /** The next command carrying `marker` is dropped, every connection with it; none for `ms`. */
+  cutOnce(marker: string, ms: number): void;
+  /** How many times the cut was applied. */
+  cut(): number;
   close(): Promise<void>;
 }
 
 export async function startReplyDelayProxy(target: { host: string; port: number }): Promise<ReplyDelayProxy> {
   let armed: { marker: string; ms: number } | undefined;
   let held = 0;
+  let cutArmed: { marker: string; ms: number } | undefined;
+  let cuts = 0;
+  let refuseUntil = 0;
   const sockets = new Set<Socket>();
   const server = createServer((client) => {
+    if (Date.now() < refuseUntil) {
+      client.destroy();
+      return;
+    }
     const upstream = createConnection(target);
     sockets.add(client).add(upstream);
     let holding: Buffer[] | undefined;
     upstream.on('data', (d: Buffer) => (holding ? holding.push(d) : client.write(d)));
     client.on('data', (d: Buffer) => {
+      const c = cutArmed;
+      if (c && d.includes(c.marker)) {
+        cutArmed = undefined;
+        cuts++;
+        refuseUntil = Date.now() + c.ms;
+        for (const s of sockets) s.destroy();
+        return;
+      }
       const a = armed;
       if (a && d.includes(a.marker)) {
         armed = undefined;
@@ -54,6 +75,10 @@ export async function startReplyDelayProxy(target: { host: string; port: number 
       armed = { marker, ms };
     },
     held: () => held,
+    cutOnce(marker, ms) {
+      cutArmed = { marker, ms };
+    },
+    cut: () => cuts,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

@@ -163,3 +163,140 @@ describe('a record whose creation went unanswered', () => {
     }
   });
 });
+
+// Redis goes away after the record is made and before its job is queued (or its approval's expiry
+// scheduled): the request is answered 503, and what was made is taken back once Redis is back,
+// though the first take-back, tried at once, found Redis gone too.
+describe('Redis gone between a record and its job', () => {
+  let server: Awaited<ReturnType<typeof startRedis>>;
+  let proxy: Awaited<ReturnType<typeof startReplyDelayProxy>>;
+  let api: TestSandgate;
+  let direct: Redis;
+  beforeAll(async () => {
+    server = await startRedis();
+    proxy = await startReplyDelayProxy({ host: '127.0.0.1', port: Number(new URL(server.url).port) });
+    api = await startSandgate(
+      {
+        REDIS_URL: proxy.url,
+        SANDGATE_REDIS_TIMEOUT_MS: '300',
+        SANDGATE_TOOLS_DIR: 'tools',
+        // Configured, never reached: the call waits for a human, who is never asked here.
+        SANDGATE_MAIL_GATEWAY_URL: 'http://127.0.0.1:9/send',
+        SANDGATE_MAIL_GATEWAY_TOKEN: 'gateway-token-never-used-0123456789',
+      },
+      'api',
+    );
+    direct = new Redis(server.url);
+  });
+  afterAll(async () => {
+    direct?.disconnect();
+    await Promise.race([api?.close(), new Promise((r) => setTimeout(r, 5000))]);
+    await proxy?.close();
+    await server?.stop();
+  });
+  const keys = () => redisKeys(api.config.SANDGATE_PREFIX);
+  const statusesOf = async (set: string, record: (id: string) => string) =>
+    Promise.all((await direct.smembers(set)).map((id) => direct.hget(record(id), 'status')));
+  const until = <T>(f: () => Promise<T>, want: (v: T) => boolean) =>
+    eventually(async () => ((await want(await f())) ? true : undefined), 15_000).catch(() => {});
+
+  it('a run: its record ends rejected and its reservation is given back', async () => {
+    const { id: agentId, auth } = await api.agent();
+    const task = (
+      await api.app!.inject({ method: 'POST', url: '/v1/tasks', headers: auth, payload: { goal: 'cut' } })
+    ).json().id as string;
+    const run = (code: string) =>
+      api.app!.inject({
+        method: 'POST',
+        url: '/v1/executions',
+        headers: auth,
+        payload: { profile: 'js', code, taskId: task },
+      });
+    expect((await run('0')).statusCode).toBe(202);
+    // The job's JSON carries the code as it came; the record and the audit record do not.
+    const cutsBefore = proxy.cut();
+    proxy.cutOnce('"code":"cut-7f3a"', 800);
+    const res = await run('cut-7f3a');
+    expect(proxy.cut()).toBe(cutsBefore + 1);
+    expect(res.statusCode).toBe(503);
+    const statuses = () => statusesOf(keys().agent.executions(agentId), keys().execution.record);
+    await until(statuses, (s) => s.includes('rejected'));
+    expect((await statuses()).sort()).toEqual(['queued', 'rejected']);
+    // The 503'd run is no run of the task's: only the 202 counts.
+    const runs = () => direct.hget(keys().task.record(task), 'runs').then(Number);
+    await until(runs, (n) => n === 1);
+    expect(await runs()).toBe(1);
+    const again = await eventually(async () => {
+      const r = await run('2');
+      return r.statusCode === 202 ? r : undefined;
+    }, 10_000);
+    expect(again.statusCode).toBe(202);
+  });
+
+  it('an irreversible tool call whose creation went unanswered: taken back, not left for a human', async () => {
+    const { id: agentId, auth } = await api.agent({ tools: ['send_email'] });
+    const ask = () =>
+      api.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: { tool: 'send_email', args: { to: 'ops@example.com', subject: 'Deploy', body: 'Go.' } },
+      });
+    // Redis has the script by now (a fresh one would answer the first EVALSHA with NOSCRIPT).
+    expect((await ask()).statusCode).toBe(202);
+    const heldBefore = proxy.held();
+    proxy.armOnce(createHash('sha1').update(luaSource('action-create-awaiting-4')).digest('hex'), 1500);
+    const res = await ask();
+    expect(proxy.held()).toBe(heldBefore + 1);
+    expect(res.statusCode).toBe(503);
+    const statuses = () => statusesOf(keys().agent.actions(agentId), keys().action.record);
+    await until(statuses, (s) => s.includes('cancelled'));
+    expect((await statuses()).sort()).toEqual(['awaiting_approval', 'cancelled']);
+    // The service works on: the next call is admitted.
+    const again = await eventually(async () => {
+      const r = await ask();
+      return r.statusCode === 202 ? r : undefined;
+    }, 10_000);
+    expect(again.statusCode).toBe(202);
+  });
+
+  it('an irreversible tool call: no approval is left for a human to grant', async () => {
+    const { id: agentId, auth } = await api.agent({ tools: ['send_email'] });
+    const ask = (to: string) =>
+      api.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: { tool: 'send_email', args: { to, subject: 'Invoice', body: 'Pay now.' } },
+      });
+    // Only the approval's expiry job names its approval so (the action's record and audit do not).
+    const cutsBefore = proxy.cut();
+    proxy.cutOnce('{"approvalId":"apr_', 800);
+    const res = await ask('cfo@example.com');
+    expect(proxy.cut(), res.body).toBe(cutsBefore + 1);
+    expect(res.statusCode).toBe(503);
+    const ids = () => direct.smembers(keys().agent.actions(agentId));
+    const statuses = () => statusesOf(keys().agent.actions(agentId), keys().action.record);
+    await until(statuses, (s) => s.length === 1 && s[0] === 'cancelled');
+    expect(await statuses()).toEqual(['cancelled']);
+    const [actionId] = await ids();
+    const approvalId = await direct.hget(keys().action.record(actionId!), 'approvalId');
+    expect(await direct.hget(keys().action.approval(approvalId!), 'status')).toBe('cancelled');
+    expect(await direct.zscore(keys().action.pendingApprovals, approvalId!)).toBeNull();
+    // A human deciding it now is refused: the agent was told it failed.
+    const human = await api.app!.inject({
+      method: 'POST',
+      url: '/v1/principals',
+      headers: api.admin,
+      payload: { name: 'alice', role: 'approver' },
+    });
+    expect(human.statusCode).toBe(201);
+    const decided = await api.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: { authorization: `Bearer ${human.json().token}` },
+      payload: { decision: 'approve' },
+    });
+    expect(decided.statusCode).toBe(409);
+  });
+});
