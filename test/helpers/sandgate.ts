@@ -27,6 +27,8 @@ export interface TestSandgate extends Sandgate {
     token?: Record<string, unknown>,
   ): Promise<{ id: string; token: string; auth: Record<string, string> }>;
   mint(agentId: string, body?: Record<string, unknown>): Promise<string>;
+  /** Creates a human principal (operator, approver, auditor) and returns its bearer header. */
+  principal(role: 'operator' | 'approver' | 'auditor', name: string): Promise<Record<string, string>>;
   stop(): Promise<void>;
 }
 
@@ -102,6 +104,16 @@ export async function startSandgate(
       const id = res.json().id as string;
       const t = await mint(id, token);
       return { id, token: t, auth: { authorization: `Bearer ${t}` } };
+    },
+    async principal(role, name) {
+      const res = await sg.app!.inject({
+        method: 'POST',
+        url: '/v1/principals',
+        headers: admin,
+        payload: { name, role },
+      });
+      if (res.statusCode !== 201) throw new Error(`create principal failed: ${res.statusCode} ${res.body}`);
+      return { authorization: `Bearer ${res.json().token as string}` };
     },
     async stop() {
       await sg.close();

@@ -13,12 +13,6 @@ let sg: TestSandgate;
 let approver: Record<string, string>;
 let secondApprover: Record<string, string>;
 
-async function principal(s: TestSandgate, role: 'approver' | 'auditor', name: string) {
-  const res = await s.app!.inject({ method: 'POST', url: '/v1/principals', headers: s.admin, payload: { name, role } });
-  expect(res.statusCode).toBe(201);
-  return { authorization: `Bearer ${res.json().token}` };
-}
-
 beforeAll(async () => {
   gateway = await startFakeEndpoint();
   webhook = await startFakeEndpoint();
@@ -31,8 +25,8 @@ beforeAll(async () => {
     SANDGATE_MAIL_GATEWAY_TOKEN: GATEWAY_TOKEN,
     SANDGATE_APPROVAL_WEBHOOK: `${webhook.url}/hook`,
   });
-  approver = await principal(sg, 'approver', 'alice');
-  secondApprover = await principal(sg, 'approver', 'bob');
+  approver = await sg.principal('approver', 'alice');
+  secondApprover = await sg.principal('approver', 'bob');
 });
 afterAll(async () => {
   await sg?.stop();
@@ -316,7 +310,7 @@ describe('expiry', () => {
 
   it('an undecided approval expires, its action ends expired, and approving it later is refused', async () => {
     const { auth } = await short.agent({ tools: ['send_email'] });
-    const alice = await principal(short, 'approver', 'alice');
+    const alice = await short.principal('approver', 'alice');
     const { id } = (
       await short.app!.inject({
         method: 'POST',

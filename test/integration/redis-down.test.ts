@@ -284,17 +284,10 @@ describe('Redis gone between a record and its job', () => {
     expect(await direct.hget(keys().action.approval(approvalId!), 'status')).toBe('cancelled');
     expect(await direct.zscore(keys().action.pendingApprovals, approvalId!)).toBeNull();
     // A human deciding it now is refused: the agent was told it failed.
-    const human = await api.app!.inject({
-      method: 'POST',
-      url: '/v1/principals',
-      headers: api.admin,
-      payload: { name: 'alice', role: 'approver' },
-    });
-    expect(human.statusCode).toBe(201);
     const decided = await api.app!.inject({
       method: 'POST',
       url: `/v1/approvals/${approvalId}`,
-      headers: { authorization: `Bearer ${human.json().token}` },
+      headers: await api.principal('approver', 'alice'),
       payload: { decision: 'approve' },
     });
     expect(decided.statusCode).toBe(409);

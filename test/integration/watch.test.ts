@@ -28,17 +28,6 @@ const WATCH = {
   novelty: { minHistory: 1000 },
 };
 
-async function principal(role: 'operator' | 'auditor' | 'approver', name: string) {
-  const res = await sg.app!.inject({
-    method: 'POST',
-    url: '/v1/principals',
-    headers: sg.admin,
-    payload: { name, role },
-  });
-  expect(res.statusCode).toBe(201);
-  return { authorization: `Bearer ${res.json().token}` };
-}
-
 beforeAll(async () => {
   [webhook, pagerduty, slack, page] = await Promise.all([
     startFakeEndpoint(),
@@ -57,8 +46,8 @@ beforeAll(async () => {
     SANDGATE_MAIL_GATEWAY_TOKEN: 'gateway-token',
   });
   second = await composeSandgate({ config: sg.config, mode: 'api', logger: pino({ level: 'silent' }) });
-  operator = await principal('operator', 'olga');
-  auditor = await principal('auditor', 'ada');
+  operator = await sg.principal('operator', 'olga');
+  auditor = await sg.principal('auditor', 'ada');
 });
 afterAll(async () => {
   await second?.close();
