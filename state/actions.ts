@@ -33,7 +33,7 @@ export type ApprovalData = Pick<
 >;
 
 export type Decided =
-  | { ok: true }
+  | { ok: true; actionId: string }
   | { ok: false; why: 'missing' | 'expired' | 'self' | 'decided' | 'action'; detail: string };
 
 export interface ActionStore {
@@ -230,7 +230,7 @@ export function createActionStore(
       if (verdict === 'ok' || verdict === 'expired') await unlist(approvalId);
       if (verdict === 'ok') await moved(actionId, decision === 'approve' ? 'queued' : 'denied');
       return verdict === 'ok'
-        ? { ok: true }
+        ? { ok: true, actionId }
         : { ok: false, why: verdict as Exclude<Decided, { ok: true }>['why'], detail };
     },
 

@@ -131,6 +131,16 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     stop: deps.stopRetrying,
   });
 
+  /** Gives back an action's reservation (read from its record); retried through an outage. */
+  const refund = (actionId: string) =>
+    landing(
+      async () => {
+        const action = await actions.get(actionId);
+        if (action) await budget.settle(ref(action), { refund: true });
+      },
+      keepTrying('giving back a reservation', actionId),
+    )();
+
   /** Refunds an action that ended without running (denied, expired, cancelled). */
   const refundIfEnded = async (actionId: string) => {
     const action = await actions.get(actionId);
@@ -317,8 +327,29 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
           );
         throw new SandgateError('invalid_state', `the action of approval ${approvalId} is ${decided.detail}`);
       }
-      const approval = (await actions.getApproval(approvalId))!;
-      const action = (await actions.get(approval.actionId))!;
+      // The decision is made. Whatever fails from here, an approved action must not stay queued
+      // with no job (the human, answered 503, finds it decided and cannot decide again): it ends
+      // failed and its reservation is given back, retried through an outage until they land.
+      // Refunded only once it is failed here (a runner that took its job first runs and settles it).
+      const actionId = decided.actionId;
+      const undo = (error: ResultError) =>
+        decision === 'deny'
+          ? refund(actionId)
+          : landing(
+              async () => {
+                if (await actions.finish(actionId, 'failed', { error })) await refund(actionId);
+              },
+              keepTrying('ending an approved action that could not be queued', actionId),
+            )();
+      const approval = await actions.getApproval(approvalId).catch(async (e: unknown) => {
+        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+        throw e;
+      });
+      const action = approval && (await actions.get(approval.actionId).catch(() => undefined));
+      if (!approval || !action) {
+        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+        throw new SandgateError('dependency_unavailable', 'the decision was made but its action could not be read');
+      }
       const ctx = { agentId: action.agentId, principalId: by.id, taskId: action.taskId, subject: action.id };
       try {
         const auditId = await audit.record('approval.decided', ctx, {
@@ -332,11 +363,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         await actions.addAuditId(action.id, auditId);
       } catch (e) {
         // Audit before effect: an approval that cannot be recorded sends nothing.
-        if (decision === 'approve')
-          await actions.finish(action.id, 'failed', {
-            error: resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent'),
-          });
-        await budget.settle(ref(action), { refund: true });
+        await undo(resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent'));
         throw e;
       }
       hooks.emit({
@@ -349,7 +376,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
         by: by.id,
       });
       if (decision === 'deny') {
-        await budget.settle(ref(action), { refund: true });
+        await refund(action.id);
         return approval;
       }
       const job: ActionJob = {
@@ -365,10 +392,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       try {
         await deps.enqueue(job);
       } catch (e) {
-        await actions.finish(action.id, 'failed', {
-          error: resultError('dependency_unavailable', 'approved, but the action could not be queued'),
-        });
-        await budget.settle(ref(action), { refund: true });
+        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
         throw e;
       }
       return approval;

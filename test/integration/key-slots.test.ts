@@ -169,7 +169,10 @@ describe('one slot per script and transaction', () => {
     const approved = call(60_000);
     expect(await approved.create()).toBe(true);
     expect((await actions.pendingApprovals(100)).map((a) => a.id)).toContain(approved.approvalId);
-    expect(await actions.decide(approved.approvalId, 'approve', 'pr_human', 'ok')).toEqual({ ok: true });
+    expect(await actions.decide(approved.approvalId, 'approve', 'pr_human', 'ok')).toEqual({
+      ok: true,
+      actionId: approved.id,
+    });
     expect(await actions.consumeApproval(approved.approvalId, approved.id, 'hash')).toBe(true);
     expect(await actions.markRunning(approved.id, { agentId: agent.id, taskId: task.id })).toBeTruthy();
     expect(await actions.finish(approved.id, 'succeeded', { result: {} })).toBe(true);

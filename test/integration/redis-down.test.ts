@@ -292,4 +292,38 @@ describe('Redis gone between a record and its job', () => {
     });
     expect(decided.statusCode).toBe(409);
   });
+  it('an approval whose job cannot be queued: the action ends failed, not queued with no job', async () => {
+    const { auth } = await api.agent({ tools: ['send_email'] });
+    const res = await api.app!.inject({
+      method: 'POST',
+      url: '/v1/actions',
+      headers: auth,
+      payload: { tool: 'send_email', args: { to: 'pay@example.com', subject: 'Pay', body: 'Wire it.' } },
+    });
+    expect(res.statusCode).toBe(202);
+    const actionId = res.json().id as string;
+    const approvalId = await direct.hget(keys().action.record(actionId), 'approvalId');
+    const cutsBefore = proxy.cut();
+    // The approved action's job names its approval after other keys (its expiry job, first).
+    proxy.cutOnce(',"approvalId":"apr_', 800);
+    const decided = await api.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: await api.principal('approver', 'bea'),
+      payload: { decision: 'approve' },
+    });
+    expect(proxy.cut(), decided.body).toBe(cutsBefore + 1);
+    expect(decided.statusCode).toBe(503);
+    const status = () => direct.hget(keys().action.record(actionId), 'status');
+    await until(status, (s) => s === 'failed');
+    expect(await status()).toBe('failed');
+    const outcome = JSON.parse((await direct.hget(keys().action.record(actionId), 'outcome'))!);
+    expect(outcome.error.code).toBe('dependency_unavailable');
+    // Its reservation is given back: it never ran.
+    await until(
+      () => direct.exists(keys().reservation(actionId)),
+      (n) => n === 0,
+    );
+    expect(await direct.exists(keys().reservation(actionId))).toBe(0);
+  });
 });
