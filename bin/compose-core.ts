@@ -229,7 +229,8 @@ export async function composeCore(
       await actionsQueue.add(
         EXPIRE_JOB,
         { approvalId: approval.id, actionId: approval.actionId },
-        { jobId: `expire-${approval.id}`, delay: delayMs },
+        // Retried through a Redis blip at its time (its refund and its audit record must land).
+        { jobId: `expire-${approval.id}`, delay: delayMs, attempts: 8, backoff: { type: 'exponential', delay: 1000 } },
       );
     },
     announce: createApprovalAnnouncer(config.SANDGATE_APPROVAL_WEBHOOK, log, config.SANDGATE_WEBHOOK_TIMEOUT_MS),

@@ -399,10 +399,13 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async expire(approvalId, actionId) {
-      const expired = await actions.expireIfDue(approvalId);
+      await actions.expireIfDue(approvalId);
       await refundIfEnded(actionId);
-      const action = expired ? await actions.get(actionId) : undefined;
-      if (!action) return;
+      // Expired now, or already: a read of the pending approvals ends those past their time too,
+      // without this record or the refund. The log says so either way (a retry after a failure
+      // below may say it twice; never not at all).
+      const action = await actions.get(actionId);
+      if (action?.status !== 'expired') return;
       const ctx = { agentId: action.agentId, taskId: action.taskId, subject: actionId };
       const auditId = await audit.record('approval.expired', ctx, {
         approvalId,
@@ -424,7 +427,8 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     async cancel(id, reason) {
       const action = await actions.get(id);
       if (!action || !(await actions.cancel(id, reason))) return false;
-      await budget.settle(ref(action), { refund: true });
+      // Cancelled is final: a second DELETE finds nothing to do, so the refund must land now or later.
+      await landing(() => budget.settle(ref(action), { refund: true }), keepTrying('giving back a reservation', id))();
       return true;
     },
 

@@ -1,9 +1,11 @@
 // Tool actions end to end, against a fake mail gateway on loopback: an irreversible call waits for
 // a human, reaches the gateway exactly once after approval, never after a deny or an expiry,
 // never twice when approvers race, and an approval cannot be replayed for other arguments.
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisKeys } from '../../state/keys.ts';
 import { type FakeEndpoint, startFakeEndpoint } from '../helpers/fake-endpoint.ts';
-import { eventually, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
+import { eventually, REDIS_URL, startSandgate, type TestSandgate } from '../helpers/sandgate.ts';
 
 const GATEWAY_TOKEN = 'gw-secret-7f3a9c1e5b';
 let gateway: FakeEndpoint;
@@ -338,5 +340,58 @@ describe('expiry', () => {
       error: { code: 'approval_expired' },
     });
     expect(sentTo('late@example.com')).toHaveLength(0);
+  });
+});
+
+describe('expiry, ended by a read before its job', () => {
+  it('still gets its approval.expired record and its refund once a runner takes the expiry job', async () => {
+    const env = {
+      SANDGATE_TOOLS_DIR: 'tools',
+      SANDGATE_MAIL_GATEWAY_URL: `${gateway.url}/send`,
+      SANDGATE_MAIL_GATEWAY_TOKEN: GATEWAY_TOKEN,
+      SANDGATE_APPROVAL_TTL_S: '1',
+    };
+    // An API process alone: nobody takes the expiry job until the runner below starts.
+    const api = await startSandgate(env, 'api');
+    const direct = new Redis(REDIS_URL);
+    let runner: TestSandgate | undefined;
+    try {
+      const { id: agentId, auth } = await api.agent({ tools: ['send_email'] });
+      const asked = await api.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: { tool: 'send_email', args: email('read-first@example.com') },
+      });
+      expect(asked.json().status).toBe('awaiting_approval');
+      const { id } = asked.json();
+      await new Promise((r) => setTimeout(r, 1200));
+      // Listing the pending approvals ends the ones past their time.
+      const pending = await api.app!.inject({ url: '/v1/approvals', headers: api.admin });
+      expect(pending.statusCode).toBe(200);
+      expect(pending.json().approvals.map((a: { actionId: string }) => a.actionId)).not.toContain(id);
+      expect((await api.app!.inject({ url: `/v1/actions/${id}`, headers: auth })).json().status).toBe('expired');
+      const reserved = () => direct.exists(redisKeys(api.config.SANDGATE_PREFIX).reservation(id));
+      expect(await reserved()).toBe(1);
+
+      runner = await startSandgate({ ...env, SANDGATE_PREFIX: api.config.SANDGATE_PREFIX }, 'runner');
+      const expiredRecords = async () =>
+        (
+          await api.app!.inject({ url: `/v1/audit?kind=approval.expired&agentId=${agentId}`, headers: api.admin })
+        ).json().records as Array<{ subject: string }>;
+      const records = await eventually(async () => {
+        const r = await expiredRecords();
+        return r.length ? r : undefined;
+      }, 10_000).catch(() => []);
+      expect(records.map((r) => r.subject)).toEqual([id]);
+      // Its reservation, still held after the read, is given back by the expiry job.
+      await eventually(async () => ((await reserved()) === 0 ? true : undefined), 10_000).catch(() => {});
+      expect(await reserved()).toBe(0);
+      expect(sentTo('read-first@example.com')).toHaveLength(0);
+    } finally {
+      direct.disconnect();
+      await runner?.stop();
+      await api.stop();
+    }
   });
 });
