@@ -2,6 +2,7 @@
 // take it back, and a failure anywhere later runs them in reverse. Undo steps never throw.
 import type { Logger } from 'pino';
 import { retryUntilDone } from './retry.ts';
+
 export interface Undo {
   push(step: () => Promise<unknown> | unknown): void;
   /** Runs every registered step, last first, and forgets them. */
