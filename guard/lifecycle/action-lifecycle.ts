@@ -148,6 +148,104 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       await budget.settle(ref(action), { refund: true });
   };
 
+  /**
+   * What follows a human's decision, once it is made: its audit record, then the approved action's
+   * job or the denied one's refund. Whatever fails here, an approved action must not stay queued
+   * with no job (the human, answered 503, finds it decided and cannot decide again): it ends failed
+   * and its reservation is given back, retried through an outage until they land.
+   */
+  async function afterDecision(
+    approvalId: string,
+    actionId: string,
+    decision: 'approve' | 'deny',
+    by: { id: string },
+    reason: string | null,
+  ): Promise<Approval> {
+    // Refunded only once it is failed here (a runner that took its job first runs and settles it).
+    const undo = (error: ResultError) =>
+      decision === 'deny'
+        ? refund(actionId)
+        : landing(
+            async () => {
+              if (await actions.finish(actionId, 'failed', { error })) await refund(actionId);
+            },
+            keepTrying('ending an approved action that could not be queued', actionId),
+          )();
+    const approval = await actions.getApproval(approvalId).catch(async (e: unknown) => {
+      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+      throw e;
+    });
+    const action = approval && (await actions.get(approval.actionId).catch(() => undefined));
+    if (!approval || !action) {
+      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+      throw new SandgateError('dependency_unavailable', 'the decision was made but its action could not be read');
+    }
+    const ctx = { agentId: action.agentId, principalId: by.id, taskId: action.taskId, subject: action.id };
+    try {
+      const auditId = await audit.record('approval.decided', ctx, {
+        approvalId,
+        tool: action.tool,
+        argsHash: approval.argsHash,
+        decision,
+        by: by.id,
+        reason,
+      });
+      await actions.addAuditId(action.id, auditId);
+    } catch (e) {
+      // Audit before effect: an approval that cannot be recorded sends nothing.
+      await undo(resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent'));
+      throw e;
+    }
+    hooks.emit({
+      type: 'decided',
+      id: action.id,
+      agentId: action.agentId,
+      taskId: action.taskId,
+      target: action.tool,
+      decision,
+      by: by.id,
+    });
+    if (decision === 'deny') {
+      await refund(action.id);
+      return approval;
+    }
+    const job: ActionJob = {
+      id: action.id,
+      agentId: action.agentId,
+      taskId: action.taskId,
+      tool: action.tool,
+      args: approval.args,
+      argsHash: approval.argsHash,
+      approvalId,
+      destinations: action.destinations,
+    };
+    try {
+      await deps.enqueue(job);
+    } catch (e) {
+      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+      throw e;
+    }
+    return approval;
+  }
+
+  /**
+   * A decision whose answer was lost: if it landed as this principal's, what follows it is done
+   * now (an approved action only while it is still queued: if its job failed it was ended failed).
+   * Throws while Redis is down, so its caller keeps trying.
+   */
+  async function finishLostDecision(
+    approvalId: string,
+    decision: 'approve' | 'deny',
+    by: { id: string },
+    reason: string | null,
+  ): Promise<void> {
+    const approval = await actions.getApproval(approvalId);
+    const landed = decision === 'approve' ? 'approved' : 'denied';
+    if (!approval || approval.status !== landed || approval.decidedBy !== by.id) return; // not this one's
+    if (decision === 'approve' && (await actions.get(approval.actionId))?.status !== 'queued') return;
+    await afterDecision(approvalId, approval.actionId, decision, by, reason);
+  }
+
   async function admit(caller: ActionCaller, request: ActionRequest): Promise<{ id: string; status: ActionStatus }> {
     const { agent, taskId } = caller;
     // 1. taint: the task's state then says nothing about the tool either.
@@ -310,7 +408,16 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     },
 
     async decide(approvalId, decision, by, reason) {
-      const decided = await actions.decide(approvalId, decision, by.id, reason);
+      const decided = await actions.decide(approvalId, decision, by.id, reason).catch((e: unknown) => {
+        // Unanswered is not refused: the decision may have landed with its answer lost. What
+        // follows it is then done once Redis answers, so an approved action is not left queued
+        // with no job, where a second decision (decided once: 409) could never reach it.
+        void keepTrying(
+          'finishing a decision whose answer was lost',
+          approvalId,
+        )(() => finishLostDecision(approvalId, decision, by, reason));
+        throw e;
+      });
       if (!decided.ok) {
         if (decided.why === 'missing') throw new SandgateError('not_found', `no approval ${approvalId}`);
         if (decided.why === 'self')
@@ -327,75 +434,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
           );
         throw new SandgateError('invalid_state', `the action of approval ${approvalId} is ${decided.detail}`);
       }
-      // The decision is made. Whatever fails from here, an approved action must not stay queued
-      // with no job (the human, answered 503, finds it decided and cannot decide again): it ends
-      // failed and its reservation is given back, retried through an outage until they land.
-      // Refunded only once it is failed here (a runner that took its job first runs and settles it).
-      const actionId = decided.actionId;
-      const undo = (error: ResultError) =>
-        decision === 'deny'
-          ? refund(actionId)
-          : landing(
-              async () => {
-                if (await actions.finish(actionId, 'failed', { error })) await refund(actionId);
-              },
-              keepTrying('ending an approved action that could not be queued', actionId),
-            )();
-      const approval = await actions.getApproval(approvalId).catch(async (e: unknown) => {
-        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
-        throw e;
-      });
-      const action = approval && (await actions.get(approval.actionId).catch(() => undefined));
-      if (!approval || !action) {
-        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
-        throw new SandgateError('dependency_unavailable', 'the decision was made but its action could not be read');
-      }
-      const ctx = { agentId: action.agentId, principalId: by.id, taskId: action.taskId, subject: action.id };
-      try {
-        const auditId = await audit.record('approval.decided', ctx, {
-          approvalId,
-          tool: action.tool,
-          argsHash: approval.argsHash,
-          decision,
-          by: by.id,
-          reason,
-        });
-        await actions.addAuditId(action.id, auditId);
-      } catch (e) {
-        // Audit before effect: an approval that cannot be recorded sends nothing.
-        await undo(resultError('audit_unavailable', 'the approval could not be recorded; nothing was sent'));
-        throw e;
-      }
-      hooks.emit({
-        type: 'decided',
-        id: action.id,
-        agentId: action.agentId,
-        taskId: action.taskId,
-        target: action.tool,
-        decision,
-        by: by.id,
-      });
-      if (decision === 'deny') {
-        await refund(action.id);
-        return approval;
-      }
-      const job: ActionJob = {
-        id: action.id,
-        agentId: action.agentId,
-        taskId: action.taskId,
-        tool: action.tool,
-        args: approval.args,
-        argsHash: approval.argsHash,
-        approvalId,
-        destinations: action.destinations,
-      };
-      try {
-        await deps.enqueue(job);
-      } catch (e) {
-        await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
-        throw e;
-      }
-      return approval;
+      return afterDecision(approvalId, decided.actionId, decision, by, reason);
     },
 
     async expire(approvalId, actionId) {

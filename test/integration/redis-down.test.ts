@@ -326,4 +326,65 @@ describe('Redis gone between a record and its job', () => {
     );
     expect(await direct.exists(keys().reservation(actionId))).toBe(0);
   });
+  it('an approval whose answer was lost: its action still gets its audit record and its job', async () => {
+    const { id: agentId, auth } = await api.agent({ tools: ['send_email'] });
+    const ask = async (to: string) => {
+      const res = await api.app!.inject({
+        method: 'POST',
+        url: '/v1/actions',
+        headers: auth,
+        payload: { tool: 'send_email', args: { to, subject: 'Minutes', body: 'Attached.' } },
+      });
+      expect(res.statusCode).toBe(202);
+      const actionId = res.json().id as string;
+      return { actionId, approvalId: await direct.hget(keys().action.record(actionId), 'approvalId') };
+    };
+    const approver = await api.principal('approver', 'cora');
+    // Redis has the decision's script by now (a fresh one would answer the first EVALSHA with NOSCRIPT).
+    const first = await ask('warm@example.com');
+    const denied = await api.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${first.approvalId}`,
+      headers: approver,
+      payload: { decision: 'deny' },
+    });
+    expect(denied.statusCode).toBe(200);
+    const { actionId, approvalId } = await ask('board@example.com');
+    const heldBefore = proxy.held();
+    proxy.armOnce(createHash('sha1').update(luaSource('approval-decide-2')).digest('hex'), 1500);
+    const decided = await api.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: approver,
+      payload: { decision: 'approve' },
+    });
+    expect(proxy.held()).toBe(heldBefore + 1);
+    expect(decided.statusCode).toBe(503);
+    // Redis made the decision (only its answer was late): the action is queued ...
+    expect(await direct.hget(keys().action.record(actionId), 'status')).toBe('queued');
+    // ... and once answers flow, what follows a decision is done: its audit record, then its job.
+    const job = `{${api.config.SANDGATE_PREFIX}:actions}:actions:${actionId}`;
+    await until(
+      () => direct.exists(job),
+      (n) => n === 1,
+    );
+    expect(await direct.exists(job)).toBe(1);
+    const records = await eventually(async () => {
+      const r = await api.app!.inject({
+        url: `/v1/audit?kind=approval.decided&agentId=${agentId}`,
+        headers: api.admin,
+      });
+      const list = r.json().records as Array<{ subject: string }>;
+      return list.length >= 2 ? list : undefined;
+    }, 10_000);
+    expect(records.map((r) => r.subject).sort()).toEqual([first.actionId, actionId].sort());
+    // The human's second try is told it is decided, and changes nothing.
+    const again = await api.app!.inject({
+      method: 'POST',
+      url: `/v1/approvals/${approvalId}`,
+      headers: approver,
+      payload: { decision: 'approve' },
+    });
+    expect(again.statusCode).toBe(409);
+  });
 });
