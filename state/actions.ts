@@ -276,9 +276,11 @@ export function createActionStore(
       });
       // Its approval, if any, is moot: off the pending list, and never usable (the runner only
       // uses an approved one). A decision racing this finds the action cancelled and gets 409.
-      const approvalId = done ? await redis.hget(actKey(id), 'approvalId') : null;
-      if (approvalId) {
-        await redis.hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now());
+      // Also when an earlier call cancelled it and failed before this step: a retry finishes it.
+      const [approvalId, status] = await redis.hmget(actKey(id), 'approvalId', 'status');
+      if (approvalId && status === 'cancelled') {
+        if ((await redis.hget(aprKey(approvalId), 'status')) === 'pending')
+          await redis.hset(aprKey(approvalId), 'status', 'cancelled', 'decidedAt', now());
         await unlist(approvalId);
       }
       if (done) void moved(id, 'cancelled');

@@ -281,8 +281,15 @@ describe('Redis gone between a record and its job', () => {
     expect(await statuses()).toEqual(['cancelled']);
     const [actionId] = await ids();
     const approvalId = await direct.hget(keys().action.record(actionId!), 'approvalId');
-    expect(await direct.hget(keys().action.approval(approvalId!), 'status')).toBe('cancelled');
-    expect(await direct.zscore(keys().action.pendingApprovals, approvalId!)).toBeNull();
+    // The approval follows its action's end by a few round trips.
+    const approvalStatus = () => direct.hget(keys().action.approval(approvalId!), 'status');
+    const listed = () => direct.zscore(keys().action.pendingApprovals, approvalId!);
+    await until(
+      async () => [await approvalStatus(), await listed()],
+      ([s, l]) => s === 'cancelled' && l === null,
+    );
+    expect(await approvalStatus()).toBe('cancelled');
+    expect(await listed()).toBeNull();
     // A human deciding it now is refused: the agent was told it failed.
     const decided = await api.app!.inject({
       method: 'POST',

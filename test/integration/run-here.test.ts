@@ -156,7 +156,11 @@ describe('runs taken by the runner of the same process', { timeout: 60_000 }, ()
     expect(final.status).toBe('failed');
     expect(final.error?.code).toBe('runner_lost');
     expect(final.starts).toBe(1);
-    // Settled at its worst case: the reservation is gone and the day's spend holds it.
+    // Settled at its worst case (one round trip after the record's end): the reservation is gone
+    // and the day's spend holds it.
+    await eventually(async () => ((await redis.exists(keys.reservation(id))) === 0 ? true : undefined), 5000).catch(
+      () => {},
+    );
     expect(await redis.exists(keys.reservation(id))).toBe(0);
     const day = await redis.hgetall(keys.agent.spendDay(agent.id));
     expect(Number(day.spent)).toBeGreaterThan(0);
