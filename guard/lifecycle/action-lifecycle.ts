@@ -131,7 +131,10 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     stop: deps.stopRetrying,
   });
 
-  /** Gives back an action's reservation (read from its record); retried through an outage. */
+  /** An undo step giving back a reservation; retried through an outage until it lands. */
+  const giveBack = (work: WorkRef) =>
+    landing(() => budget.settle(work, { refund: true }), keepTrying('giving back a reservation', work.id));
+  /** Gives back an action's reservation, read from its record (the read retried with it). */
   const refund = (actionId: string) =>
     landing(
       async () => {
@@ -171,13 +174,15 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
             },
             keepTrying('ending an approved action that could not be queued', actionId),
           )();
-    const approval = await actions.getApproval(approvalId).catch(async (e: unknown) => {
-      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
-      throw e;
-    });
-    const action = approval && (await actions.get(approval.actionId).catch(() => undefined));
+    const unqueued = resultError('dependency_unavailable', 'approved, but the action could not be queued');
+    const [approval, action] = await Promise.all([actions.getApproval(approvalId), actions.get(actionId)]).catch(
+      async (e: unknown) => {
+        await undo(unqueued);
+        throw e;
+      },
+    );
     if (!approval || !action) {
-      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+      await undo(unqueued);
       throw new SandgateError('dependency_unavailable', 'the decision was made but its action could not be read');
     }
     const ctx = { agentId: action.agentId, principalId: by.id, taskId: action.taskId, subject: action.id };
@@ -222,7 +227,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
     try {
       await deps.enqueue(job);
     } catch (e) {
-      await undo(resultError('dependency_unavailable', 'approved, but the action could not be queued'));
+      await undo(unqueued);
       throw e;
     }
     return approval;
@@ -292,7 +297,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       // 5. reserve.
       const work = ref({ id, agentId: agent.id, taskId });
       await budget.reserve(work, agent, cost);
-      undo.push(landing(() => budget.settle(work, { refund: true }), keepTrying('giving back a reservation', id)));
+      undo.push(giveBack(work));
 
       const now = new Date().toISOString();
       const meta = {
@@ -467,7 +472,7 @@ export function createActionLifecycle(deps: ActionLifecycleDeps): ActionLifecycl
       const action = await actions.get(id);
       if (!action || !(await actions.cancel(id, reason))) return false;
       // Cancelled is final: a second DELETE finds nothing to do, so the refund must land now or later.
-      await landing(() => budget.settle(ref(action), { refund: true }), keepTrying('giving back a reservation', id))();
+      await giveBack(ref(action))();
       return true;
     },
 
